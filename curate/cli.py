@@ -1,0 +1,125 @@
+"""The `curate` command. User mistakes are one line on stderr and exit 1; bugs exit 3."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="Clean, deduplicate and decontaminate instruction-tuning data.")
+out = Console(highlight=False)
+
+
+def _show_progress(flag: Optional[bool]) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@app.command()
+def run(
+    pipeline: str = typer.Argument(..., help="pipeline YAML"),
+    input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="replaces output.path"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
+    runner: Optional[str] = typer.Option(None, "--runner", help="ray or local (replaces runner.type)"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run, skipping finished work"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the results already in the output directory"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bars"),
+) -> None:
+    """Run a pipeline: kept/, rejected/, quarantine/, stats.json, report.html in the output directory."""
+    from curate.config import load_pipeline
+    from curate.run import execute
+
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite cannot be used together")
+    if runner not in (None, "ray", "local"):
+        raise UserError(f"--runner: must be 'ray' or 'local' (got {runner!r})")
+    overrides = {}
+    if input:
+        overrides["input.path"] = input if len(input) > 1 else input[0]
+    if output:
+        overrides["output.path"] = output
+    pipe = load_pipeline(pipeline, overrides)
+    show = _show_progress(progress if progress is not None else pipe.config.runner.progress)
+    log = (lambda msg: out.print(f"[dim]{msg}[/dim]")) if show else (lambda msg: None)
+    result = execute(pipe, resume=resume, overwrite=overwrite, runner_kind=runner, address=address,
+                     progress=show, log=log)
+    _summary(result.stats, result.run_dir)
+
+
+def _summary(stats: dict, run_dir: Path) -> None:
+    table = Table(title=None, show_edge=False)
+    for col in ("step", "in", "kept", "dropped", "top reason", "seconds"):
+        table.add_column(col, justify="left" if col in ("step", "top reason") else "right")
+    for s in stats["steps"]:
+        top = max(s["dropped"].items(), key=lambda kv: kv[1])[0] if s["dropped"] else ""
+        table.add_row(s["step"], f"{s['rows_in']:,}", f"{s['rows_kept']:,}", f"{s['rows_dropped']:,}", top, f"{s['seconds']:.2f}")
+    out.print(table)
+    out.print(
+        f"rows in {stats['rows_in']:,} = kept {stats['rows_kept']:,} + rejected {stats['rows_rejected']:,}"
+        f" + quarantined {stats['rows_quarantined']:,}"
+        + (f" (- {stats['rows_added']:,} created by splitting)" if stats["rows_added"] else "")
+        + f"   [{stats['elapsed_seconds']:.1f} s, {stats['runner']} runner]"
+    )
+    report = run_dir / "report.html"
+    out.print(f"output: {run_dir}/" + (f"   report: {report}" if report.exists() else ""))
+
+
+@app.command()
+def validate(pipeline: str = typer.Argument(..., help="pipeline YAML")) -> None:
+    """Check the YAML and every step's parameters; do no work."""
+    from curate.config import load_pipeline
+
+    pipe = load_pipeline(pipeline)
+    out.print(f"{pipeline}: OK ({len(pipe.steps)} steps: {', '.join(s.name for s in pipe.steps) or 'none'})")
+
+
+@app.command("list-steps")
+def list_steps() -> None:
+    """Every registered step with its parameters, types, limits and defaults."""
+    from curate.registry import all_steps
+
+    for name, cls in all_steps().items():
+        kind = "global" if hasattr(cls, "summarize") else "map"
+        out.print(f"[bold]{name}[/bold] ({kind}): {cls.summary()}")
+        for field_name, field in cls.Params.model_fields.items():
+            limits = [str(m) for m in field.metadata]
+            ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            default = field.get_default(call_default_factory=True)
+            desc = f"  {field.description}" if field.description else ""
+            out.print(f"    {field_name}: {ann} = {default!r}" + (f"  [{', '.join(limits)}]" if limits else "") + desc,
+                      markup=False)
+
+
+@app.command()
+def report(run_dir: str = typer.Argument(..., help="a finished run's directory")) -> None:
+    """Re-render RUN_DIR/report.html from the run's files alone."""
+    from curate.report import write_report
+
+    path = write_report(Path(run_dir))
+    out.print(f"report: {path}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except UserError as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception:  # a bug in curate, not the user's mistake: show everything, exit 3
+        traceback.print_exc()
+        print("internal error: this is a bug in curate; please report it with the traceback above", file=sys.stderr)
+        sys.exit(3)

@@ -1,0 +1,259 @@
+"""The work of a run, cut into pieces a runner can schedule anywhere: no Ray in here.
+
+The step list is cut at every global step into *segments*. A segment reads each shard (from the
+input, or from the previous segment's output), applies the previous global step's decisions, runs
+its map steps, and, if it ends at a global step, writes that step's summaries. Between segments the
+global step resolves its summaries partition by partition and finalizes them into decisions.
+
+Everything a piece writes goes to a file named by (segment, shard) or (step, partition), written
+atomically, with the shard's stats beside it: a rerun with --resume skips pieces already done, and
+any runner produces the same bytes.
+
+Run directory while running (DIR/_work), moved into place at the end:
+  seg<k>/shard-<s>.parquet       rows after segment k (all rows, rejected ones still marked)
+  seg<k>/shard-<s>.stats.json    what that piece counted
+  step<i>/summary/part-<p>/shard-<s>.parquet, step<i>/partial-<p>.parquet, step<i>/decisions.parquet
+  out/kept, out/rejected, out/quarantine, out/kept_jsonl
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate.readers import SHARD_SHIFT, Shard, read_shard
+from curate.records import FieldNames
+from curate.registry import all_steps
+from curate.schema import DROP_DETAIL, DROP_REASON, DROP_STEP, KEY, alive_mask, public_columns
+from curate.stats import RunStats, StepStats
+from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
+from curate.writers import write_jsonl, write_parquet_atomic
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    apply_global: int | None  # position of the global step whose decisions start this segment
+    map_steps: tuple[int, ...]
+    summarize: int | None  # position of the global step this segment ends at
+    final: bool
+
+    def label(self, names: list[str]) -> str:
+        parts = [f"{names[self.apply_global]}:apply"] if self.apply_global is not None else ["read"]
+        parts += [names[i] for i in self.map_steps]
+        if self.summarize is not None:
+            parts.append(f"{names[self.summarize]}:summarize")
+        return "+".join(parts)
+
+
+def plan_segments(kinds: list[bool]) -> list[Segment]:
+    """kinds[i] is True for a global step. One segment per global step, plus the last."""
+    segments: list[Segment] = []
+    current: list[int] = []
+    apply_global = None
+    for pos, is_global in enumerate(kinds):
+        if is_global:
+            segments.append(Segment(len(segments), apply_global, tuple(current), pos, False))
+            apply_global, current = pos, []
+        else:
+            current.append(pos)
+    segments.append(Segment(len(segments), apply_global, tuple(current), None, True))
+    return segments
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a worker needs, picklable: sent once to every Ray worker."""
+
+    steps: tuple[tuple[str, dict], ...]  # (name, params as JSON-able dict)
+    shards: tuple[Shard, ...]
+    work_dir: str
+    rules_dir: str
+    field_names: dict = field(default_factory=dict)
+    output_format: str = "parquet"
+    fingerprint: str = ""  # of inputs + config + code version: what --resume trusts
+
+    def segment_fingerprint(self, seg: Segment) -> str:
+        """Changes when anything that segment's output depends on changes."""
+        last = seg.summarize if seg.summarize is not None else len(self.steps) - 1
+        h = hashlib.sha256(self.fingerprint.encode())
+        h.update(json.dumps([list(s) for s in self.steps[: last + 1]], sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class Engine:
+    """Built once per worker process from a RunPlan; holds the steps (and their loaded models)."""
+
+    def __init__(self, plan: RunPlan):
+        self.plan = plan
+        registry = all_steps()
+        ctx = StepContext(rules_dir=Path(plan.rules_dir), cache_dir=Path(plan.work_dir) / "cache")
+        self.steps: list[Step] = [
+            registry[name](registry[name].Params.model_validate(params), ctx) for name, params in plan.steps
+        ]
+        self.names = [s.name for s in self.steps]
+        self.segments = plan_segments([isinstance(s, GlobalStep) for s in self.steps])
+        self.work = Path(plan.work_dir)
+        self._ready: set[int] = set()
+        self._decisions: dict[int, pa.Table] = {}
+
+    # ---------------------------------------------------------------- paths
+
+    def seg_dir(self, seg: Segment) -> Path:
+        return self.work / f"seg{seg.index}-{self.plan.segment_fingerprint(seg)}"
+
+    def step_dir(self, pos: int) -> Path:
+        seg = next(s for s in self.segments if s.summarize == pos)
+        return self.work / f"step{pos}-{self.plan.segment_fingerprint(seg)}"
+
+    def out_dir(self) -> Path:
+        return self.work / "out"
+
+    def shard_stats_path(self, seg: Segment, shard: int) -> Path:
+        return self.seg_dir(seg) / f"shard-{shard:06d}.stats.json"
+
+    # ---------------------------------------------------------------- pieces
+
+    def _step(self, pos: int) -> Step:
+        if pos not in self._ready:
+            self.steps[pos].setup()
+            self._ready.add(pos)
+        return self.steps[pos]
+
+    def shard_done(self, seg: Segment, shard: int) -> bool:
+        return self.shard_stats_path(seg, shard).exists()
+
+    def run_shard(self, seg_index: int, shard_index: int) -> dict:
+        """Run one segment on one shard; write its outputs and stats; return the stats."""
+        seg = self.segments[seg_index]
+        shard = self.plan.shards[shard_index]
+        stats = RunStats()
+        if seg.index == 0:
+            start = time.perf_counter()
+            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names))
+            stats.rows_read = rows.num_rows + quarantined.num_rows
+            stats.rows_quarantined = quarantined.num_rows
+            if quarantined.num_rows:
+                write_parquet_atomic(quarantined, self.out_dir() / "quarantine" / f"part-{shard.index:06d}.parquet")
+            stats.read_seconds = time.perf_counter() - start
+        else:
+            prev = self.segments[seg.index - 1]
+            rows = pq.read_table(self.seg_dir(prev) / f"shard-{shard.index:06d}.parquet")
+        if seg.apply_global is not None:
+            step = self._step(seg.apply_global)
+            rows, st = apply_decisions(step, rows, self._shard_decisions(seg.apply_global, shard.index))
+            stats.add_step(f"{seg.apply_global}:{step.name}", st)
+        for pos in seg.map_steps:
+            step = self._step(pos)
+            rows, st = apply_map_step(step, rows)  # type: ignore[arg-type]
+            stats.add_step(f"{pos}:{step.name}", st)
+        start = time.perf_counter()
+        if seg.summarize is not None:
+            self._write_summaries(seg.summarize, shard.index, rows)
+            stats.steps[f"{seg.summarize}:{self.names[seg.summarize]}"] = StepStats(seconds=time.perf_counter() - start)
+            start = time.perf_counter()
+        if seg.final:
+            self._write_final(rows, shard.index, stats)
+        else:
+            write_parquet_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.parquet")
+        stats.write_seconds = time.perf_counter() - start
+        result = stats.to_dict()
+        _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
+        return result
+
+    def _write_summaries(self, pos: int, shard: int, rows: pa.Table) -> None:
+        step = self._step(pos)
+        assert isinstance(step, GlobalStep)
+        mask = alive_mask(rows)
+        live = rows if mask.all() else rows.filter(pa.array(mask))
+        summary = step.summarize(live)
+        base = self.step_dir(pos) / "summary"
+        parts = summary.column("_partition").to_numpy() if summary.num_rows else []
+        for p in range(step.num_partitions()):
+            part = summary.filter(pa.array(parts == p)) if summary.num_rows else summary
+            if part.num_rows:
+                write_parquet_atomic(part, base / f"part-{p:05d}" / f"shard-{shard:06d}.parquet")
+
+    def resolve_partition(self, pos: int, partition: int) -> int:
+        """Resolve one partition of a global step's summaries; return rows written."""
+        step = self._step(pos)
+        assert isinstance(step, GlobalStep)
+        folder = self.step_dir(pos) / "summary" / f"part-{partition:05d}"
+        files = sorted(folder.glob("shard-*.parquet")) if folder.exists() else []
+        tables = [pq.read_table(f) for f in files]
+        summaries = pa.concat_tables(tables) if tables else None
+        result = step.resolve_partition(summaries) if summaries is not None else step.decision_schema().empty_table()
+        write_parquet_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.parquet")
+        return result.num_rows
+
+    def partition_done(self, pos: int, partition: int) -> bool:
+        return (self.step_dir(pos) / f"partial-{partition:05d}.parquet").exists()
+
+    def finalize(self, pos: int) -> int:
+        """Partials -> one decisions file, sorted by key so shards can read their slice."""
+        step = self._step(pos)
+        assert isinstance(step, GlobalStep)
+        partials = [
+            pq.read_table(self.step_dir(pos) / f"partial-{p:05d}.parquet") for p in range(step.num_partitions())
+        ]
+        decisions = step.finalize(partials)
+        decisions = concat_or_empty([decisions], step.decision_schema())
+        decisions = decisions.take(pc.sort_indices(decisions, sort_keys=[(KEY, "ascending")]))
+        write_parquet_atomic(decisions, self.decisions_path(pos))
+        return decisions.num_rows
+
+    def decisions_path(self, pos: int) -> Path:
+        return self.step_dir(pos) / "decisions.parquet"
+
+    def _shard_decisions(self, pos: int, shard: int) -> pa.Table:
+        if pos not in self._decisions:
+            self._decisions[pos] = pq.read_table(self.decisions_path(pos))
+        decisions = self._decisions[pos]
+        keys = decisions.column(KEY)
+        lo, hi = shard << SHARD_SHIFT, (shard + 1) << SHARD_SHIFT
+        return decisions.filter(pc.and_(pc.greater_equal(keys, lo), pc.less(keys, hi)))
+
+    def _write_final(self, rows: pa.Table, shard: int, stats: RunStats) -> None:
+        mask = alive_mask(rows)
+        kept = rows.filter(pa.array(mask)).select(public_columns(rows.schema))
+        rejected_cols = public_columns(rows.schema) + [DROP_STEP, DROP_REASON, DROP_DETAIL]
+        rejected = rows.filter(pa.array(~mask)).select(rejected_cols)
+        out = self.out_dir()
+        name = f"part-{shard:06d}"
+        write_parquet_atomic(kept, out / "kept" / f"{name}.parquet")
+        if rejected.num_rows:
+            write_parquet_atomic(rejected, out / "rejected" / f"{name}.parquet")
+        if self.plan.output_format != "parquet":
+            write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
+        stats.rows_kept = kept.num_rows
+        stats.rows_rejected = rejected.num_rows
+
+
+# One Engine per worker process and plan: Ray reuses worker processes across tasks, so steps load
+# their models once per process, not once per shard.
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(plan: RunPlan) -> Engine:
+    key = plan.work_dir + plan.fingerprint
+    if key not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[key] = Engine(plan)
+    return _ENGINES[key]

@@ -1,0 +1,410 @@
+"""Input files -> shards -> canonical Arrow rows plus quarantined records.
+
+The driver only *plans*: it lists the files and cuts each into shards of about `shard_rows`
+records (JSONL by line, JSON arrays by element, Parquet by row). A worker reads one shard.
+A shard is the unit of work, of resume and of output files, which is what makes the output
+byte-identical whichever runner (and however many workers) ran it.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.errors import UserError
+from curate.records import FORMATS, FieldNames, RecordError, detect_format, to_row
+from curate.schema import KEY, MESSAGE_TYPE, QUARANTINE_RAW_LIMIT, QUARANTINE_SCHEMA, ROW_SCHEMA
+
+INPUT_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".ndjson", ".ndjson.gz")
+# Keys give each row a total order: shard in the high bits, record in shard, then a sub-index for
+# rows a step splits off (split_conversations).
+SHARD_SHIFT = 40
+INDEX_SHIFT = 8
+
+
+def row_key(shard: int, index_in_shard: int) -> int:
+    return (shard << SHARD_SHIFT) | (index_in_shard << INDEX_SHIFT)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    path: str  # as the user gave it (resolved by glob), recorded in source_file
+    container: str  # jsonl | array | stream | parquet | broken
+    format: str  # auto | sharegpt | openai | alpaca
+    first_record: int  # index of the shard's first record in its file
+    count: int  # records in the shard (for "broken": 1)
+    byte_offset: int = 0  # where the shard starts (decompressed bytes)
+    first_line: int = 1
+    error: str | None = None  # for "broken": why the rest of the file cannot be read
+
+
+# --------------------------------------------------------------------------- listing files
+
+
+def _open_binary(path: str):
+    try:
+        if path.endswith(".gz"):
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except IsADirectoryError:
+        raise UserError(f"input is a directory where a file was expected: {path}") from None
+    except PermissionError:
+        raise UserError(f"cannot read input file (permission denied): {path}") from None
+    except FileNotFoundError:
+        raise UserError(f"input file not found: {path}") from None
+
+
+def list_input_files(paths: list[str]) -> list[str]:
+    """Expand files, directories (recursively, known suffixes) and globs; sorted and de-duplicated."""
+    files: list[str] = []
+    for p in paths:
+        if any(ch in p for ch in "*?["):
+            matches = sorted(m for m in glob.glob(p, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise UserError(f"input.path: no files match {p!r}")
+            files += matches
+        elif os.path.isdir(p):
+            found = sorted(
+                os.path.join(root, f)
+                for root, _, names in os.walk(p)
+                for f in names
+                if f.endswith(INPUT_SUFFIXES) and not f.startswith(".")
+            )
+            if not found:
+                raise UserError(f"input.path: directory {p} has no {'/'.join(INPUT_SUFFIXES)} files")
+            files += found
+        elif os.path.exists(p):
+            if not os.access(p, os.R_OK):
+                raise UserError(f"cannot read input file (permission denied): {p}")
+            files.append(p)
+        else:
+            raise UserError(f"input file not found: {p}")
+    seen: set[str] = set()
+    return [f for f in files if not (f in seen or seen.add(f))]
+
+
+# --------------------------------------------------------------------------- JSON arrays, streamed
+
+_DECODER = json.JSONDecoder()
+_WS = " \t\r\n"
+
+
+class _ArrayScanner:
+    """Walk the elements of a JSON array (or a stream of concatenated JSON values) without
+    loading the file: yields (value, byte offset, line) per element. A syntax error ends the scan
+    with `error` set, at `error_offset`/`error_line`, since nothing after it can be trusted."""
+
+    CHUNK = 1 << 22
+
+    def __init__(self, fh, byte_offset: int, line: int, inside: bool, stream: bool):
+        self.fh = fh
+        self.buf = ""
+        self.pos = 0
+        # Byte offset of buf[mark]: advanced as pos moves, so each char is encoded once (O(n)).
+        self.mark = 0
+        self.mark_byte = byte_offset
+        self.line = line  # line number at buf[pos]
+        self.eof = False
+        self.inside = inside or stream  # past the opening '['
+        self.stream = stream
+        self.error: str | None = None
+        self.error_offset = 0
+        self.error_line = 0
+        fh.seek(byte_offset)
+        self._dec = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        data = self._dec.read(self.CHUNK)
+        if not data:
+            self.eof = True
+            return False
+        # Drop what was consumed, keeping the byte offset right.
+        self.mark_byte = self.byte_offset()
+        self.buf = self.buf[self.pos :] + data
+        self.pos = self.mark = 0
+        return True
+
+    def _skip(self, chars: str) -> str | None:
+        """Skip characters in `chars`, counting lines; return the next char (None at EOF)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in chars:
+                if self.buf[self.pos] == "\n":
+                    self.line += 1
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return None
+
+    def byte_offset(self) -> int:
+        self.mark_byte += len(self.buf[self.mark : self.pos].encode("utf-8", "surrogateescape"))
+        self.mark = self.pos
+        return self.mark_byte
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.error_offset = self.byte_offset()
+        self.error_line = self.line
+
+    def __iter__(self) -> Iterator[tuple[object, int, int]]:
+        if not self.inside:
+            if self._skip(_WS + "\ufeff") != "[":
+                self._fail("a JSON array must start with '['")
+                return
+            self.pos += 1
+            self.inside = True
+        expect_value = True
+        while True:
+            ch = self._skip(_WS)
+            if ch is None:
+                if not self.stream:
+                    self._fail("unexpected end of file: the JSON array is not closed with ']'")
+                return
+            if not self.stream and ch == "]":
+                return
+            if not expect_value:
+                if ch != ",":
+                    self._fail(f"expected ',' or ']' between array elements, found {ch!r}")
+                    return
+                self.pos += 1
+                expect_value = True
+                continue
+            start_byte, start_line = self.byte_offset(), self.line
+            while True:
+                try:
+                    value, end = _DECODER.raw_decode(self.buf, self.pos)
+                    break
+                except json.JSONDecodeError as e:
+                    # Maybe the element is only cut by the buffer end: read more and retry.
+                    if self._fill():
+                        continue
+                    self._fail(f"invalid JSON: {e.msg} (line {start_line + self.buf.count(chr(10), self.pos, e.pos)})")
+                    return
+                except RecursionError:
+                    self._fail("JSON nested too deeply")
+                    return
+            self.line += self.buf.count("\n", self.pos, end)
+            self.pos = end
+            yield value, start_byte, start_line
+            expect_value = self.stream
+
+
+def _sniff_json(path: str) -> str:
+    """'array', 'jsonl' or 'stream' for a .json(.gz) file, by its first bytes."""
+    with _open_binary(path) as fh:
+        head = fh.read(1 << 16)
+    text = head.decode("utf-8", "replace").lstrip("\ufeff" + _WS)
+    if text.startswith("["):
+        return "array"
+    first_line = text.split("\n", 1)[0]
+    try:
+        json.loads(first_line)
+        return "jsonl"
+    except (json.JSONDecodeError, RecursionError):
+        return "stream" if text.startswith("{") else "jsonl"
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _plan_lines(path: str, shard_rows: int) -> list[tuple[int, int, int, int]]:
+    """(byte offset, first record, first line, records) per shard of a JSONL file."""
+    out = []
+    offset = start = 0
+    n = first = 0
+    line = 1
+    first_line = 1
+    with _open_binary(path) as fh:
+        for raw in fh:
+            if raw.strip():
+                if n == shard_rows:
+                    out.append((start, first, first_line, n))
+                    start, first, first_line, n = offset, first + n, line, 0
+                n += 1
+            offset += len(raw)
+            line += 1
+    if n or not out:
+        out.append((start, first, first_line, n))
+    return out
+
+
+def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Shard]:
+    """Cut one file into shards."""
+    if path.endswith(".parquet"):
+        try:
+            total = pq.ParquetFile(path).metadata.num_rows
+        except Exception as e:  # noqa: BLE001 - any unreadable Parquet is the user's file problem
+            raise UserError(f"cannot read Parquet file {path}: {e}") from None
+        starts = range(0, max(total, 1), shard_rows)
+        return [
+            Shard(first_shard + i, path, "parquet", fmt, s, min(shard_rows, total - s))
+            for i, s in enumerate(starts)
+        ]
+    container = "jsonl" if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")) else _sniff_json(path)
+    if container == "jsonl":
+        return [
+            Shard(first_shard + i, path, "jsonl", fmt, first, n, off, line)
+            for i, (off, first, line, n) in enumerate(_plan_lines(path, shard_rows))
+        ]
+    shards: list[Shard] = []
+    with _open_binary(path) as fh:
+        scanner = _ArrayScanner(fh, 0, 1, inside=False, stream=container == "stream")
+        n = 0
+        for i, (_, offset, line) in enumerate(scanner):
+            if n == 0:
+                start, first, first_line = offset, i, line
+            n += 1
+            if n == shard_rows:
+                shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+                n = 0
+        if n:
+            shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+        if scanner.error:
+            records_before = sum(s.count for s in shards)
+            shards.append(
+                Shard(first_shard + len(shards), path, "broken", fmt, records_before, 1,
+                      scanner.error_offset, scanner.error_line, scanner.error)
+            )
+    if not shards:
+        shards.append(Shard(first_shard, path, container, fmt, 0, 0))
+    return shards
+
+
+def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
+    shards: list[Shard] = []
+    for path in list_input_files(paths):
+        shards += plan_file(path, fmt, shard_rows, len(shards))
+    return shards
+
+
+# --------------------------------------------------------------------------- reading a shard
+
+
+def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str | None]]:
+    """(record index, line, parsed value or None, raw text, parse error) for each record."""
+    if shard.container == "parquet":
+        pf = pq.ParquetFile(shard.path)
+        table = pf.read().slice(shard.first_record, shard.count) if pf.metadata.num_rows else None
+        for i, rec in enumerate(table.to_pylist() if table is not None else []):
+            yield shard.first_record + i, 0, rec, "", None
+        return
+    with _open_binary(shard.path) as fh:
+        if shard.container == "broken":
+            fh.seek(shard.byte_offset)
+            raw = fh.read(QUARANTINE_RAW_LIMIT * 4).decode("utf-8", "replace")
+            yield shard.first_record, shard.first_line, None, raw, shard.error
+            return
+        if shard.container == "jsonl":
+            fh.seek(shard.byte_offset)
+            index, line = shard.first_record, shard.first_line
+            while index < shard.first_record + shard.count:
+                raw = fh.readline()
+                if not raw:
+                    break
+                if raw.strip():
+                    yield (index, line, *_parse_line(raw, index == 0))
+                    index += 1
+                line += 1
+            return
+        scanner = _ArrayScanner(fh, shard.byte_offset, shard.first_line, inside=True,
+                                stream=shard.container == "stream")
+        for i, (value, _, line) in enumerate(scanner):
+            if i == shard.count:
+                break
+            yield shard.first_record + i, line, value, "", None
+
+
+def _parse_line(raw: bytes, first_in_file: bool) -> tuple[object | None, str, str | None]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, raw.decode("utf-8", "replace"), f"invalid UTF-8 at byte {e.start} of the line"
+    if first_in_file:
+        text = text.lstrip("\ufeff")
+    try:
+        return json.loads(text), text, None
+    except json.JSONDecodeError as e:
+        return None, text, f"invalid JSON: {e.msg} at column {e.colno}"
+    except RecursionError:
+        return None, text, "invalid JSON: nested too deeply"
+
+
+def _has_lone_surrogate(row: dict) -> bool:
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _raw_for_quarantine(value: object | None, raw: str) -> str:
+    if not raw and value is not None:
+        try:
+            raw = json.dumps(value, ensure_ascii=False)[: QUARANTINE_RAW_LIMIT * 2]
+        except (TypeError, ValueError):
+            raw = repr(value)[: QUARANTINE_RAW_LIMIT * 2]
+    raw = raw.encode("utf-8", "replace").decode("utf-8")
+    return raw if len(raw) <= QUARANTINE_RAW_LIMIT else raw[:QUARANTINE_RAW_LIMIT] + "…[truncated]"
+
+
+def read_shard(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
+    """(canonical rows, quarantined records) of one shard."""
+    rows: list[dict] = []
+    bad: list[dict] = []
+    stem = Path(shard.path).name.split(".")[0]
+    file_format = shard.format if shard.format != "auto" else None
+    pos = 0
+    for index, line, value, raw, error in _records(shard):
+        if error is None:
+            fmt = file_format or detect_format(value, names)
+            if fmt is None:
+                error = (
+                    f"cannot tell the format: no 'conversations', 'messages' or "
+                    f"'{names.instruction}'+'{names.output}' key (set input.format; one of {', '.join(FORMATS)})"
+                    if isinstance(value, dict)
+                    else f"record must be a JSON object (got {type(value).__name__ if value is not None else 'null'})"
+                )
+            else:
+                try:
+                    row = to_row(value, fmt, names, f"{stem}:{index}")
+                    if _has_lone_surrogate(row):
+                        raise RecordError("invalid UTF-8 (a lone surrogate or undecodable bytes in a string)")
+                except RecordError as e:
+                    error = str(e)
+                else:
+                    row["source_file"] = shard.path
+                    row["source_index"] = index
+                    row[KEY] = row_key(shard.index, pos)
+                    pos += 1
+                    rows.append(row)
+                    continue
+        bad.append({"source_file": shard.path, "source_index": index, "line": line or None,
+                    "error": error, "raw": _raw_for_quarantine(value, raw)})
+    return rows_to_table(rows), pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA)
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    columns = {
+        "id": pa.array([r["id"] for r in rows], pa.string()),
+        "conversations": pa.array([r["conversations"] for r in rows], pa.list_(MESSAGE_TYPE)),
+        "source_file": pa.array([r["source_file"] for r in rows], pa.string()),
+        "source_index": pa.array([r["source_index"] for r in rows], pa.int64()),
+        "extra": pa.array([r["extra"] for r in rows], pa.string()),
+        KEY: pa.array([r[KEY] for r in rows], pa.int64()),
+    }
+    n = len(rows)
+    for name in ROW_SCHEMA.names[len(columns):]:
+        columns[name] = pa.nulls(n, pa.string())
+    return pa.table(columns, schema=ROW_SCHEMA)

@@ -1,0 +1,53 @@
+"""Step name (the YAML key) -> step class. Unknown names suggest the nearest registered one."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+
+from curate.errors import UserError
+from curate.steps.base import Step
+
+_STEPS: dict[str, type[Step]] = {}
+_loaded = False
+
+
+def register(cls: type[Step]) -> type[Step]:
+    """Class decorator: make a step available under its `name`."""
+    if cls.name in _STEPS and _STEPS[cls.name] is not cls:
+        raise RuntimeError(f"two steps registered as {cls.name!r}")
+    _STEPS[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    """Import every module under curate.steps once, so their @register decorators run."""
+    global _loaded
+    if _loaded:
+        return
+    import curate.steps as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name != "base":
+            importlib.import_module(f"curate.steps.{mod.name}")
+    _loaded = True
+
+
+def all_steps() -> dict[str, type[Step]]:
+    _load_all()
+    return dict(sorted(_STEPS.items()))
+
+
+def nearest(name: str, choices) -> str | None:
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def get_step(name: str) -> type[Step]:
+    steps = all_steps()
+    if name in steps:
+        return steps[name]
+    hint = nearest(name, steps)
+    suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(steps)}"
+    raise UserError(f"unknown step {name!r}; {suggestion}")

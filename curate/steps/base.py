@@ -1,0 +1,235 @@
+"""What a step is, and the one place that applies a step to a batch.
+
+A step scores, then decides, then annotates. It sees only the rows still alive (no earlier step
+rejected them) and returns them with its score columns and, for rows it rejects, a reason code.
+`apply_map_step` owns the bookkeeping (alive/dead rows, drop columns, counts), so steps only
+decide, and every step is a unit test on a three-row table without Ray.
+
+Two kinds:
+  MapStep     a function of one batch (html_to_markdown, language, ...).
+  GlobalStep  needs all rows (dedup, ...): summarize each batch to a small table, resolve those
+              per partition, finalize into decisions keyed by `_curate_key`, which the runner
+              then applies to every batch. The runner, not the step, decides where each phase runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
+
+from curate.schema import DROP_DETAIL, DROP_REASON, DROP_STEP, KEY, alive_mask
+from curate.stats import StepStats
+
+
+class Params(BaseModel):
+    """Base for every step's parameters: unknown keys are errors, limits live in the types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a step finds its data files and may cache things."""
+
+    rules_dir: Path
+    cache_dir: Path | None = None
+
+
+@dataclass
+class StepOutput:
+    """A step's verdict on the live rows it was given.
+
+    table:   the same rows in the same order, possibly rewritten, with score columns added
+    reason:  per row, a reason code to reject it, or None to keep it (None alone: keep all)
+    detail:  per row, optional free text for the report (what matched, which threshold)
+    counters: step-specific counts for stats.json (e.g. redactions per type)
+    """
+
+    table: pa.Table
+    reason: list[str | None] | pa.Array | None = None
+    detail: list[str | None] | pa.Array | None = None
+    counters: Counter = field(default_factory=Counter)
+
+
+class Step:
+    """Common to both kinds. Subclasses set `name`, `Params` and `columns`."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+    # Score/annotation columns the step adds, with their types: declared so every output file has
+    # the same schema even when a batch has no live rows.
+    columns: ClassVar[dict[str, pa.DataType]] = {}
+    # Load a model once per worker (a Ray actor) rather than per task.
+    needs_actor: ClassVar[bool] = False
+
+    def __init__(self, params: Params, ctx: StepContext):
+        self.params = params
+        self.ctx = ctx
+
+    def setup(self) -> None:
+        """Load heavy resources (models, indexes). Called once in each worker, never in the driver."""
+
+    def output_columns(self) -> dict[str, pa.DataType]:
+        """The columns this step adds; override when they depend on params."""
+        return dict(self.columns)
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+class MapStep(Step):
+    # A step that may change the number of rows (splitting) sets this and gives new rows new keys.
+    changes_row_count: ClassVar[bool] = False
+
+    def process(self, table: pa.Table) -> StepOutput:
+        raise NotImplementedError
+
+
+class GlobalStep(Step):
+    """A step that needs every row: summarize -> resolve per partition -> finalize -> apply."""
+
+    def num_partitions(self) -> int:
+        return 8
+
+    def summarize(self, live: pa.Table) -> pa.Table:
+        """A small table per batch; must hold `_curate_key` and an int `_partition` column."""
+        raise NotImplementedError
+
+    def resolve_partition(self, summaries: pa.Table) -> pa.Table:
+        """All summaries of one partition -> partial decisions (or whatever finalize needs)."""
+        raise NotImplementedError
+
+    def finalize(self, partials: list[pa.Table]) -> pa.Table:
+        """Partial results -> decisions: `_curate_key`, reason, detail and the step's columns.
+
+        Only rows the step has something to say about appear; they must be few (the removed rows),
+        never every row."""
+        return concat_or_empty(partials, self.decision_schema())
+
+    def decision_schema(self) -> pa.Schema:
+        fields = [pa.field(KEY, pa.int64()), pa.field(DROP_REASON, pa.string()), pa.field(DROP_DETAIL, pa.string())]
+        fields += [pa.field(n, t) for n, t in self.output_columns().items()]
+        return pa.schema(fields)
+
+
+def concat_or_empty(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+
+
+def _as_string_array(values, n: int) -> pa.Array:
+    if values is None:
+        return pa.nulls(n, pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    if len(arr) != n:
+        raise ValueError(f"step returned {len(arr)} verdicts for {n} rows")
+    return arr.cast(pa.string())
+
+
+def _ensure_columns(table: pa.Table, columns: dict[str, pa.DataType]) -> pa.Table:
+    """Add the step's declared columns as nulls where missing, and cast them to their types."""
+    for name, typ in columns.items():
+        if name in table.column_names:
+            idx = table.schema.get_field_index(name)
+            if table.schema.field(idx).type != typ:
+                table = table.set_column(idx, name, table.column(name).cast(typ))
+        else:
+            table = table.append_column(name, pa.nulls(table.num_rows, typ))
+    return table
+
+
+def _mark_dropped(table: pa.Table, step_name: str, reason: pa.Array, detail: pa.Array) -> pa.Table:
+    dropped = reason.is_valid()
+    step_col = pc.if_else(dropped, pa.scalar(step_name), pa.scalar(None, pa.string()))
+    detail = pc.if_else(dropped, detail, pa.scalar(None, pa.string()))
+    for name, col in ((DROP_STEP, step_col), (DROP_REASON, reason), (DROP_DETAIL, detail)):
+        table = table.set_column(table.schema.get_field_index(name), name, col)
+    return table
+
+
+def merge_live_and_dead(live: pa.Table, dead: pa.Table) -> pa.Table:
+    """Put rows back in key order after the live ones were processed on their own."""
+    if dead.num_rows == 0:
+        return live
+    if live.num_rows == 0:
+        return dead
+    merged = pa.concat_tables([live, dead.select(live.column_names).cast(live.schema)])
+    return merged.take(pc.sort_indices(merged, sort_keys=[(KEY, "ascending")]))
+
+
+def apply_map_step(step: MapStep, table: pa.Table) -> tuple[pa.Table, StepStats]:
+    """Run a map step on the live rows of `table`; return the whole table and the step's counts."""
+    start = time.perf_counter()
+    columns = step.output_columns()
+    table = _ensure_columns(table, columns)
+    mask = alive_mask(table)
+    all_alive = bool(mask.all())
+    live = table if all_alive else table.filter(pa.array(mask))
+    dead = table.slice(0, 0) if all_alive else table.filter(pa.array(~mask))
+    stats = StepStats(rows_in=live.num_rows)
+    if live.num_rows:
+        out = step.process(live)
+        result = _ensure_columns(out.table, columns)
+        if not step.changes_row_count and result.num_rows != live.num_rows:
+            raise RuntimeError(f"step {step.name} returned {result.num_rows} rows for {live.num_rows}")
+        stats.rows_added = max(0, result.num_rows - live.num_rows)
+        reason = _as_string_array(out.reason, result.num_rows)
+        detail = _as_string_array(out.detail, result.num_rows)
+        result = _mark_dropped(result, step.name, reason, detail)
+        stats.dropped = Counter(r for r in reason.to_pylist() if r is not None) if reason.null_count < len(reason) else Counter()
+        stats.counters = Counter(out.counters)
+        live = result
+    stats.rows_kept = live.num_rows - stats.rows_dropped
+    stats.seconds = time.perf_counter() - start
+    return merge_live_and_dead(live, dead), stats
+
+
+def apply_decisions(step: GlobalStep, table: pa.Table, decisions: pa.Table) -> tuple[pa.Table, StepStats]:
+    """Join a global step's decisions onto a batch by `_curate_key`."""
+    start = time.perf_counter()
+    columns = step.output_columns()
+    table = _ensure_columns(table, columns)
+    mask = alive_mask(table)
+    stats = StepStats(rows_in=int(mask.sum()))
+    keys = table.column(KEY).to_numpy()
+    if decisions.num_rows:
+        dkeys = decisions.column(KEY).to_numpy()
+        order = np.argsort(dkeys, kind="stable")
+        sorted_keys = dkeys[order]
+        pos = np.searchsorted(sorted_keys, keys)
+        pos_clipped = np.minimum(pos, len(sorted_keys) - 1)
+        hit = (sorted_keys[pos_clipped] == keys) & mask
+        # For each row: the decision row that applies, or null.
+        take = pa.array(np.where(hit, order[pos_clipped], 0), pa.int64())
+        hit_arr = pa.array(hit)
+        for name in columns:
+            col = pc.if_else(hit_arr, decisions.column(name).take(take), table.column(name))
+            table = table.set_column(table.schema.get_field_index(name), name, col)
+        reason = pc.if_else(hit_arr, decisions.column(DROP_REASON).take(take), pa.scalar(None, pa.string()))
+        detail = pc.if_else(hit_arr, decisions.column(DROP_DETAIL).take(take), pa.scalar(None, pa.string()))
+        reason = reason.combine_chunks() if isinstance(reason, pa.ChunkedArray) else reason
+        detail = detail.combine_chunks() if isinstance(detail, pa.ChunkedArray) else detail
+        # Rows already dead keep their first verdict.
+        live_drop = pc.and_(reason.is_valid(), pa.array(mask))
+        new_step = pc.if_else(live_drop, pa.scalar(step.name), table.column(DROP_STEP))
+        new_reason = pc.if_else(live_drop, reason, table.column(DROP_REASON))
+        new_detail = pc.if_else(live_drop, detail, table.column(DROP_DETAIL))
+        for name, col in ((DROP_STEP, new_step), (DROP_REASON, new_reason), (DROP_DETAIL, new_detail)):
+            table = table.set_column(table.schema.get_field_index(name), name, col)
+        stats.dropped = Counter(r for r in reason.filter(live_drop).to_pylist())
+    stats.rows_kept = stats.rows_in - stats.rows_dropped
+    stats.seconds = time.perf_counter() - start
+    return table, stats

@@ -1,0 +1,80 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.readers import row_key, rows_to_table
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data"
+
+
+def rows_table(conversations: list[list[tuple[str, str]]], ids: list[str] | None = None) -> pa.Table:
+    """Canonical rows from [[(role, text), ...], ...]: what a step sees, without reading files."""
+    rows = []
+    for i, conv in enumerate(conversations):
+        rows.append(
+            {
+                "id": ids[i] if ids else f"r{i}",
+                "conversations": [{"role": r, "text": t, "original_role": r, "extra": None} for r, t in conv],
+                "source_file": "test",
+                "source_index": i,
+                "extra": None,
+                "_curate_key": row_key(0, i),
+            }
+        )
+    return rows_to_table(rows)
+
+
+def texts(table: pa.Table) -> list[list[str]]:
+    return [[m["text"] for m in conv] for conv in table.column("conversations").to_pylist()]
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_dir(path: Path) -> pa.Table | None:
+    files = sorted(Path(path).glob("*.parquet"))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+
+
+def pipeline_yaml(path: Path, input_path, output_path, steps: str = "[]", runner: str = "local", extra: str = "") -> Path:
+    """Write a pipeline YAML; `steps` is YAML text for the steps list."""
+    if isinstance(input_path, (list, tuple)):
+        inp = "[" + ", ".join(json.dumps(str(p)) for p in input_path) + "]"
+    else:
+        inp = json.dumps(str(input_path))
+    path.write_text(
+        f"input:\n  path: {inp}\n{extra}output:\n  path: {json.dumps(str(output_path))}\n"
+        f"runner:\n  type: {runner}\nsteps: {steps}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(yaml_path: Path, runner: str | None = None, **kw) -> dict:
+    """Run a pipeline in-process (the same code `curate run` calls); return stats.json."""
+    from curate.config import load_pipeline
+    from curate.run import execute
+
+    result = execute(load_pipeline(str(yaml_path)), runner_kind=runner, log=lambda m: None, **kw)
+    stats = json.loads((result.run_dir / "stats.json").read_text())
+    assert_identity(stats)
+    return stats
+
+
+def assert_identity(stats: dict) -> None:
+    assert stats["rows_in"] + stats["rows_added"] == (
+        stats["rows_kept"] + stats["rows_rejected"] + stats["rows_quarantined"]
+    ), stats
