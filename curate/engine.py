@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from curate.readers import SHARD_SHIFT, Shard, read_shard
 from curate.records import FieldNames
 from curate.registry import all_steps
-from curate.schema import DROP_DETAIL, DROP_REASON, DROP_STEP, KEY, alive_mask, public_columns
+from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import write_jsonl, write_parquet_atomic
@@ -233,7 +233,7 @@ class Engine:
     def _write_final(self, rows: pa.Table, shard: int, stats: RunStats) -> None:
         mask = alive_mask(rows)
         kept = rows.filter(pa.array(mask)).select(public_columns(rows.schema))
-        rejected_cols = public_columns(rows.schema) + [DROP_STEP, DROP_REASON, DROP_DETAIL]
+        rejected_cols = public_columns(rows.schema) + list(DROP_COLUMNS)
         rejected = rows.filter(pa.array(~mask)).select(rejected_cols)
         out = self.out_dir()
         name = f"part-{shard:06d}"

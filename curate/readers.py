@@ -405,6 +405,7 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
         KEY: pa.array([r[KEY] for r in rows], pa.int64()),
     }
     n = len(rows)
-    for name in ROW_SCHEMA.names[len(columns):]:
-        columns[name] = pa.nulls(n, pa.string())
+    for f in ROW_SCHEMA:
+        if f.name not in columns:
+            columns[f.name] = pa.nulls(n, f.type)
     return pa.table(columns, schema=ROW_SCHEMA)

@@ -12,6 +12,7 @@ Internal columns (prefixed `_curate_`) tell the runner which rows are alive:
   _curate_drop_step    the step that rejected the row (null while the row is kept)
   _curate_drop_reason  a short stable reason code, e.g. "exact_duplicate"
   _curate_drop_detail  free text for the report, e.g. "duplicate of sg-12"
+  _curate_drop_span    the text that triggered the rule (report highlights it), _curate_drop_turn its turn
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ KEY = "_curate_key"
 DROP_STEP = "_curate_drop_step"
 DROP_REASON = "_curate_drop_reason"
 DROP_DETAIL = "_curate_drop_detail"
+DROP_SPAN = "_curate_drop_span"  # the text that triggered the rule, for highlighting in the report
+DROP_TURN = "_curate_drop_turn"  # index of the turn it was found in
+DROP_COLUMNS = (DROP_STEP, DROP_REASON, DROP_DETAIL, DROP_SPAN, DROP_TURN)
 INTERNAL_PREFIX = "_curate_"
 
 ROW_SCHEMA = pa.schema(
@@ -50,6 +54,8 @@ ROW_SCHEMA = pa.schema(
         pa.field(DROP_STEP, pa.string()),
         pa.field(DROP_REASON, pa.string()),
         pa.field(DROP_DETAIL, pa.string()),
+        pa.field(DROP_SPAN, pa.string()),
+        pa.field(DROP_TURN, pa.int32()),
     ]
 )
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
-from curate.schema import DROP_DETAIL, DROP_REASON, DROP_STEP, KEY, alive_mask
+from curate.schema import DROP_DETAIL, DROP_REASON, DROP_SPAN, DROP_STEP, DROP_TURN, KEY, alive_mask
 from curate.stats import StepStats
 
 
@@ -50,12 +50,16 @@ class StepOutput:
     table:   the same rows in the same order, possibly rewritten, with score columns added
     reason:  per row, a reason code to reject it, or None to keep it (None alone: keep all)
     detail:  per row, optional free text for the report (what matched, which threshold)
+    span:    per row, optional: the exact text that triggered the rule (highlighted in the report)
+    turn:    per row, optional: the index of the turn it was found in
     counters: step-specific counts for stats.json (e.g. redactions per type)
     """
 
     table: pa.Table
     reason: list[str | None] | pa.Array | None = None
     detail: list[str | None] | pa.Array | None = None
+    span: list[str | None] | pa.Array | None = None
+    turn: list[int | None] | pa.Array | None = None
     counters: Counter = field(default_factory=Counter)
 
 
@@ -116,27 +120,35 @@ class GlobalStep(Step):
         return concat_or_empty(partials, self.decision_schema())
 
     def decision_schema(self) -> pa.Schema:
-        fields = [pa.field(KEY, pa.int64()), pa.field(DROP_REASON, pa.string()), pa.field(DROP_DETAIL, pa.string())]
+        fields = [pa.field(KEY, pa.int64()), pa.field(DROP_REASON, pa.string()), pa.field(DROP_DETAIL, pa.string()),
+                  pa.field(DROP_SPAN, pa.string()), pa.field(DROP_TURN, pa.int32())]
         fields += [pa.field(n, t) for n, t in self.output_columns().items()]
         return pa.schema(fields)
 
 
 def concat_or_empty(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """Concatenate to `schema`; optional columns a table lacks (span, turn) become nulls."""
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return schema.empty_table()
-    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+    out = []
+    for t in tables:
+        for f in schema:
+            if f.name not in t.column_names:
+                t = t.append_column(f.name, pa.nulls(t.num_rows, f.type))
+        out.append(t.select(schema.names).cast(schema))
+    return pa.concat_tables(out)
 
 
-def _as_string_array(values, n: int) -> pa.Array:
+def _as_array(values, n: int, typ: pa.DataType = pa.string()) -> pa.Array:
     if values is None:
-        return pa.nulls(n, pa.string())
+        return pa.nulls(n, typ)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    arr = values if isinstance(values, pa.Array) else pa.array(values, typ)
     if len(arr) != n:
         raise ValueError(f"step returned {len(arr)} verdicts for {n} rows")
-    return arr.cast(pa.string())
+    return arr.cast(typ)
 
 
 def _ensure_columns(table: pa.Table, columns: dict[str, pa.DataType]) -> pa.Table:
@@ -151,13 +163,22 @@ def _ensure_columns(table: pa.Table, columns: dict[str, pa.DataType]) -> pa.Tabl
     return table
 
 
-def _mark_dropped(table: pa.Table, step_name: str, reason: pa.Array, detail: pa.Array) -> pa.Table:
+def _mark_dropped(table: pa.Table, step_name: str, out: StepOutput) -> tuple[pa.Table, pa.Array]:
+    n = table.num_rows
+    reason = _as_array(out.reason, n)
     dropped = reason.is_valid()
-    step_col = pc.if_else(dropped, pa.scalar(step_name), pa.scalar(None, pa.string()))
-    detail = pc.if_else(dropped, detail, pa.scalar(None, pa.string()))
-    for name, col in ((DROP_STEP, step_col), (DROP_REASON, reason), (DROP_DETAIL, detail)):
+    cols = {
+        DROP_STEP: pc.if_else(dropped, pa.scalar(step_name), pa.scalar(None, pa.string())),
+        DROP_REASON: reason,
+        DROP_DETAIL: _as_array(out.detail, n),
+        DROP_SPAN: _as_array(out.span, n),
+        DROP_TURN: _as_array(out.turn, n, pa.int32()),
+    }
+    for name, col in cols.items():
+        if name != DROP_STEP and name != DROP_REASON:
+            col = pc.if_else(dropped, col, pa.scalar(None, col.type))
         table = table.set_column(table.schema.get_field_index(name), name, col)
-    return table
+    return table, reason
 
 
 def merge_live_and_dead(live: pa.Table, dead: pa.Table) -> pa.Table:
@@ -186,9 +207,7 @@ def apply_map_step(step: MapStep, table: pa.Table) -> tuple[pa.Table, StepStats]
         if not step.changes_row_count and result.num_rows != live.num_rows:
             raise RuntimeError(f"step {step.name} returned {result.num_rows} rows for {live.num_rows}")
         stats.rows_added = max(0, result.num_rows - live.num_rows)
-        reason = _as_string_array(out.reason, result.num_rows)
-        detail = _as_string_array(out.detail, result.num_rows)
-        result = _mark_dropped(result, step.name, reason, detail)
+        result, reason = _mark_dropped(result, step.name, out)
         stats.dropped = Counter(r for r in reason.to_pylist() if r is not None) if reason.null_count < len(reason) else Counter()
         stats.counters = Counter(out.counters)
         live = result
@@ -219,15 +238,13 @@ def apply_decisions(step: GlobalStep, table: pa.Table, decisions: pa.Table) -> t
             col = pc.if_else(hit_arr, decisions.column(name).take(take), table.column(name))
             table = table.set_column(table.schema.get_field_index(name), name, col)
         reason = pc.if_else(hit_arr, decisions.column(DROP_REASON).take(take), pa.scalar(None, pa.string()))
-        detail = pc.if_else(hit_arr, decisions.column(DROP_DETAIL).take(take), pa.scalar(None, pa.string()))
         reason = reason.combine_chunks() if isinstance(reason, pa.ChunkedArray) else reason
-        detail = detail.combine_chunks() if isinstance(detail, pa.ChunkedArray) else detail
         # Rows already dead keep their first verdict.
         live_drop = pc.and_(reason.is_valid(), pa.array(mask))
-        new_step = pc.if_else(live_drop, pa.scalar(step.name), table.column(DROP_STEP))
-        new_reason = pc.if_else(live_drop, reason, table.column(DROP_REASON))
-        new_detail = pc.if_else(live_drop, detail, table.column(DROP_DETAIL))
-        for name, col in ((DROP_STEP, new_step), (DROP_REASON, new_reason), (DROP_DETAIL, new_detail)):
+        table = table.set_column(table.schema.get_field_index(DROP_STEP), DROP_STEP,
+                                 pc.if_else(live_drop, pa.scalar(step.name), table.column(DROP_STEP)))
+        for name in (DROP_REASON, DROP_DETAIL, DROP_SPAN, DROP_TURN):
+            col = pc.if_else(live_drop, decisions.column(name).take(take), table.column(name))
             table = table.set_column(table.schema.get_field_index(name), name, col)
         stats.dropped = Counter(r for r in reason.filter(live_drop).to_pylist())
     stats.rows_kept = stats.rows_in - stats.rows_dropped
