@@ -16,7 +16,7 @@ from curate.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Clean, deduplicate and decontaminate instruction-tuning data.")
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _show_progress(flag: Optional[bool]) -> bool:

@@ -18,6 +18,8 @@ from curate.registry import all_steps, nearest
 # YAML anchors let a small file expand into a huge tree ("billion laughs"); a pipeline never needs
 # more than this many nodes.
 MAX_YAML_NODES = 20_000
+# Plain data only: no !!python/object or other tags that construct something else.
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
 
 class _Strict(BaseModel):
@@ -65,7 +67,7 @@ class PipelineConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     rules: str | None = Field(None, description="rules directory (default: the rules/ shipped with curate)")
-    steps: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[Any] = Field(default_factory=list)  # items checked against the registry below
 
 
 class StepSpec(BaseModel):
@@ -98,6 +100,8 @@ def _node_lines(node: yaml.Node, path: tuple, lines: dict, budget: list[int], lo
     if budget[0] < 0:
         raise UserError(f"line {node.start_mark.line + 1}: the YAML expands to more than {MAX_YAML_NODES} nodes (anchors/aliases?)")
     lines[path] = node.start_mark.line + 1
+    if node.tag not in _PLAIN_TAGS:
+        raise UserError(f"line {node.start_mark.line + 1}: YAML tag {node.tag!r} is not allowed in a pipeline")
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,8 @@ class _ArrayScanner:
                     # Maybe the element is only cut by the buffer end: read more and retry.
                     if self._fill():
                         continue
-                    self._fail(f"invalid JSON: {e.msg} (line {start_line + self.buf.count(chr(10), self.pos, e.pos)})")
+                    line = start_line + self.buf.count("\n", self.pos, e.pos)
+                    self._fail(f"invalid JSON: {e.msg.removesuffix(' at')} at line {line}")
                     return
                 except RecursionError:
                     self._fail("JSON nested too deeply")
@@ -285,7 +287,11 @@ def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Sh
 def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
     shards: list[Shard] = []
     for path in list_input_files(paths):
-        shards += plan_file(path, fmt, shard_rows, len(shards))
+        try:
+            shards += plan_file(path, fmt, shard_rows, len(shards))
+        except (OSError, EOFError, zlib.error) as e:
+            # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
+            raise UserError(f"cannot read {path}: {e}") from None
     return shards
 
 
@@ -331,12 +337,13 @@ def _parse_line(raw: bytes, first_in_file: bool) -> tuple[object | None, str, st
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, raw.decode("utf-8", "replace"), f"invalid UTF-8 at byte {e.start} of the line"
+    text = text.rstrip("\r\n")
     if first_in_file:
         text = text.lstrip("\ufeff")
     try:
         return json.loads(text), text, None
     except json.JSONDecodeError as e:
-        return None, text, f"invalid JSON: {e.msg} at column {e.colno}"
+        return None, text, f"invalid JSON: {e.msg.removesuffix(' at')} at column {e.colno}"
     except RecursionError:
         return None, text, "invalid JSON: nested too deeply"
 
