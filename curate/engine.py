@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,7 @@ class Engine:
             step = self._step(pos)
             rows, st = apply_map_step(step, rows)  # type: ignore[arg-type]
             stats.add_step(f"{pos}:{step.name}", st)
+        _inject_fault("before_write")
         start = time.perf_counter()
         if seg.summarize is not None:
             self._write_summaries(seg.summarize, shard.index, rows)
@@ -176,6 +178,7 @@ class Engine:
         stats.write_seconds = time.perf_counter() - start
         result = stats.to_dict()
         _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
+        _inject_fault("after_shard")
         return result
 
     def _write_summaries(self, pos: int, shard: int, rows: pa.Table) -> None:
@@ -244,6 +247,26 @@ class Engine:
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
+
+
+_shards_done_here = 0
+
+
+def _inject_fault(point: str) -> None:
+    """Fault injection for the crash/resume tests: CURATE_FAULT=after:N kills this process (kill -9)
+    after its N-th finished shard; CURATE_FAULT=once:PATH kills it mid-shard, once (PATH marks it)."""
+    spec = os.environ.get("CURATE_FAULT")
+    if not spec:
+        return
+    kind, _, arg = spec.partition(":")
+    global _shards_done_here
+    if kind == "after" and point == "after_shard":
+        _shards_done_here += 1
+        if _shards_done_here >= int(arg):
+            os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "once" and point == "before_write" and not os.path.exists(arg):
+        Path(arg).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # One Engine per worker process and plan: Ray reuses worker processes across tasks, so steps load
