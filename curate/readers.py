@@ -15,7 +15,7 @@ import json
 import os
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,6 +47,12 @@ class Shard:
     byte_offset: int = 0  # where the shard starts (decompressed bytes)
     first_line: int = 1
     error: str | None = None  # for "broken": why the rest of the file cannot be read
+    # Absolute path workers open: on a cluster their working directory is not the user's.
+    abs_path: str = ""
+
+    @property
+    def open_path(self) -> str:
+        return self.abs_path or self.path
 
 
 # --------------------------------------------------------------------------- listing files
@@ -288,7 +294,8 @@ def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
     shards: list[Shard] = []
     for path in list_input_files(paths):
         try:
-            shards += plan_file(path, fmt, shard_rows, len(shards))
+            absolute = os.path.abspath(path)
+            shards += [replace(s, abs_path=absolute) for s in plan_file(path, fmt, shard_rows, len(shards))]
         except (OSError, EOFError, zlib.error) as e:
             # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
             raise UserError(f"cannot read {path}: {e}") from None
@@ -301,12 +308,12 @@ def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
 def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str | None]]:
     """(record index, line, parsed value or None, raw text, parse error) for each record."""
     if shard.container == "parquet":
-        pf = pq.ParquetFile(shard.path)
+        pf = pq.ParquetFile(shard.open_path)
         table = pf.read().slice(shard.first_record, shard.count) if pf.metadata.num_rows else None
         for i, rec in enumerate(table.to_pylist() if table is not None else []):
             yield shard.first_record + i, 0, rec, "", None
         return
-    with _open_binary(shard.path) as fh:
+    with _open_binary(shard.open_path) as fh:
         if shard.container == "broken":
             fh.seek(shard.byte_offset)
             raw = fh.read(QUARANTINE_RAW_LIMIT * 4).decode("utf-8", "replace")
