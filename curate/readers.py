@@ -363,6 +363,20 @@ def _has_lone_surrogate(row: dict) -> bool:
         return True
 
 
+def _drop_unencodable(rows: list[dict], lines: list[int], bad: list[dict]) -> list[dict]:
+    """Arrow refused the batch: find the rows with lone surrogates (from "\\ud800" escapes or
+    undecodable bytes) and quarantine them. Only runs when the fast path failed."""
+    good = []
+    for row, line in zip(rows, lines):
+        if _has_lone_surrogate(row):
+            bad.append({"source_file": row["source_file"], "source_index": row["source_index"], "line": line or None,
+                        "error": "invalid UTF-8 (a lone surrogate or undecodable bytes in a string)",
+                        "raw": _raw_for_quarantine(row, "")})
+        else:
+            good.append(row)
+    return good
+
+
 def _raw_for_quarantine(value: object | None, raw: str) -> str:
     if not raw and value is not None:
         try:
@@ -376,6 +390,7 @@ def _raw_for_quarantine(value: object | None, raw: str) -> str:
 def read_shard(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
     """(canonical rows, quarantined records) of one shard."""
     rows: list[dict] = []
+    lines: list[int] = []
     bad: list[dict] = []
     stem = Path(shard.path).name.split(".")[0]
     file_format = shard.format if shard.format != "auto" else None
@@ -393,8 +408,6 @@ def read_shard(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
             else:
                 try:
                     row = to_row(value, fmt, names, f"{stem}:{index}")
-                    if _has_lone_surrogate(row):
-                        raise RecordError("invalid UTF-8 (a lone surrogate or undecodable bytes in a string)")
                 except RecordError as e:
                     error = str(e)
                 else:
@@ -403,10 +416,16 @@ def read_shard(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
                     row[KEY] = row_key(shard.index, pos)
                     pos += 1
                     rows.append(row)
+                    lines.append(line)
                     continue
         bad.append({"source_file": shard.path, "source_index": index, "line": line or None,
                     "error": error, "raw": _raw_for_quarantine(value, raw)})
-    return rows_to_table(rows), pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA)
+    try:
+        table = rows_to_table(rows)
+    except (UnicodeEncodeError, pa.ArrowInvalid):
+        table = rows_to_table(_drop_unencodable(rows, lines, bad))
+    bad.sort(key=lambda r: r["source_index"])
+    return table, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
