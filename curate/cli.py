@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -110,12 +112,30 @@ def report(run_dir: str = typer.Argument(..., help="a finished run's directory")
     out.print(f"report: {path}")
 
 
+def _user_facing(exc: BaseException) -> str | None:
+    """The one-line message for an error the user can act on, even when it was raised inside a Ray
+    worker and arrives wrapped (RayTaskError -> UserCodeException -> the original)."""
+    # Ray keeps the remote traceback as text only: the original exception's class and message are in it.
+    text = str(exc)
+    remote = re.findall(r"curate\.errors\.UserError: (.*)", text)
+    if remote:
+        return remote[0].strip()
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, UserError):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return f"no space left on device while writing {exc.filename or 'output'}; free space, then rerun with --resume"
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    if "[Errno 28] No space left on device" in text:
+        return "no space left on device; free space, then rerun with --resume"
+    return None
+
+
 def main() -> None:
     try:
-        app(standalone_mode=True)
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(1)
+        _main()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -123,3 +143,17 @@ def main() -> None:
         traceback.print_exc()
         print("internal error: this is a bug in curate; please report it with the traceback above", file=sys.stderr)
         sys.exit(3)
+
+
+def _main() -> None:
+    try:
+        app(standalone_mode=True)
+    except UserError as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - sorted below into the user's problems and our bugs
+        message = _user_facing(e)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        sys.exit(1)

@@ -109,3 +109,20 @@ def test_jsonl_output_round_trips(planted, tmp_path):
     original = {json.loads(line)["id"]: json.loads(line) for line in src.read_text().splitlines()}
     for rec in lines[:50]:
         assert rec == original[rec["id"]]
+
+
+def test_user_error_raised_in_a_ray_worker_is_one_line(ray_cluster):
+    """A UserError raised inside a worker (e.g. a model file missing on that node) arrives wrapped
+    by Ray; the CLI still finds it and prints its one line."""
+    import ray.data
+
+    from curate.cli import _user_facing
+    from curate.errors import UserError
+
+    def fail(batch):
+        raise UserError("toxicity.checkpoint: file not found: /models/x.ckpt")
+
+    with pytest.raises(Exception) as exc:
+        ray.data.from_items([{"a": 1}]).map_batches(fail, batch_size=1).take_all()
+    assert not isinstance(exc.value, UserError)  # Ray wrapped it
+    assert _user_facing(exc.value) == "toxicity.checkpoint: file not found: /models/x.ckpt"

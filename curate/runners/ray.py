@@ -45,9 +45,10 @@ class RayRunner:
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.num_cpus = num_cpus
         self._started_ray = False
-        # Ray's INFO/WARNING chatter (auth tokens, "execution finished") is noise in a CLI.
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        # Ray's chatter (auth tokens, "execution finished", its own copy of a task's traceback) is noise
+        # in a CLI: errors reach the user once, through the exception the driver re-raises.
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
             if self.address:
