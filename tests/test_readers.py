@@ -1,0 +1,135 @@
+"""Every input format maps to the same canonical row; globs, directories, .gz, overrides."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curate.readers import plan, read_shard
+from curate.records import FieldNames
+from tests.helpers import SHARED_DATA, pipeline_yaml, read_dir, run
+
+
+def _read_all(paths, fmt="auto", names=None, shard_rows=100):
+    rows, bad = [], []
+    for s in plan([str(p) for p in paths], fmt, shard_rows):
+        t, q = read_shard(s, names or FieldNames())
+        rows += t.to_pylist()
+        bad += q.to_pylist()
+    return rows, bad
+
+
+def test_sharegpt_json_array_real_file():
+    src = SHARED_DATA / "instructions" / "sharegpt_llamafactory_glaive_toolcall_en_demo.json"
+    rows, bad = _read_all([src], shard_rows=37)
+    assert len(rows) == 200 and not bad
+    roles = {m["role"] for r in rows for m in r["conversations"]}
+    assert roles <= {"system", "user", "assistant", "tool"}
+    originals = {m["original_role"] for r in rows for m in r["conversations"]}
+    assert {"function_call", "observation", "human", "gpt"} <= originals
+    assert [r["source_index"] for r in rows] == list(range(200))  # order kept across 6 shards
+    assert json.loads(rows[0]["extra"])["tools"]  # other fields carried through
+
+
+def test_openai_messages_real_file_and_parts(tmp_path):
+    src = SHARED_DATA / "instructions" / "openai_messages_llamafactory_kto_en_demo.json"
+    rows, bad = _read_all([src])
+    assert len(rows) == 200 and not bad
+    assert isinstance(json.loads(rows[0]["extra"])["label"], bool)
+    parts = tmp_path / "parts.jsonl"
+    parts.write_text(json.dumps({"messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "what is"}, {"type": "image_url", "image_url": {"url": "a.png"}},
+                                     {"type": "text", "text": "this?"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+    ]}) + "\n")
+    rows, bad = _read_all([parts])
+    conv = rows[0]["conversations"]
+    assert [m["role"] for m in conv] == ["system", "user", "assistant"]
+    assert conv[1]["text"] == "what is\n\nthis?"
+    assert json.loads(conv[1]["extra"]) == {"content": [{"type": "text", "text": "what is"},
+                                                        {"type": "image_url", "image_url": {"url": "a.png"}},
+                                                        {"type": "text", "text": "this?"}]}
+    assert json.loads(conv[2]["extra"]) == {"tool_calls": [{"id": "1"}]}
+
+
+def test_alpaca_real_file():
+    src = SHARED_DATA / "instructions" / "alpaca_llamafactory_alpaca_en_demo.json"
+    rows, bad = _read_all([src])
+    assert len(rows) == 666 and not bad
+    first = rows[0]["conversations"]
+    assert [m["role"] for m in first] == ["user", "assistant"]
+    assert first[0]["text"] == "Describe a process of making crepes."
+    with_input = next(r for r in rows if "\n\n" in r["conversations"][0]["text"])
+    assert with_input["conversations"][0]["original_role"] == "instruction"
+
+
+def test_jsonl_gz_glob_and_directory(tmp_path):
+    d = tmp_path / "data"
+    (d / "sub").mkdir(parents=True)
+    rec = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}
+    with gzip.open(d / "a.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"id": "a1", **rec}) + "\n")
+    (d / "sub" / "b.jsonl").write_text(json.dumps({"id": "b1", **rec}) + "\n")
+    (d / "notes.txt").write_text("not data")
+    rows, _ = _read_all([d])
+    assert [r["id"] for r in rows] == ["a1", "b1"]
+    rows, _ = _read_all([str(d / "**" / "*.jsonl*")])
+    assert sorted(r["id"] for r in rows) == ["a1", "b1"]
+    rows, _ = _read_all([d / "a.jsonl.gz", d / "a.jsonl.gz"])  # the same file twice is read once
+    assert len(rows) == 1
+
+
+def test_parquet_with_column_mapping(tmp_path):
+    msg = pa.struct([("speaker", pa.string()), ("content", pa.string())])
+    table = pa.table({
+        "uid": ["p1", "p2"],
+        "conv": pa.array([[{"speaker": "user", "content": "q1"}, {"speaker": "assistant", "content": "a1"}],
+                          [{"speaker": "user", "content": "q2"}]], pa.list_(msg)),
+        "score": [0.5, 0.9],
+    })
+    pq.write_table(table, tmp_path / "x.parquet")
+    names = FieldNames(id="uid", conversations="conv", role="speaker", text="content")
+    rows, bad = _read_all([tmp_path / "x.parquet"], names=names)
+    assert not bad
+    assert [r["id"] for r in rows] == ["p1", "p2"]
+    assert rows[0]["conversations"][1]["text"] == "a1"
+    assert json.loads(rows[1]["extra"]) == {"score": 0.9}
+
+
+def test_parquet_mapping_through_yaml(tmp_path):
+    pq.write_table(pa.table({"q": ["2+2?"], "a": ["4"]}), tmp_path / "alp.parquet")
+    y = pipeline_yaml(tmp_path / "p.yaml", tmp_path / "alp.parquet", tmp_path / "out", "[]",
+                      extra="  format: parquet\n  columns: {instruction: q, output: a}\n")
+    stats = run(y)
+    kept = read_dir(tmp_path / "out" / "kept").to_pylist()
+    assert stats["rows_kept"] == 1
+    assert [m["text"] for m in kept[0]["conversations"]] == ["2+2?", "4"]
+
+
+def test_format_override_quarantines_other_shapes(tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n"
+                   + json.dumps({"conversations": [{"from": "human", "value": "x"}]}) + "\n")
+    rows, bad = _read_all([src], fmt="sharegpt")
+    assert len(rows) == 1 and len(bad) == 1
+    assert bad[0]["error"] == "missing key 'conversations' (a sharegpt record needs it)"
+
+
+def test_ids_are_derived_deterministically(tmp_path):
+    src = tmp_path / "noid.jsonl"
+    src.write_text("\n".join(json.dumps({"conversations": [{"from": "human", "value": str(i)}]}) for i in range(3)))
+    rows, _ = _read_all([src])
+    assert [r["id"] for r in rows] == ["noid:0", "noid:1", "noid:2"]
+
+
+@pytest.mark.parametrize("shard_rows", [1, 7, 1000])
+def test_sharding_never_changes_what_is_read(shard_rows):
+    src = SHARED_DATA / "instructions" / "sharegpt_fastchat_dummy_conversation.json"
+    rows, _ = _read_all([src], shard_rows=shard_rows)
+    assert len(rows) == 334
+    assert [r["source_index"] for r in rows] == list(range(334))
