@@ -61,13 +61,13 @@ def run_measured(cmd: list[str]) -> tuple[float, float, str]:
     return wall, peak / 2**20, out
 
 
-def curate_cmd(corpus: Path, out: Path, runner: str, cpus: int) -> list[str]:
+def curate_cmd(corpus: Path, out: Path, runner: str, cpus: int, steps: int = 1) -> list[str]:
     yaml_path = out.with_suffix(".yaml")
     yaml_path.write_text(
         f"input: {{path: {corpus}, format: sharegpt, shard_rows: 20000}}\n"
         f"output: {{path: {out}}}\n"
         f"runner: {{type: {runner}, num_cpus: {cpus}}}\n"
-        "steps:\n  - exact_dedup: {}\n"
+        "steps:\n" + "  - exact_dedup: {}\n" * steps
     )
     return [sys.executable, "-m", "curate", "run", str(yaml_path), "--overwrite", "--no-progress"]
 
@@ -84,6 +84,9 @@ def main() -> None:
         empty.write_text('{"conversations": [{"from": "human", "value": "x"}]}\n')
         wall, rss, _ = run_measured(curate_cmd(empty, tmp / "o_empty", "ray", args.cpus))
         rows.append(("1 row (Ray start-up and per-step overhead)", "curate ray", 1, wall, rss))
+        wall5, rss, _ = run_measured(curate_cmd(empty, tmp / "o_empty5", "ray", args.cpus, steps=5))
+        rows.append(("1 row, 5 global steps", "curate ray", 1, wall5, rss))
+        print(f"# Ray overhead per global step (3 dataset executions each): {(wall5 - wall) / 4:.2f} s", file=sys.stderr)
         wall, rss, _ = run_measured(curate_cmd(empty, tmp / "o_empty_l", "local", 1))
         rows.append(("1 row", "curate local", 1, wall, rss))
         for corpus in args.corpora:
