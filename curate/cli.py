@@ -8,7 +8,6 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -21,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _show_progress(flag: Optional[bool]) -> bool:
+def _show_progress(flag: bool | None) -> bool:
     if flag is not None:
         return flag
     return sys.stderr.isatty() and not os.environ.get("CI")
@@ -30,13 +29,13 @@ def _show_progress(flag: Optional[bool]) -> bool:
 @app.command()
 def run(
     pipeline: str = typer.Argument(..., help="pipeline YAML"),
-    input: Optional[list[str]] = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="replaces output.path"),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
-    runner: Optional[str] = typer.Option(None, "--runner", help="ray or local (replaces runner.type)"),
+    input: list[str] | None = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
+    output: str | None = typer.Option(None, "--output", "-o", help="replaces output.path"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
+    runner: str | None = typer.Option(None, "--runner", help="ray or local (replaces runner.type)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run, skipping finished work"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the results already in the output directory"),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="progress bars"),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="progress bars"),
 ) -> None:
     """Run a pipeline: kept/, rejected/, quarantine/, stats.json, report.html in the output directory."""
     from curate.config import load_pipeline
@@ -151,7 +150,7 @@ def _main() -> None:
     except UserError as e:
         print(str(e), file=sys.stderr)
         sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - sorted below into the user's problems and our bugs
+    except Exception as e:
         message = _user_facing(e)
         if message is None:
             raise

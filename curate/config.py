@@ -199,7 +199,7 @@ def _describe(err: dict, allowed_keys: list[str] | None = None) -> str:
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"must be a mapping{got_s}"
     if kind == "value_error":
-        return f"{str(ctx.get('error', err['msg']))}"
+        return f"{ctx.get('error', err['msg'])!s}"
     return f"{err['msg'].lower()}{got_s}"
 
 

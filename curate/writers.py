@@ -45,6 +45,5 @@ def write_jsonl(table: pa.Table, path: Path, fmt: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for batch in table.select(["id", "conversations", "extra"]).to_batches(max_chunksize=2048):
-            for row in batch.to_pylist():
-                f.write(json.dumps(_record(row, fmt), ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(_record(row, fmt), ensure_ascii=False) + "\n" for row in batch.to_pylist())
     os.replace(tmp, path)

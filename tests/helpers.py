@@ -78,3 +78,16 @@ def assert_identity(stats: dict) -> None:
     assert stats["rows_in"] + stats["rows_added"] == (
         stats["rows_kept"] + stats["rows_rejected"] + stats["rows_quarantined"]
     ), stats
+
+
+def assert_step_config_error(tmp_path: Path, step: str, step_yaml: str, message: str) -> None:
+    """`- step: step_yaml` as the only step must fail validation with exactly `file:8: message`."""
+    import pytest
+
+    from curate.config import load_pipeline
+    from curate.errors import UserError
+
+    path = pipeline_yaml(tmp_path / "p.yaml", tmp_path / "in.jsonl", tmp_path / "out", steps=f"\n  - {step}: {step_yaml}")
+    with pytest.raises(UserError) as e:
+        load_pipeline(str(path))
+    assert str(e.value) == f"{path}:8: {message}"

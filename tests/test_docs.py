@@ -12,7 +12,7 @@ README = (REPO / "README.md").read_text()
 
 
 def _fenced_commands() -> list[str]:
-    return re.findall(r"```bash\n(.+?)\n```", README, flags=re.S)
+    return re.findall(r"```bash\n(.+?)\n```", README, flags=re.DOTALL)
 
 
 def test_every_step_is_documented():

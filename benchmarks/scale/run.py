@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline_overhead import run_measured  # noqa: E402
+from pipeline_overhead import run_measured
 
 
 def _cmd(pipeline: Path, corpus: Path, out: Path, runner: str, *extra: str) -> list[str]:

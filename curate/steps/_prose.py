@@ -1,0 +1,77 @@
+"""The natural-language part of a turn: code, URLs and code-like lines removed (vectorised, RE2).
+
+Language identification and prose statistics (mean word length, stop words, '#' ratio) are about
+the words people write; a Python answer is still an English answer. Both `language` and
+`quality_heuristics` read turns through `strip_code`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Fenced blocks (``` or ~~~); an unclosed fence runs to the end of the turn.
+_FENCED = (r"(?s)```.*?(?:```|\z)", r"(?s)~~~.*?(?:~~~|\z)")
+_INLINE = r"`[^`\n]{1,400}`"
+_URL = r"(?:https?://|www\.)\S+"
+# A line is code-like if it ends like a statement, has no letter or digit, starts with a keyword
+# form no sentence starts with, or is dense in symbols prose rarely uses.
+_CODE_LINE_SHAPE = (
+    r"(?:[;{}]|[{}],|\)\s*:|=>)\s*$"
+    r"|^\s*[[:punct:]]+\s*$"  # nothing but ASCII punctuation: "},", "```", "---" (emoji are not code)
+    r"|^\s*(?:def \w+\(|class \w+[(:]|import [\w.]+|from [\w.]+ import|#include|#define|public |private "
+    r"|protected |function\s*\w*\(|return |var \w|let \w|const \w|SELECT |print\(|console\.|\$ |>>> |@\w+)"
+)
+# '*' is left out: markdown bold/bullets use it in prose ("**Note**: ...").
+_CODE_SYMBOLS = r"[{}\[\]()<>=;_$\\/&|^~@%+]"
+_CODE_SYMBOL_SHARE = 0.12  # of non-space characters; English prose lines measure ~0-3%
+_WHITESPACE_RUN = r"\s+"
+
+
+def _drop_code_lines(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Remove code-like lines; returns (texts, per-text count of removed lines)."""
+    lines = pc.split_pattern(texts, "\n")
+    parents = pc.list_parent_indices(lines).to_numpy()
+    flat = pc.list_flatten(lines)
+    shape = pc.match_substring_regex(flat, _CODE_LINE_SHAPE).to_numpy(zero_copy_only=False)
+    symbols = pc.count_substring_regex(flat, _CODE_SYMBOLS).to_numpy().astype(np.float64)
+    nonspace = pc.subtract(pc.utf8_length(flat), pc.count_substring_regex(flat, r"\s")).to_numpy().astype(np.float64)
+    dense = (symbols >= 3) & (symbols >= _CODE_SYMBOL_SHARE * np.maximum(nonspace, 1))
+    code = shape | dense
+    keep = ~code
+    counts = np.diff(lines.offsets.to_numpy()) if len(texts) else np.zeros(0, np.int64)
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    offsets = kept_before[np.concatenate([[0], np.cumsum(counts)])]
+    rebuilt = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat.filter(pa.array(keep)))
+    removed = np.bincount(parents[code], minlength=len(texts)) if len(texts) else np.zeros(0, np.int64)
+    return pc.binary_join(rebuilt, "\n"), removed
+
+
+def strip_code(texts: pa.Array, max_chars: int | None = None) -> tuple[pa.Array, np.ndarray]:
+    """(natural-language text, whether anything code-like was removed) for each text.
+
+    Nulls become "". `max_chars` bounds the work on huge turns (applied before and after)."""
+    texts = pc.fill_null(texts.cast(pa.string()), "")
+    if max_chars is not None:
+        texts = pc.utf8_slice_codeunits(texts, 0, max_chars * 4)
+    before = pc.utf8_length(texts).to_numpy()
+    for pattern in _FENCED:
+        texts = pc.replace_substring_regex(texts, pattern, "\n")
+    texts = pc.replace_substring_regex(texts, _INLINE, " ")
+    fenced_or_inline = pc.utf8_length(texts).to_numpy() < before
+    texts = pc.replace_substring_regex(texts, _URL, " ")
+    texts, removed_lines = _drop_code_lines(texts)
+    had_code = fenced_or_inline | (removed_lines > 0)
+    if max_chars is not None:
+        texts = pc.utf8_slice_codeunits(texts, 0, max_chars)
+    return texts, had_code
+
+
+def one_line(texts: pa.Array) -> pa.Array:
+    """Runs of whitespace (newlines included) -> one space, trimmed: fastText predicts one line."""
+    return pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(texts), " "))
+
+
+def letter_count(texts: pa.Array) -> np.ndarray:
+    return pc.count_substring_regex(texts, r"\pL").to_numpy().astype(np.int64)

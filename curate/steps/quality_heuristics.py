@@ -1,0 +1,469 @@
+"""quality_heuristics: Gopher-style quality and repetition rules, adapted to chat turns.
+
+Rules and thresholds follow Gopher (Rae et al. 2021, App. A.1 and Table A1) as implemented in
+datatrove's gopher_quality_filter.py / gopher_repetition_filter.py; the numbers and their sources
+live in rules/quality_heuristics.yaml. Chat is not web text, so:
+  * statistics are computed on the prose of each turn (code blocks, inline code, URLs and code-like
+    lines removed): a code answer is not "low quality" for having few stop words;
+  * turn rules look at each checked turn long enough to measure (prose_min_words for ratios,
+    repetition_min_words for repetition) and reject the conversation if any turn fails; the q_
+    column holds the worst turn's value; "Thanks!" is never measured;
+  * conversation rules (word count, mean word length, stop words) pool the checked turns;
+  * English-only rules are skipped for rows whose `lang` (from the language step) is another
+    language, and counted as `skipped_non_english:<rule>`.
+Everything but the longest-digit-run refinement is vectorised over the batch's turns (Arrow
+compute for splitting/regex, numpy hashing for n-grams: no per-turn Python loop).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from pydantic import Field, field_validator
+
+from curate.errors import UserError
+from curate.registry import register
+from curate.schema import turns_of
+from curate.steps._prose import strip_code
+from curate.steps.base import MapStep, Params, StepOutput
+
+RuleName = Literal[
+    "too_few_words", "too_many_words", "repeated_digits", "dup_lines", "dup_paragraphs", "top_ngram",
+    "dup_ngrams", "mean_word_length", "too_many_hashes", "too_many_ellipses", "bullet_lines",
+    "ellipsis_lines", "non_alpha_words", "no_stop_words",
+]
+Role = Literal["system", "user", "assistant", "tool"]
+NOT_A_LANGUAGE = ("en", "unknown", "code")
+STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
+TOP_N = (2, 3, 4)
+DUP_N = (5, 6, 7, 8, 9, 10)
+
+
+@dataclass(frozen=True)
+class Check:
+    threshold: str  # key in the rules file / params.thresholds
+    metric: str  # q_<metric> column
+    fails_when: str  # "<", ">" or ">="
+
+
+# Rule (= reason code) -> the checks it makes. A row failing several rules reports the first in
+# this order: emptiness, then repetition (the most specific), then the prose statistics.
+RULES: dict[str, tuple[Check, ...]] = {
+    "too_few_words": (Check("min_words", "words", "<"),),
+    "too_many_words": (Check("max_words", "words", ">"),),
+    "repeated_digits": (Check("max_digit_run", "digit_run", ">="),),
+    "dup_lines": (Check("dup_line_frac", "dup_line_frac", ">"), Check("dup_line_char_frac", "dup_line_char_frac", ">")),
+    "dup_paragraphs": (Check("dup_para_frac", "dup_para_frac", ">"), Check("dup_para_char_frac", "dup_para_char_frac", ">")),
+    "top_ngram": tuple(Check(f"top_{n}gram", f"top_{n}gram", ">") for n in TOP_N),
+    "dup_ngrams": tuple(Check(f"dup_{n}gram", f"dup_{n}gram", ">") for n in DUP_N),
+    "mean_word_length": (Check("min_mean_word_length", "mean_word_length", "<"),
+                         Check("max_mean_word_length", "mean_word_length", ">")),
+    "too_many_hashes": (Check("max_hash_ratio", "hash_ratio", ">"),),
+    "too_many_ellipses": (Check("max_ellipsis_ratio", "ellipsis_ratio", ">"),),
+    "bullet_lines": (Check("max_bullet_lines", "bullet_lines", ">"),),
+    "ellipsis_lines": (Check("max_ellipsis_lines", "ellipsis_lines", ">"),),
+    "non_alpha_words": (Check("min_alpha_words", "alpha_words", "<"),),
+    "no_stop_words": (Check("min_stop_words", "stop_words", "<"),),
+}
+ENGLISH_ONLY = ("mean_word_length", "non_alpha_words", "no_stop_words")
+CONVERSATION_METRICS = ("words", "mean_word_length", "stop_words")
+THRESHOLD_KEYS = tuple(c.threshold for checks in RULES.values() for c in checks)
+METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in checks))
+
+# Scripts written without spaces: each character counts as a word for the length rules.
+_UNSPACED = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
+_SPACED_WORD = r"\S*[\pL\pN]\S*"  # a run with a letter or digit in it
+_SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
+_HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
+_BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
+_ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"
+_DOUBLE_DIGIT = "|".join(f"{d}{d}" for d in range(10))
+_DIGIT_RUN = re.compile(r"([0-9])\1+")
+_HASH_MULT = np.uint64(0x100000001B3)  # FNV prime: n-gram rolling hash modulo 2**64
+_TURN_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+PRESETS = ("chat", "gopher")
+
+
+@cache
+def load_rules(path: Path) -> dict[str, dict[str, dict[str, float] | None]]:
+    """{preset: {rule: thresholds, or None when the rule is off in that preset}} from the rules file."""
+    if not path.is_file():
+        raise UserError(f"quality_heuristics: rules file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+        out: dict = {p: {} for p in PRESETS}
+        for preset in PRESETS:
+            for rule, checks in RULES.items():
+                values = data[rule][preset]
+                out[preset][rule] = None if values is None else {c.threshold: float(values[c.threshold]) for c in checks}
+        return out
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: each rule needs chat/gopher thresholds ({type(e).__name__}: {e})") from None
+
+
+class QualityParams(Params):
+    preset: Literal["chat", "gopher"] = Field("chat", description="threshold set: chat (calibrated on chat data) or gopher (the paper's web values)")
+    rules: list[RuleName] | None = Field(None, description="rules to run (default: those the preset turns on in rules/quality_heuristics.yaml)")
+    thresholds: dict[str, float] = Field({}, description="override thresholds, e.g. {dup_line_frac: 0.4}")
+    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that are checked")
+    prose_min_words: int = Field(50, ge=1, le=100_000, description="words a turn needs before ratio rules judge it")
+    repetition_min_words: int = Field(50, ge=2, le=100_000, description="words a turn needs before repetition rules judge it")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, value in v.items():
+            if key not in THRESHOLD_KEYS:
+                hint = difflib.get_close_matches(key, THRESHOLD_KEYS, n=1)
+                known = f"did you mean {hint[0]!r}?" if hint else f"known: {', '.join(THRESHOLD_KEYS)}"
+                raise ValueError(f"unknown threshold {key!r}; {known}")
+            if value < 0:
+                raise ValueError(f"threshold {key} must be >= 0 (got {value})")
+        return v
+
+
+@register
+class QualityHeuristics(MapStep):
+    """Gopher quality and repetition rules per turn (prose only), conversation-level verdict."""
+
+    name = "quality_heuristics"
+    Params = QualityParams
+    columns = {f"q_{m}": pa.float32() for m in METRICS}
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self._config: tuple[list[str], dict[str, float]] | None = None
+
+    def setup(self) -> None:
+        self.config()
+
+    def config(self) -> tuple[list[str], dict[str, float]]:
+        """(rules to run, thresholds): the preset from the rules file, then the params."""
+        if self._config is None:
+            file = load_rules(Path(self.ctx.rules_dir) / "quality_heuristics.yaml")
+            preset = file[self.params.preset]
+            other = file["gopher" if self.params.preset == "chat" else "chat"]
+            wanted = self.params.rules if self.params.rules is not None else [r for r in RULES if preset[r] is not None]
+            thresholds: dict[str, float] = {}
+            for rule in RULES:
+                # a rule asked for by name but off in this preset runs with the other preset's values
+                thresholds.update(preset[rule] or other[rule] or {})
+            thresholds.update(self.params.thresholds)
+            self._config = ([r for r in RULES if r in wanted], thresholds)
+        return self._config
+
+    # ------------------------------------------------------------------ metrics
+
+    def process(self, table: pa.Table) -> StepOutput:
+        active, thresholds = self.config()
+        t = turns_of(table)
+        n_rows = table.num_rows
+        checked = np.isin(t.role.astype(str), self.params.roles) if len(t.role) else np.zeros(0, bool)
+        idx = np.nonzero(checked)[0]
+        rows = t.row[idx]
+        positions = t.position[idx]
+        raw = pc.fill_null(t.text.take(pa.array(idx, pa.int64())), "")
+        needed = {c.metric for r in active for c in RULES[r]}
+        values: dict[str, np.ndarray] = {}
+        worst_turn: dict[str, np.ndarray] = {}
+
+        if needed & {"words"}:
+            words_raw = _word_counts(raw)
+            values["words"] = np.bincount(rows, weights=words_raw, minlength=n_rows)
+        prose, _ = strip_code(raw)
+        text_len = pc.utf8_length(prose).to_numpy().astype(np.float64)
+        words = pc.utf8_split_whitespace(prose)
+        parents = pc.list_parent_indices(words).to_numpy()
+        flat = pc.list_flatten(words)
+        real = pc.greater(pc.utf8_length(flat), 0)  # the split yields "" for empty text and edge spaces
+        flat, parents = flat.filter(real), parents[real.to_numpy(zero_copy_only=False)]
+        n_words = np.bincount(parents, minlength=len(idx)).astype(np.float64)
+        symbol = pc.match_substring_regex(flat, _SYMBOL_WORD).to_numpy(zero_copy_only=False)
+        n_ns = np.bincount(parents, weights=~symbol, minlength=len(idx))
+        prose_turn = n_ns >= self.params.prose_min_words
+        rep_turn = n_ns >= self.params.repetition_min_words
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_turn: dict[str, np.ndarray] = {}
+            if needed & {"mean_word_length", "stop_words"}:
+                ns_rows = np.bincount(rows, weights=n_ns, minlength=n_rows)
+                conv_prose = ns_rows >= self.params.prose_min_words
+            if "mean_word_length" in needed:
+                # word length without the punctuation attached to it ("end." is 3 letters, as NLTK splits it)
+                bare = pc.replace_substring_regex(flat, r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$", "")
+                lens = pc.utf8_length(bare).to_numpy().astype(np.float64)
+                chars = np.bincount(rows[parents], weights=np.where(symbol, 0, lens), minlength=n_rows)
+                values["mean_word_length"] = np.where(conv_prose, chars / ns_rows, np.nan)
+            if "stop_words" in needed:
+                values["stop_words"] = np.where(conv_prose, _stop_words(flat, rows[parents], n_rows), np.nan)
+            if "hash_ratio" in needed:
+                hashes = pc.count_substring(pc.replace_substring_regex(prose, _HEADING, ""), "#").to_numpy()
+                per_turn["hash_ratio"] = np.where(prose_turn, hashes / n_words, np.nan)
+            if "ellipsis_ratio" in needed:
+                ell = pc.count_substring(prose, "...").to_numpy() + pc.count_substring(prose, "…").to_numpy()
+                per_turn["ellipsis_ratio"] = np.where(prose_turn, ell / n_words, np.nan)
+            if needed & {"bullet_lines", "ellipsis_lines"}:
+                bullets, ellipses, n_lines = _line_shapes(prose)
+                per_turn["bullet_lines"] = np.where(prose_turn, bullets / n_lines, np.nan)
+                per_turn["ellipsis_lines"] = np.where(prose_turn, ellipses / n_lines, np.nan)
+            if "alpha_words" in needed:
+                alpha = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
+                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=alpha, minlength=len(idx)) / n_words, np.nan)
+            if needed & {"dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac"}:
+                for kind, pattern in (("line", r"\n+"), ("para", r"\n\s*\n")):
+                    frac, char_frac = _duplicate_parts(prose, pattern, rep_turn)
+                    per_turn[f"dup_{kind}_frac"] = np.where(rep_turn, frac, np.nan)
+                    per_turn[f"dup_{kind}_char_frac"] = np.where(rep_turn, char_frac / text_len, np.nan)
+            if needed & {f"top_{n}gram" for n in TOP_N} | {f"dup_{n}gram" for n in DUP_N}:
+                for name, chars in _ngram_metrics(flat, parents, rep_turn, len(idx)).items():
+                    per_turn[name] = np.where(rep_turn, chars / text_len, np.nan)
+            if "digit_run" in needed:
+                # on the whole turn, code included: a 5,000-zero string is garbage wherever it is
+                per_turn["digit_run"] = _digit_runs(raw).astype(np.float64)
+        for metric, v in per_turn.items():
+            if metric not in needed:
+                continue
+            lower_is_worse = metric == "alpha_words"
+            values[metric], worst_turn[metric] = _worst(rows, positions, v, n_rows, lower_is_worse)
+        return self._decide(table, active, thresholds, values, worst_turn, (prose, raw), idx_by_turn=(rows, positions))
+
+    # ------------------------------------------------------------------ verdict
+
+    def _decide(self, table, active, thresholds, values, worst_turn, texts, idx_by_turn) -> StepOutput:
+        n = table.num_rows
+        counters: Counter = Counter()
+        non_english = np.zeros(n, bool)
+        if "lang" in table.column_names:
+            lang = table.column("lang")
+            non_english = (pc.is_valid(lang).to_numpy(zero_copy_only=False)
+                           & ~np.isin(pc.fill_null(lang, "").to_numpy(zero_copy_only=False).astype(str), NOT_A_LANGUAGE))
+        undecided = np.ones(n, bool)
+        reason = np.full(n, None, dtype=object)
+        detail = np.full(n, None, dtype=object)
+        span = np.full(n, None, dtype=object)
+        turn = np.full(n, -1, dtype=np.int64)
+        for rule in active:
+            applies = np.ones(n, bool)
+            if rule in ENGLISH_ONLY:
+                applies = ~non_english
+                if non_english.any():
+                    counters[f"skipped_non_english:{rule}"] += int(non_english.sum())
+            for check in RULES[rule]:
+                v = values[check.metric]
+                limit = thresholds[check.threshold]
+                with np.errstate(invalid="ignore"):
+                    bad = {"<": v < limit, ">": v > limit, ">=": v >= limit}[check.fails_when]
+                bad &= applies & undecided & ~np.isnan(v)
+                for i in np.nonzero(bad)[0]:
+                    where = worst_turn.get(check.metric)
+                    t_i = int(where[i]) if where is not None else -1
+                    reason[i] = rule
+                    detail[i] = f"{check.metric} {_num(v[i])} {check.fails_when} {limit:g}" + (f" (turn {t_i})" if t_i >= 0 else "")
+                    turn[i] = t_i
+                    span[i] = self._span(check.metric, texts, idx_by_turn, i, t_i)
+                undecided &= ~bad
+                if bad.any():
+                    counters[f"fail:{check.threshold}"] += int(bad.sum())
+        for metric in METRICS:
+            v = values.get(metric)
+            col = (pa.nulls(n, pa.float32()) if v is None
+                   else pa.array(v.astype(np.float32), pa.float32(), mask=np.isnan(v)))
+            table = table.set_column(table.schema.get_field_index(f"q_{metric}"), f"q_{metric}", col) \
+                if f"q_{metric}" in table.column_names else table.append_column(f"q_{metric}", col)
+        return StepOutput(
+            table,
+            reason=reason.tolist(),
+            detail=detail.tolist(),
+            span=span.tolist(),
+            turn=[int(x) if x >= 0 else None for x in turn],
+            counters=counters,
+        )
+
+    @staticmethod
+    def _span(metric: str, texts: tuple[pa.Array, pa.Array], idx_by_turn, row: int, position: int) -> str | None:
+        """The text that triggered a repetition rule (for the report); computed for rejected rows only."""
+        if position < 0:
+            return None
+        rows, positions = idx_by_turn
+        hit = np.nonzero((rows == row) & (positions == position))[0]
+        if not len(hit):
+            return None
+        prose, raw = texts
+        text = prose[int(hit[0])].as_py() or ""
+        if metric == "digit_run":
+            m = max(_DIGIT_RUN.finditer(raw[int(hit[0])].as_py() or ""), key=lambda m: len(m.group()), default=None)
+            return m.group()[:200] if m else None
+        if metric.startswith(("dup_line", "dup_para")):
+            parts = re.split(r"\n+" if "line" in metric else r"\n\s*\n", text)
+            seen: set[str] = set()
+            for p in (p.strip() for p in parts):
+                if p and p in seen:
+                    return p[:500]
+                seen.add(p)
+            return None
+        if metric.startswith(("top_", "dup_")):
+            k = int(metric.split("_")[1].removesuffix("gram"))
+            w = text.split()
+            grams = Counter(" ".join(w[i:i + k]) for i in range(len(w) - k + 1))
+            return grams.most_common(1)[0][0][:500] if grams else None
+        return None
+
+
+# ---------------------------------------------------------------------- vectorised helpers
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.3g}"
+
+
+def _word_counts(texts: pa.Array) -> np.ndarray:
+    """Whitespace-separated words, with each character of scripts written without spaces one word."""
+    spaced = pc.count_substring_regex(pc.replace_substring_regex(texts, _UNSPACED, " "), _SPACED_WORD)
+    spaced = spaced.to_numpy().astype(np.float64)
+    unspaced = pc.count_substring_regex(texts, _UNSPACED).to_numpy().astype(np.float64)
+    return spaced + unspaced
+
+
+def _stop_words(flat: pa.Array, row_of_word: np.ndarray, n_rows: int) -> np.ndarray:
+    """Distinct Gopher stop words per row (case-insensitive, punctuation stripped)."""
+    bare = pc.replace_substring_regex(pc.utf8_lower(flat), r"[^\pL]", "")
+    which = pc.fill_null(pc.index_in(bare, value_set=pa.array(STOP_WORDS)), -1).to_numpy().astype(np.int64)
+    hit = which >= 0
+    pairs = np.unique(row_of_word[hit] * len(STOP_WORDS) + which[hit].astype(np.int64))
+    return np.bincount(pairs // len(STOP_WORDS), minlength=n_rows).astype(np.float64)
+
+
+def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bullet lines, ellipsis-ending lines, non-empty lines) per text."""
+    lines = pc.split_pattern(prose, "\n")
+    parents = pc.list_parent_indices(lines).to_numpy()
+    flat = pc.list_flatten(lines)
+    nonempty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(flat)), 0).to_numpy(zero_copy_only=False)
+    bullet = pc.match_substring_regex(flat, _BULLET).to_numpy(zero_copy_only=False) & nonempty
+    ellipsis = pc.match_substring_regex(flat, _ELLIPSIS_END).to_numpy(zero_copy_only=False) & nonempty
+    n = len(prose)
+    return (np.bincount(parents, weights=bullet, minlength=n), np.bincount(parents, weights=ellipsis, minlength=n),
+            np.bincount(parents, weights=nonempty, minlength=n))
+
+
+def _duplicate_parts(prose: pa.Array, pattern: str, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gopher's duplicate line/paragraph fraction and duplicated characters per text.
+
+    A part is a duplicate if the same (stripped, non-empty) part occurred earlier in the same text."""
+    n = len(prose)
+    frac, chars = np.zeros(n), np.zeros(n)
+    sel = np.nonzero(measured)[0]
+    if not len(sel):
+        return frac, chars
+    parts = pc.split_pattern_regex(prose.take(pa.array(sel, pa.int64())), pattern)
+    parents = sel[pc.list_parent_indices(parts).to_numpy()]
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+    keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+    flat, parents = flat.filter(pa.array(keep)), parents[keep]
+    if not len(flat):
+        return frac, chars
+    ids = pc.dictionary_encode(flat).indices.to_numpy().astype(np.int64)
+    key = parents * (int(ids.max()) + 1) + ids
+    dup = _not_first(key)
+    lens = pc.utf8_length(flat).to_numpy().astype(np.float64)
+    total = np.bincount(parents, minlength=n).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.bincount(parents, weights=dup, minlength=n) / total
+    chars = np.bincount(parents, weights=np.where(dup, lens, 0), minlength=n)
+    return np.nan_to_num(frac), chars
+
+
+def _not_first(key: np.ndarray) -> np.ndarray:
+    """True where `key` already occurred at a lower index."""
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first[inverse] != np.arange(len(key))
+
+
+def _ngram_metrics(flat: pa.Array, parents: np.ndarray, measured: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Characters in the top 2/3/4-gram and in duplicated 5..10-grams, per text (Gopher Table A1).
+
+    Words are hashed to ids, n-grams to 64-bit rolling hashes (mixed with their text's index), so
+    one sort per n serves the whole batch. Characters exclude the spaces between words, as in
+    datatrove; the top n-gram is the most frequent one (ties: the earliest), counted with spaces, and
+    only if it occurs more than once."""
+    out = {f"top_{k}gram": np.zeros(n) for k in TOP_N} | {f"dup_{k}gram": np.zeros(n) for k in DUP_N}
+    keep = measured[parents]
+    if not keep.any():
+        return out
+    words = flat.filter(pa.array(keep))
+    text_of = parents[keep]
+    ids = pc.dictionary_encode(words).indices.to_numpy().astype(np.uint64) + np.uint64(1)
+    lens = pc.utf8_length(words).to_numpy().astype(np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(lens)])
+    m = len(ids)
+    h = ids.copy()
+    with np.errstate(over="ignore"):
+        for k in range(2, max(DUP_N) + 1):
+            span = m - k + 1
+            if span <= 0:
+                break
+            h = h[:span] * _HASH_MULT + ids[k - 1:]
+            start = np.arange(span)
+            valid = text_of[:span] == text_of[k - 1:]
+            if not valid.any():
+                continue
+            pos = start[valid]
+            owner = text_of[pos]
+            key = h[valid] ^ (owner.astype(np.uint64) * _TURN_MIX)
+            gram_chars = cum[pos + k] - cum[pos]
+            if k in TOP_N:
+                _uniq, first, _inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+                # most frequent n-gram per text, ties to the earliest
+                order = np.lexsort((first, -counts, owner[first]))
+                lead = order[np.concatenate([[True], owner[first][order][1:] != owner[first][order][:-1]])]
+                top = np.zeros(n)
+                # an n-gram seen once is not repetition (matters for short turns, where one 4-gram is 15% of the text)
+                repeated = counts[lead] > 1
+                lead = lead[repeated]
+                top[owner[first[lead]]] = counts[lead] * (gram_chars[first[lead]] + k - 1)
+                out[f"top_{k}gram"] = top
+            if k in DUP_N:
+                dup_pos = pos[_not_first(key)]
+                cover = np.zeros(m + 1)
+                np.add.at(cover, dup_pos, 1)
+                np.add.at(cover, dup_pos + k, -1)
+                covered = np.cumsum(cover[:m]) > 0
+                out[f"dup_{k}gram"] = np.bincount(text_of, weights=np.where(covered, lens, 0), minlength=n)
+    return out
+
+
+def _digit_runs(prose: pa.Array) -> np.ndarray:
+    """Longest run of one repeated digit per text; Python only for texts with a doubled digit."""
+    has_digit = pc.match_substring_regex(prose, r"[0-9]").to_numpy(zero_copy_only=False)
+    runs = has_digit.astype(np.float64)
+    doubled = np.nonzero(pc.match_substring_regex(prose, _DOUBLE_DIGIT).to_numpy(zero_copy_only=False))[0]
+    for i in doubled:
+        runs[i] = max(len(m.group()) for m in _DIGIT_RUN.finditer(prose[int(i)].as_py()))
+    return runs
+
+
+def _worst(rows: np.ndarray, positions: np.ndarray, v: np.ndarray, n_rows: int, lower_is_worse: bool):
+    """Per row: the worst measured turn's value (NaN if none) and that turn's position (-1)."""
+    value = np.full(n_rows, np.nan)
+    where = np.full(n_rows, -1, dtype=np.int64)
+    ok = ~np.isnan(v)
+    if not ok.any():
+        return value, where
+    r, p, x = rows[ok], positions[ok], v[ok]
+    order = np.lexsort((p, x if lower_is_worse else -x, r))
+    first = np.concatenate([[True], r[order][1:] != r[order][:-1]])
+    pick = order[first]
+    value[r[pick]] = x[pick]
+    where[r[pick]] = p[pick]
+    return value, where
