@@ -1,0 +1,222 @@
+"""minhash_dedup: drop near-duplicate conversations (MinHash LSH), keeping one row per cluster.
+
+The three phases of a global step, and why each is cheap:
+  summarize  per batch: signatures in one compiled pass (`_minhash`), then one row per (document,
+             band) with the band's bucket hash, partitioned by bucket. Each row also carries an
+             8-bit-per-permutation sketch of the signature (b-bit minhash) so candidates can be
+             verified later without shipping full signatures around.
+  resolve    per partition: documents sharing a bucket are candidates; each is compared with the
+             bucket's first member and with its predecessor (chain + star edges, never all pairs),
+             and only pairs whose estimated Jaccard reaches `min_similarity` become edges.
+  finalize   edges only (a few per duplicate): connected components, one kept row per component
+             by the keep policy, and a decision for every other member.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, model_validator
+
+from curate.errors import UserError
+from curate.registry import register
+from curate.schema import DROP_DETAIL, DROP_REASON, KEY
+from curate.steps import _minhash
+from curate.steps.base import GlobalStep, Params
+from curate.textkey import TurnSelection, selected_turns
+
+
+class MinhashDedupParams(Params):
+    turns: TurnSelection = Field("all", description="which turns are hashed: all, user, first_pair")
+    shingle: Literal["word", "char"] = Field("word", description="word n-grams, or character n-grams for scripts without spaces")
+    ngram: int = Field(5, ge=1, le=64, description="shingle length in words (or characters)")
+    num_perm: int = Field(112, ge=8, le=1024, description="permutations per signature")
+    threshold: float = Field(0.75, gt=0.0, lt=1.0, description="Jaccard from which rows are duplicates; picks bands x rows when they are not given")
+    num_bands: int | None = Field(None, ge=1, le=1024, description="LSH bands (with rows_per_band; default: datasketch's optimum for threshold)")
+    rows_per_band: int | None = Field(None, ge=1, le=1024, description="rows per LSH band")
+    min_similarity: float = Field(0.7, ge=0.0, le=1.0, description="candidates below this estimated Jaccard are not duplicates (0 = no check)")
+    seed: int = Field(1, ge=0, le=2**32 - 1, description="permutation seed (datasketch's)")
+    keep: Literal["first", "longest", "score"] = Field("first", description="which row of a cluster is kept")
+    score_column: str | None = Field(None, description="with keep: score, the column whose highest value is kept")
+    strip_markup: bool = Field(True, description="ignore HTML tags and entities, so an HTML rendering matches its Markdown")
+    partitions: int = Field(16, ge=1, le=4096, description="bucket partitions resolved in parallel")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.num_bands is None) != (self.rows_per_band is None):
+            raise ValueError("num_bands and rows_per_band go together; set both or neither")
+        if self.num_bands is not None and self.num_bands * self.rows_per_band > self.num_perm:
+            raise ValueError(f"num_bands x rows_per_band must be <= num_perm ({self.num_bands} x {self.rows_per_band} > {self.num_perm})")
+        if self.keep == "score" and not self.score_column:
+            raise ValueError("keep: score needs score_column (e.g. a q_* column of quality_heuristics)")
+        return self
+
+
+def lsh_shape(p: MinhashDedupParams) -> tuple[int, int]:
+    """(bands, rows): given, or datasketch's optimum for the threshold.
+
+    False negatives weigh 4x false positives in that optimum because candidates are verified
+    afterwards (min_similarity) and a missed pair is never seen again: at 0.75 with 112
+    permutations this is 14 x 8, the setting datatrove and the other peers use."""
+    if p.num_bands is not None:
+        return p.num_bands, p.rows_per_band
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(p.threshold, p.num_perm, 0.2, 0.8)
+
+
+@register
+class MinhashDedup(GlobalStep):
+    """Near duplicates (MinHash LSH): one row per cluster is kept, the others point at it."""
+
+    name = "minhash_dedup"
+    Params = MinhashDedupParams
+    columns = {"duplicate_of": pa.string(), "dup_cluster": pa.string(), "dup_similarity": pa.float32()}
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self.bands, self.rows = lsh_shape(params)
+        self.a, self.b = _minhash.datasketch_permutations(params.num_perm, params.seed)
+
+    def num_partitions(self) -> int:
+        return self.params.partitions
+
+    def text(self, live: pa.Table) -> pa.Array:
+        """The selected turns joined by newlines, cleaned for hashing."""
+        keep, t = selected_turns(live, self.params.turns)
+        texts = t.text.filter(pa.array(keep))
+        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        lists = pa.LargeListArray.from_arrays(pa.array(kept_before[t.offsets], pa.int64()), texts)
+        joined = pc.binary_join(lists, "\n")
+        return _minhash.clean_texts(joined) if self.params.strip_markup else pc.utf8_lower(joined)
+
+    def summarize(self, live: pa.Table) -> pa.Table:
+        p = self.params
+        text = self.text(live)
+        sig, n_shingles = _minhash.signatures(text, p.ngram, p.shingle, self.a, self.b)
+        has = n_shingles > 0  # a row with no words is nobody's duplicate
+        sig = sig[has]
+        n = len(sig)
+        buckets = _minhash.band_hashes(sig[:, : self.bands * self.rows], self.bands, self.rows).reshape(-1)
+        doc = np.repeat(np.arange(n), self.bands)
+        sketch = np.ascontiguousarray(sig.astype(np.uint8))  # low byte of each permutation
+        idx = pa.array(np.nonzero(has)[0])
+        return pa.table(
+            {
+                KEY: live.column(KEY).take(idx).take(pa.array(doc)),
+                "id": live.column("id").take(idx).take(pa.array(doc)),
+                "_bucket": pa.array(buckets.view(np.int64)),
+                "_partition": pa.array((buckets % np.uint64(self.num_partitions())).astype(np.int32)),
+                "_sketch": pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(p.num_perm), n * self.bands, [None, pa.py_buffer(np.repeat(sketch, self.bands, axis=0).tobytes())]
+                ),
+                "_rank": pa.array(self.rank_values(live, text).take(idx).take(pa.array(doc))),
+            }
+        )
+
+    def rank_values(self, live: pa.Table, text: pa.Array) -> pa.Array:
+        """Per row, what the keep policy maximises (ties go to the first row in input order)."""
+        if self.params.keep == "first":
+            return pa.array(np.zeros(live.num_rows), pa.float64())
+        if self.params.keep == "longest":
+            return pc.cast(pc.utf8_length(text), pa.float64())
+        col = self.params.score_column
+        if col not in live.column_names:
+            raise UserError(
+                f"minhash_dedup: keep: score needs column '{col}', which no earlier step adds "
+                f"(columns: {', '.join(c for c in live.column_names if not c.startswith('_'))})"
+            )
+        return pc.fill_null(pc.cast(live.column(col), pa.float64()), -np.inf)
+
+    def resolve_partition(self, summaries: pa.Table) -> pa.Table:
+        if summaries.num_rows == 0:
+            return _edges_schema().empty_table()
+        keys = summaries.column(KEY).to_numpy()
+        buckets = summaries.column("_bucket").to_numpy()
+        order = np.lexsort((keys, buckets))
+        bk, keys = buckets[order], keys[order]
+        same_as_prev = np.concatenate([[False], bk[1:] == bk[:-1]])
+        group_start = np.maximum.accumulate(np.where(~same_as_prev, np.arange(len(bk)), 0))
+        member = np.nonzero(same_as_prev)[0]  # every row but the first of its bucket
+        # star (to the bucket's first row) and chain (to the previous row) edges
+        src = np.concatenate([group_start[member], member - 1])
+        dst = np.concatenate([member, member])
+        pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2), np.int64)
+        src, dst = pairs[:, 0], pairs[:, 1]
+        src, dst = src[keys[src] != keys[dst]], dst[keys[src] != keys[dst]]
+        if len(src) == 0:
+            return _edges_schema().empty_table()
+        width = self.params.num_perm
+        raw = np.frombuffer(summaries.column("_sketch").combine_chunks().buffers()[1], np.uint8)
+        sketches = raw[: summaries.num_rows * width].reshape(-1, width)[order]
+        sim = _minhash.estimated_jaccard(sketches[src], sketches[dst])
+        ok = sim >= self.params.min_similarity
+        src, dst, sim = src[ok], dst[ok], sim[ok]
+        ids = summaries.column("id").to_numpy(zero_copy_only=False)[order]
+        rank = summaries.column("_rank").to_numpy()[order]
+        return pa.table(
+            {
+                "src": pa.array(keys[src], pa.int64()), "dst": pa.array(keys[dst], pa.int64()),
+                "src_id": pa.array(ids[src], pa.string()), "dst_id": pa.array(ids[dst], pa.string()),
+                "src_rank": pa.array(rank[src], pa.float64()), "dst_rank": pa.array(rank[dst], pa.float64()),
+                "sim": pa.array(sim, pa.float32()),
+            },
+            schema=_edges_schema(),
+        )
+
+    def finalize(self, partials: list[pa.Table]) -> pa.Table:
+        edges = [t for t in partials if t.num_rows and "src" in t.column_names]
+        if not edges:
+            return self.decision_schema().empty_table()
+        e = pa.concat_tables(edges)
+        src, dst = e.column("src").to_numpy(), e.column("dst").to_numpy()
+        nodes, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+        ids = np.concatenate([e.column("src_id").to_numpy(zero_copy_only=False), e.column("dst_id").to_numpy(zero_copy_only=False)])
+        rank = np.concatenate([e.column("src_rank").to_numpy(), e.column("dst_rank").to_numpy()])
+        node_id = np.empty(len(nodes), object)
+        node_id[inverse] = ids
+        node_rank = np.empty(len(nodes))
+        node_rank[inverse] = rank
+        m = len(src)
+        comp = _components(len(nodes), inverse[:m], inverse[m:])
+        # The kept row per component: highest rank, then lowest key (= first in input order).
+        order = np.lexsort((nodes, -node_rank, comp))
+        first = np.concatenate([[True], comp[order][1:] != comp[order][:-1]])
+        kept_of_comp = np.empty(comp.max() + 1, np.int64)
+        kept_of_comp[comp[order][first]] = order[first]
+        kept = kept_of_comp[comp]
+        removed = np.nonzero(kept != np.arange(len(nodes)))[0]
+        # Similarity shown for a removed row: its best verified edge.
+        sims = e.column("sim").to_numpy()
+        best = np.zeros(len(nodes), np.float32)
+        np.maximum.at(best, inverse[:m], sims)
+        np.maximum.at(best, inverse[m:], sims)
+        removed = removed[np.argsort(nodes[removed])]
+        kept_ids = node_id[kept[removed]]
+        return pa.table(
+            {
+                KEY: pa.array(nodes[removed], pa.int64()),
+                DROP_REASON: pa.array(["near_duplicate"] * len(removed), pa.string()),
+                DROP_DETAIL: pa.array([f"near duplicate of {k} (estimated Jaccard {s:.2f})" for k, s in zip(kept_ids, best[removed])], pa.string()),
+                "duplicate_of": pa.array(kept_ids, pa.string()),
+                "dup_cluster": pa.array(kept_ids, pa.string()),
+                "dup_similarity": pa.array(best[removed], pa.float32()),
+            }
+        )
+
+
+def _edges_schema() -> pa.Schema:
+    return pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("src_id", pa.string()), ("dst_id", pa.string()),
+                      ("src_rank", pa.float64()), ("dst_rank", pa.float64()), ("sim", pa.float32())])
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label (0..k-1) of each of n nodes, given edges a-b."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
