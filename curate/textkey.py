@@ -1,9 +1,10 @@
-"""The text of a conversation as dedup steps see it: chosen turns, normalised, one string per row."""
+"""The text of a conversation as dedup steps see it: the chosen turns, normalised, hashed per row."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,14 +15,6 @@ TurnSelection = Literal["all", "user", "first_pair"]
 
 # Separates turns in the joined text; not a character users type, so "a b" + "c" != "a" + "b c".
 TURN_SEPARATOR = "\x1e"
-
-
-def normalise_for_match(texts: pa.Array) -> pa.Array:
-    """Case- and whitespace-insensitive form: lowercase, runs of whitespace -> one space, trimmed.
-
-    Split-and-join rather than a regex replace: 2x faster on Arrow (RE2 on Unicode classes is slow)."""
-    words = pc.utf8_split_whitespace(pc.utf8_lower(texts))
-    return pc.utf8_trim_whitespace(pc.binary_join(words, " "))
 
 
 def selected_turns(table: pa.Table, turns: TurnSelection) -> tuple[np.ndarray, np.ndarray]:
@@ -49,12 +42,74 @@ def selected_turns(table: pa.Table, turns: TurnSelection) -> tuple[np.ndarray, n
     return keep, t
 
 
-def joined_text(table: pa.Table, turns: TurnSelection, normalise: bool = True) -> pa.Array:
-    """One string per row: the selected turns (normalised), joined with TURN_SEPARATOR."""
+def text_hashes(table: pa.Table, turns: TurnSelection, normalise: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(has_text mask, uint64 hash) per row of the selected turns joined by TURN_SEPARATOR.
+
+    With `normalise`, case and whitespace do not count: the text is lowercased (Arrow, full
+    Unicode), and the hash kernel reads every run of whitespace as one space and drops it at the
+    ends of a turn. Hashing in one compiled pass instead of building normalised strings is 10x
+    faster (splitting and re-joining words in Arrow cost most of exact_dedup's time)."""
     keep, t = selected_turns(table, turns)
-    texts = normalise_for_match(t.text) if normalise else t.text
-    texts = texts.filter(pa.array(keep))
+    texts = t.text.filter(pa.array(keep))
+    if normalise:
+        texts = pc.utf8_lower(texts)
     kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-    offsets = pa.array(kept_before[t.offsets], pa.int64())
-    lists = pa.LargeListArray.from_arrays(offsets, texts)
-    return pc.binary_join(lists, TURN_SEPARATOR)
+    lists = pa.LargeListArray.from_arrays(pa.array(kept_before[t.offsets], pa.int64()), texts)
+    joined = pc.binary_join(lists, TURN_SEPARATOR).cast(pa.large_string())
+    n = len(joined)
+    _, off_buf, data_buf = joined.buffers()
+    offsets = np.frombuffer(off_buf, np.int64, n + 1, joined.offset * 8)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    hashes = np.zeros(n, np.uint64)
+    has_text = np.zeros(n, np.bool_)
+    _hash_rows(data, offsets, normalise, hashes, has_text)
+    return has_text, hashes
+
+
+@numba.njit(inline="always")
+def _space_len(data, i, end):
+    """Byte length of the whitespace character at i (ASCII, NBSP, U+2000-200B, U+3000), else 0."""
+    c = data[i]
+    if c == 32 or 9 <= c <= 13:
+        return 1
+    if c == 0xC2 and i + 1 < end and data[i + 1] == 0xA0:
+        return 2
+    if c == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] <= 0x8B:
+        return 3
+    if c == 0xE3 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] == 0x80:
+        return 3
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_rows(data, offsets, normalise, hashes, has_text):
+    P = np.uint64(0x100000001B3)
+    SEP = 0x1E
+    for r in range(offsets.shape[0] - 1):
+        h = np.uint64(0xCBF29CE484222325)
+        i, end = offsets[r], offsets[r + 1]
+        pending_space = False  # a whitespace run inside a turn, emitted before the next character
+        at_turn_start = True
+        while i < end:
+            w = _space_len(data, i, end) if normalise else 0
+            if w:
+                if not at_turn_start:
+                    pending_space = True
+                i += w
+                continue
+            c = data[i]
+            if c == SEP:
+                pending_space = False
+                at_turn_start = True
+            else:
+                if pending_space:
+                    h = (h ^ np.uint64(32)) * P
+                    pending_space = False
+                at_turn_start = False
+                has_text[r] = True
+            h = (h ^ np.uint64(c)) * P
+            i += 1
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        hashes[r] = h

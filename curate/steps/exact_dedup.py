@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import xxhash
 from pydantic import Field
 
 from curate.registry import register
 from curate.schema import DROP_DETAIL, DROP_REASON, KEY
 from curate.steps.base import GlobalStep, Params
-from curate.textkey import TurnSelection, joined_text
+from curate.textkey import TurnSelection, text_hashes
 
 
 class ExactDedupParams(Params):
@@ -32,16 +30,15 @@ class ExactDedup(GlobalStep):
         return self.params.partitions
 
     def summarize(self, live: pa.Table) -> pa.Table:
-        text = joined_text(live, self.params.turns, self.params.normalise)
         # Rows with nothing to compare (e.g. no user turn under turns=user) are never duplicates.
-        nonempty = pc.greater(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
-        strings = text.filter(pa.array(nonempty)).cast(pa.binary()).to_pylist()
         # 64-bit hashes: a false match among 1e9 distinct rows has probability ~3%.
-        hashes = np.fromiter((xxhash.xxh3_64_intdigest(s) for s in strings), dtype=np.uint64, count=len(strings))
+        has_text, hashes = text_hashes(live, self.params.turns, self.params.normalise)
+        mask = pa.array(has_text)
+        hashes = hashes[has_text]
         return pa.table(
             {
-                KEY: live.column(KEY).filter(pa.array(nonempty)),
-                "id": live.column("id").filter(pa.array(nonempty)),
+                KEY: live.column(KEY).filter(mask),
+                "id": live.column("id").filter(mask),
                 "_hash": pa.array(hashes.view(np.int64)),
                 "_partition": pa.array((hashes % np.uint64(self.num_partitions())).astype(np.int32)),
             }

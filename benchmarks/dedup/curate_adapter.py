@@ -1,0 +1,68 @@
+"""curate as a tool of ../shared/bench: the adapter contract of its tools/common.py.
+
+  python curate_adapter.py --corpus DATA --out OUT [--threads N] [--steps dedup|decontam]
+
+Writes a pipeline with the peers' settings (word 5-grams, 14 bands x 8 rows, seed 1), runs
+`curate run` (the local runner for one thread, embedded Ray with N CPUs otherwise) and maps
+curate's rejected rows to removed.txt / contaminated.txt. benchmarks/dedup/run.py installs this
+file into a scratch copy of the harness; it is not meant to run from here.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import Stages, parser, write_ids, write_info  # noqa: E402  (the harness's helpers)
+
+STEPS = {
+    "dedup": "  - exact_dedup: {}\n  - minhash_dedup: {ngram: 5, num_bands: 14, rows_per_band: 8, seed: 1}\n",
+    "decontam": "  - decontaminate: {eval_sets: [{path: %(evals)s}]}\n",
+}
+
+PIPELINE = """\
+input: {path: %(corpus)s, format: sharegpt, shard_rows: %(shard_rows)d}
+output: {path: %(out)s}
+runner: %(runner)s
+steps:
+%(steps)s"""
+
+
+def main():
+    ap = parser(__doc__)
+    ap.add_argument("--steps", default="dedup", choices=sorted(STEPS))
+    ap.add_argument("--shard-rows", type=int, default=20000)
+    args = ap.parse_args()
+    curate = os.path.join(os.path.dirname(sys.executable), "curate")
+    st = Stages()
+    work = os.path.abspath(os.path.join(args.out, "work"))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    runner = "{type: local}" if args.threads == 1 else "{type: ray, num_cpus: %d}" % args.threads
+    values = {"corpus": os.path.abspath(os.path.join(args.corpus, "corpus.jsonl")),
+              "evals": os.path.abspath(os.path.join(args.corpus, "evals")),
+              "out": os.path.join(work, "out"), "runner": runner, "shard_rows": args.shard_rows}
+    values["steps"] = STEPS[args.steps] % values
+    yaml_path = os.path.join(work, "pipeline.yaml")
+    with open(yaml_path, "w") as f:
+        f.write(PIPELINE % values)
+    with st("curate run"):
+        p = subprocess.run([curate, "run", yaml_path], capture_output=True, text=True)
+    with open(os.path.join(args.out, "tool.log"), "w") as f:
+        f.write(p.stdout + "\n" + p.stderr)
+    if p.returncode != 0:
+        sys.exit(p.stderr[-3000:])
+    import pyarrow.dataset as ds
+
+    rejected = ds.dataset(os.path.join(work, "out", "rejected"), format="parquet").to_table(
+        columns=["id", "_curate_drop_step"]).to_pylist()
+    write_ids(args.out, "removed.txt", [r["id"] for r in rejected if r["_curate_drop_step"] in ("exact_dedup", "minhash_dedup")])
+    write_ids(args.out, "contaminated.txt", [r["id"] for r in rejected if r["_curate_drop_step"] == "decontaminate"])
+    settings = f"curate {args.steps} ({'local runner' if args.threads == 1 else f'Ray, {args.threads} CPUs'}); pipeline: {values['steps'].strip()}"
+    write_info(args.out, tool="curate", stages=st.times, settings=settings.replace("\n", ";"))
+    shutil.rmtree(work, ignore_errors=True)  # the kept set of a 1M corpus is GBs
+
+
+if __name__ == "__main__":
+    main()
