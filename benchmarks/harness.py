@@ -47,7 +47,7 @@ def run_peers(corpus: Path, tools: list[str], results: Path, rounds: int = 1, re
         cmd += ["--ref", ref]
     subprocess.run(cmd, check=True)
     shutil.rmtree(bench.parent, ignore_errors=True)
-    return json.loads((results / "summary.json").read_text())
+    return json.loads((results / "summary.json").read_text())["tools"]
 
 
 def make_corpus(n: int, out: Path, *extra: str) -> Path:

@@ -174,7 +174,7 @@ class Engine:
         if seg.final:
             self._write_final(rows, shard.index, stats)
         else:
-            write_parquet_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.parquet")
+            write_parquet_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.parquet", work=True)
         stats.write_seconds = time.perf_counter() - start
         result = stats.to_dict()
         _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
@@ -192,7 +192,7 @@ class Engine:
         for p in range(step.num_partitions()):
             part = summary.filter(pa.array(parts == p)) if summary.num_rows else summary
             if part.num_rows:
-                write_parquet_atomic(part, base / f"part-{p:05d}" / f"shard-{shard:06d}.parquet")
+                write_parquet_atomic(part, base / f"part-{p:05d}" / f"shard-{shard:06d}.parquet", work=True)
 
     def resolve_partition(self, pos: int, partition: int) -> int:
         """Resolve one partition of a global step's summaries; return rows written."""
@@ -203,7 +203,7 @@ class Engine:
         tables = [pq.read_table(f) for f in files]
         summaries = pa.concat_tables(tables) if tables else None
         result = step.resolve_partition(summaries) if summaries is not None else step.decision_schema().empty_table()
-        write_parquet_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.parquet")
+        write_parquet_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.parquet", work=True)
         return result.num_rows
 
     def partition_done(self, pos: int, partition: int) -> bool:
@@ -219,7 +219,7 @@ class Engine:
         decisions = step.finalize(partials)
         decisions = concat_or_empty([decisions], step.decision_schema())
         decisions = decisions.take(pc.sort_indices(decisions, sort_keys=[(KEY, "ascending")]))
-        write_parquet_atomic(decisions, self.decisions_path(pos))
+        write_parquet_atomic(decisions, self.decisions_path(pos), work=True)
         return decisions.num_rows
 
     def decisions_path(self, pos: int) -> Path:

@@ -83,6 +83,7 @@ def _space_len(data, i, end):
 
 @numba.njit(cache=True, nogil=True)
 def _hash_rows(data, offsets, normalise, hashes, has_text):
+    """FNV-1a over each row's bytes (whitespace runs -> one space, none at turn ends), fmix64'd."""
     P = np.uint64(0x100000001B3)
     SEP = 0x1E
     for r in range(offsets.shape[0] - 1):
@@ -90,14 +91,21 @@ def _hash_rows(data, offsets, normalise, hashes, has_text):
         i, end = offsets[r], offsets[r + 1]
         pending_space = False  # a whitespace run inside a turn, emitted before the next character
         at_turn_start = True
+        seen = False  # any character other than whitespace and separators
         while i < end:
+            c = data[i]
+            if 0x21 <= c <= 0x7E and not pending_space:  # the common case: a visible ASCII byte
+                h = (h ^ np.uint64(c)) * P
+                at_turn_start = False
+                seen = True
+                i += 1
+                continue
             w = _space_len(data, i, end) if normalise else 0
             if w:
                 if not at_turn_start:
                     pending_space = True
                 i += w
                 continue
-            c = data[i]
             if c == SEP:
                 pending_space = False
                 at_turn_start = True
@@ -106,9 +114,10 @@ def _hash_rows(data, offsets, normalise, hashes, has_text):
                     h = (h ^ np.uint64(32)) * P
                     pending_space = False
                 at_turn_start = False
-                has_text[r] = True
+                seen = True
             h = (h ^ np.uint64(c)) * P
             i += 1
+        has_text[r] = seen
         h ^= h >> np.uint64(33)
         h *= np.uint64(0xFF51AFD7ED558CCD)
         h ^= h >> np.uint64(33)

@@ -133,3 +133,46 @@ def test_sharding_never_changes_what_is_read(shard_rows):
     rows, _ = _read_all([src], shard_rows=shard_rows)
     assert len(rows) == 334
     assert [r["source_index"] for r in rows] == list(range(334))
+
+
+def _jsonl_variants(tmp_path):
+    """JSONL files the Arrow fast path reads, and ones it must hand to the record-by-record path."""
+    import json as _json
+
+    real = _json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+    clean = [{"id": r["id"], "conversations": [{"from": t["from"], "value": t["value"]} for t in r["conversations"]]} for r in real]
+    variants = {
+        "clean": clean,
+        "no_ids": [{"conversations": r["conversations"]} for r in clean[:50]] + [{"id": "", "conversations": clean[0]["conversations"]}],
+        "int_ids": [{"id": i, "conversations": r["conversations"]} for i, r in enumerate(clean[:50])],
+        "extra_keys": [dict(r, model="gpt-4") for r in clean[:50]],
+        "message_extra": [{"id": "m", "conversations": [{"from": "human", "value": "hi", "markdown": "x"}]}] + clean[:5],
+        "odd_roles": [{"id": "a", "conversations": [{"from": " Human ", "value": "hi"}, {"from": "ChatGPT", "value": "yo"}]}],
+        "unknown_role": [{"id": "a", "conversations": [{"from": "narrator", "value": "hi"}]}] + clean[:5],
+        "null_value": [{"id": "a", "conversations": [{"from": "human", "value": None}]}] + clean[:5],
+        "empty_conv": [{"id": "a", "conversations": []}] + clean[:5],
+        "surrogate": [{"id": "a", "conversations": [{"from": "human", "value": "\ud800 lone"}]}] + clean[:5],
+        "openai": [{"id": "o", "messages": [{"role": "user", "content": "hi"}]}],
+    }
+    for name, recs in variants.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(_json.dumps(r) + "\n" for r in recs) + "\n", encoding="utf-8")
+        yield name, path
+
+
+def test_fast_jsonl_path_equals_record_by_record(tmp_path):
+    from curate.readers import _read_sharegpt_jsonl_fast, plan, read_shard, read_shard_by_record
+    from curate.records import FieldNames
+
+    used_fast = set()
+    for name, path in _jsonl_variants(tmp_path):
+        for shard in plan([str(path)], "auto", 40):
+            fast = _read_sharegpt_jsonl_fast(shard, FieldNames())
+            slow_rows, slow_bad = read_shard_by_record(shard, FieldNames())
+            rows, bad = read_shard(shard, FieldNames())
+            assert rows.equals(slow_rows) and bad.equals(slow_bad), name
+            if fast is not None:
+                used_fast.add(name)
+                assert fast.equals(slow_rows), name
+    assert {"clean", "no_ids", "odd_roles"} <= used_fast
+    assert not used_fast & {"int_ids", "extra_keys", "message_extra", "unknown_role", "null_value", "empty_conv", "surrogate", "openai"}
