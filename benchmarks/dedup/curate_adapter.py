@@ -39,7 +39,7 @@ def main():
     work = os.path.abspath(os.path.join(args.out, "work"))
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    runner = "{type: local}" if args.threads == 1 else "{type: ray, num_cpus: %d}" % args.threads
+    runner = "{type: local}" if args.threads == 1 else f"{{type: ray, num_cpus: {args.threads}}}"
     values = {"corpus": os.path.abspath(os.path.join(args.corpus, "corpus.jsonl")),
               "evals": os.path.abspath(os.path.join(args.corpus, "evals")),
               "out": os.path.join(work, "out"), "runner": runner, "shard_rows": args.shard_rows}
