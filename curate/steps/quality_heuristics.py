@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -90,7 +91,6 @@ _ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"
 _DOUBLE_DIGIT = "|".join(f"{d}{d}" for d in range(10))
 _DIGIT_RUN = re.compile(r"([0-9])\1+")
 _HASH_MULT = np.uint64(0x100000001B3)  # FNV prime: n-gram rolling hash modulo 2**64
-_TURN_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 PRESETS = ("chat", "gopher")
@@ -393,10 +393,11 @@ def _not_first(key: np.ndarray) -> np.ndarray:
 def _ngram_metrics(flat: pa.Array, parents: np.ndarray, measured: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """Characters in the top 2/3/4-gram and in duplicated 5..10-grams, per text (Gopher Table A1).
 
-    Words are hashed to ids, n-grams to 64-bit rolling hashes (mixed with their text's index), so
-    one sort per n serves the whole batch. Characters exclude the spaces between words, as in
-    datatrove; the top n-gram is the most frequent one (ties: the earliest), counted with spaces, and
-    only if it occurs more than once."""
+    Words are dictionary-encoded for the batch (Arrow); then one compiled pass per text rolls
+    64-bit n-gram hashes and counts them in a small open-addressing table (a text's table fits in
+    cache, unlike one sort of every n-gram of the batch: 10x faster). Characters exclude the spaces
+    between words, as in datatrove; the top n-gram is the most frequent one (ties: the earliest),
+    counted with spaces, and only if it occurs more than once."""
     out = {f"top_{k}gram": np.zeros(n) for k in TOP_N} | {f"dup_{k}gram": np.zeros(n) for k in DUP_N}
     keep = measured[parents]
     if not keep.any():
@@ -405,42 +406,76 @@ def _ngram_metrics(flat: pa.Array, parents: np.ndarray, measured: np.ndarray, n:
     text_of = parents[keep]
     ids = pc.dictionary_encode(words).indices.to_numpy().astype(np.uint64) + np.uint64(1)
     lens = pc.utf8_length(words).to_numpy().astype(np.float64)
-    cum = np.concatenate([[0.0], np.cumsum(lens)])
-    m = len(ids)
-    h = ids.copy()
-    with np.errstate(over="ignore"):
-        for k in range(2, max(DUP_N) + 1):
-            span = m - k + 1
+    # words of a text are consecutive: its range is [starts[i], starts[i + 1])
+    starts = np.concatenate([[0], np.nonzero(text_of[1:] != text_of[:-1])[0] + 1, [len(ids)]])
+    owners = text_of[starts[:-1]]
+    top, dup = _ngram_kernel(ids, lens, starts, np.uint64(_HASH_MULT), max(TOP_N), max(DUP_N), min(DUP_N))
+    for k in TOP_N:
+        out[f"top_{k}gram"][owners] = top[k - 2]
+    for k in DUP_N:
+        out[f"dup_{k}gram"][owners] = dup[k - min(DUP_N)]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
+    n_texts = starts.shape[0] - 1
+    top = np.zeros((top_max - 1, n_texts))
+    dup = np.zeros((dup_max - dup_min + 1, n_texts))
+    for t in range(n_texts):
+        s, e = starts[t], starts[t + 1]
+        length = e - s
+        cap = 16
+        while cap < 2 * length:
+            cap *= 2
+        keys = np.zeros(cap, np.uint64)
+        used = np.zeros(cap, np.bool_)
+        first = np.zeros(cap, np.int64)
+        count = np.zeros(cap, np.int64)
+        cover = np.zeros(length + 1, np.int64)
+        h = ids[s:e].copy()
+        cum = np.zeros(length + 1)
+        for j in range(length):
+            cum[j + 1] = cum[j] + lens[s + j]
+        for k in range(2, dup_max + 1):
+            span = length - k + 1
             if span <= 0:
                 break
-            h = h[:span] * _HASH_MULT + ids[k - 1:]
-            start = np.arange(span)
-            valid = text_of[:span] == text_of[k - 1:]
-            if not valid.any():
-                continue
-            pos = start[valid]
-            owner = text_of[pos]
-            key = h[valid] ^ (owner.astype(np.uint64) * _TURN_MIX)
-            gram_chars = cum[pos + k] - cum[pos]
-            if k in TOP_N:
-                _uniq, first, _inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-                # most frequent n-gram per text, ties to the earliest
-                order = np.lexsort((first, -counts, owner[first]))
-                lead = order[np.concatenate([[True], owner[first][order][1:] != owner[first][order][:-1]])]
-                top = np.zeros(n)
-                # an n-gram seen once is not repetition (matters for short turns, where one 4-gram is 15% of the text)
-                repeated = counts[lead] > 1
-                lead = lead[repeated]
-                top[owner[first[lead]]] = counts[lead] * (gram_chars[first[lead]] + k - 1)
-                out[f"top_{k}gram"] = top
-            if k in DUP_N:
-                dup_pos = pos[_not_first(key)]
-                cover = np.zeros(m + 1)
-                np.add.at(cover, dup_pos, 1)
-                np.add.at(cover, dup_pos + k, -1)
-                covered = np.cumsum(cover[:m]) > 0
-                out[f"dup_{k}gram"] = np.bincount(text_of, weights=np.where(covered, lens, 0), minlength=n)
-    return out
+            for j in range(span):
+                h[j] = h[j] * mult + ids[s + j + k - 1]
+            used[:] = False
+            if k >= dup_min:
+                cover[:] = 0
+            best_slot = -1
+            for j in range(span):
+                slot = np.int64(h[j] & np.uint64(cap - 1))
+                while used[slot] and keys[slot] != h[j]:
+                    slot = (slot + 1) & (cap - 1)
+                if not used[slot]:
+                    used[slot] = True
+                    keys[slot] = h[j]
+                    first[slot] = j
+                    count[slot] = 1
+                else:
+                    count[slot] += 1
+                    if k >= dup_min:  # a repeat: its words are covered
+                        cover[j] += 1
+                        cover[j + k] -= 1
+                if k <= top_max and (best_slot < 0 or count[slot] > count[best_slot]
+                                     or (count[slot] == count[best_slot] and first[slot] < first[best_slot])):
+                    best_slot = slot
+            if k <= top_max and best_slot >= 0 and count[best_slot] > 1:
+                f = first[best_slot]
+                top[k - 2, t] = count[best_slot] * (cum[f + k] - cum[f] + k - 1)
+            if k >= dup_min:
+                run = 0
+                total = 0.0
+                for j in range(length):
+                    run += cover[j]
+                    if run > 0:
+                        total += lens[s + j]
+                dup[k - dup_min, t] = total
+    return top, dup
 
 
 def _digit_runs(prose: pa.Array) -> np.ndarray:
