@@ -27,11 +27,16 @@ def _named(fn, label: str):
 
 
 class _SegmentActor:
-    """One per actor: the engine (and its models) survives across shards."""
+    """One per actor: the engine (and its models) survives across shards.
 
-    def __init__(self, plan: RunPlan, segment: int):
-        self.engine = engine_for(plan)
-        self.segment = segment
+    The plan and segment are class attributes of a subclass made per segment, not constructor
+    arguments: Ray keeps constructor arguments in the object store and warns on every actor."""
+
+    plan: RunPlan
+    segment: int
+
+    def __init__(self):
+        self.engine = engine_for(self.plan)
 
     def __call__(self, batch: dict) -> dict:
         out = [json.dumps(self.engine.run_shard(self.segment, int(s))) for s in batch["item"]]
@@ -71,8 +76,8 @@ class RayRunner:
             return []
         ds = self._items(shards)
         if actors:
-            cls = type(label, (_SegmentActor,), {})
-            ds = ds.map_batches(cls, fn_constructor_args=(plan, segment), batch_size=1,
+            cls = type(label, (_SegmentActor,), {"plan": plan, "segment": segment})
+            ds = ds.map_batches(cls, batch_size=1,
                                 concurrency=(1, self._cpus()), num_cpus=1)
         else:
             def run(batch: dict) -> dict:

@@ -32,6 +32,8 @@ _MASK64 = (1 << 64) - 1
 # Tags (a letter or / right after <, so "a < b" in prose survives) and character entities.
 _TAG = r"</?[a-zA-Z][^<>]{0,1000}>"
 _ENTITY = r"&(?:#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,10});"
+# Markdown list markers: an HTML <ol> shows its numbers without having them in the text.
+_LIST_MARKER = r"(?m)^[ \t]*(?:[0-9]{1,3}[.)]|[-*+])[ \t]+"
 
 
 def datasketch_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,11 +88,22 @@ def shingles(clean_text: str, ngram: int, mode: str = "word") -> list[bytes]:
     return ["".join(chars[i : i + ngram]).encode("utf-8", "surrogateescape") for i in range(len(chars) - ngram + 1)]
 
 
+# Entities an HTML rendering uses for characters a Markdown text has literally (&amp; last).
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#x27;", "'"), ("&#39;", "'"), ("&nbsp;", " "), ("&amp;", "&"))
+
+
 def clean_texts(texts: pa.Array) -> pa.Array:
-    """Lowercase, drop HTML tags and entities: so an HTML rendering and its Markdown collide."""
-    texts = pc.utf8_lower(texts)
+    """Lowercase, drop HTML markup: so an HTML rendering and its Markdown collide.
+
+    Tags are removed, entities decoded, and tags removed again: code that shows HTML is escaped in
+    the rendering (&lt;a href=...&gt;) and literal in the Markdown, and must lose the same tags.
+    List markers go too: "1. step" in Markdown is <li>step</li> in HTML."""
+    texts = pc.replace_substring_regex(pc.utf8_lower(texts), _LIST_MARKER, " ")
     texts = pc.replace_substring_regex(texts, _TAG, " ")
-    return pc.replace_substring_regex(texts, _ENTITY, " ")
+    for entity, char in _ENTITIES:
+        texts = pc.replace_substring(texts, entity, char)
+    texts = pc.replace_substring_regex(texts, _ENTITY, " ")
+    return pc.replace_substring_regex(texts, _TAG, " ")
 
 
 @numba.njit(inline="always")

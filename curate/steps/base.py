@@ -71,7 +71,8 @@ class Step:
     # Score/annotation columns the step adds, with their types: declared so every output file has
     # the same schema even when a batch has no live rows.
     columns: ClassVar[dict[str, pa.DataType]] = {}
-    # Load a model once per worker (a Ray actor) rather than per task.
+    # Run on a Ray actor pool. Task workers already keep their engine (and models) per process, so
+    # only models too heavy to load in every worker process (or needing a GPU) want an actor.
     needs_actor: ClassVar[bool] = False
 
     def __init__(self, params: Params, ctx: StepContext):

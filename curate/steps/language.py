@@ -91,7 +91,6 @@ class Language(MapStep):
         "lang_turns": pa.list_(pa.string()),
         "lang_turn_scores": pa.list_(pa.float32()),
     }
-    needs_actor = True
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
