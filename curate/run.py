@@ -25,6 +25,7 @@ from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
 from curate.errors import UserError
 from curate.readers import plan as plan_shards
+from curate.report import write_report
 from curate.runners import make_runner
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep
@@ -188,12 +189,6 @@ def execute(
     )
     _write_atomic(run_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
     _write_atomic(run_dir / "pipeline.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    try:
-        from curate.report import write_report
-
-        write_report(run_dir)
-    except ImportError:
-        pass
     manifest = {
         "complete": True,
         "curate_version": __version__,
@@ -204,6 +199,8 @@ def execute(
         "fingerprint": fingerprint,
         "runner": kind,
     }
+    # The report before the manifest: manifest.json, written last, marks a finished run.
+    write_report(run_dir, manifest=manifest)
     _write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return RunResult(run_dir=run_dir, stats=stats)
