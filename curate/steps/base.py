@@ -127,6 +127,13 @@ class GlobalStep(Step):
         return pa.schema(fields)
 
 
+def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    """Replace (apply_map_step pre-creates declared columns as nulls) or add a column."""
+    if name in table.column_names:
+        return table.set_column(table.schema.get_field_index(name), name, values)
+    return table.append_column(name, values)
+
+
 def concat_or_empty(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     """Concatenate to `schema`; optional columns a table lacks (span, turn) become nulls."""
     tables = [t for t in tables if t.num_rows]

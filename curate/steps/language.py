@@ -28,18 +28,11 @@ from pydantic import Field, field_validator, model_validator
 from curate.registry import register
 from curate.schema import turns_of
 from curate.steps._prose import letter_count, one_line, strip_code
-from curate.steps.base import MapStep, Params, StepOutput
+from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "lid.176.ftz"
 NO_VOTE = ("unknown", "code")
-
-
-def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    """Replace (the base pre-creates declared columns as nulls) or add a column."""
-    if name in table.column_names:
-        return table.set_column(table.schema.get_field_index(name), name, values)
-    return table.append_column(name, values)
 
 
 @cache
@@ -153,13 +146,13 @@ class Language(MapStep):
         counters.update(f"lang:{x}" for x in lang)
 
         reason, detail = self._decide(lang, score)
-        table = _set(table, "lang", pa.array(lang.tolist(), pa.string()))
-        table = _set(table, "lang_score", pa.array(score, pa.float32(), mask=np.isnan(score)))
+        table = set_column(table, "lang", pa.array(lang.tolist(), pa.string()))
+        table = set_column(table, "lang_score", pa.array(score, pa.float32(), mask=np.isnan(score)))
         offsets = pa.array(t.offsets, pa.int32())
         turn_lang_arr = pa.array(turn_lang.tolist(), pa.string())
         turn_score_arr = pa.array(turn_score, pa.float32(), mask=np.isnan(turn_score))
-        table = _set(table, "lang_turns", pa.ListArray.from_arrays(offsets, turn_lang_arr))
-        table = _set(table, "lang_turn_scores", pa.ListArray.from_arrays(offsets, turn_score_arr))
+        table = set_column(table, "lang_turns", pa.ListArray.from_arrays(offsets, turn_lang_arr))
+        table = set_column(table, "lang_turn_scores", pa.ListArray.from_arrays(offsets, turn_score_arr))
         return StepOutput(table, reason=reason, detail=detail, counters=counters)
 
     @staticmethod

@@ -1,0 +1,385 @@
+"""decontaminate: reject (or flag) conversations that contain an eval item's question or answer.
+
+Matching, per turn of the selected roles, on ASCII-lowercased word tokens (punctuation ignored):
+  - an item with at least `ngram` tokens matches when the share of its distinct n-grams found in
+    the turn reaches `min_overlap`: a long item needs real overlap, and one stock phrase shared with
+    a long item does not condemn a conversation;
+  - an item shorter than `ngram` tokens (a 9-word TruthfulQA question) matches when its whole token
+    sequence appears in the turn, if it has at least `min_short_tokens` tokens; a shorter one
+    ("Who is Larry Page?") only when it is the whole turn, since inside a longer text it is chance;
+  - reference answers count only when they have at least `min_answer_tokens` tokens;
+  - numbers matter: an item with numbers matches only if the turn has at least half of them, so a
+    question built from the same template with other numbers is not flagged.
+n-grams that occur in more than `max_items_per_ngram` items ("which of the following is") are left
+out of the index: they say nothing about which item a turn contains.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curate.errors import UserError
+from curate.registry import register
+from curate.schema import turns_of
+from curate.steps._ngram_index import Tokens, ngrams, whole_text_hashes
+from curate.steps.base import MapStep, Params, StepOutput, set_column
+
+Role = Literal["system", "user", "assistant", "tool"]
+EVAL_TEXT_LIMIT = 1000
+# Part of the index cache key: bump it when the Index class changes shape.
+INDEX_VERSION = 8
+BLOOM_MASK = (1 << 27) - 1
+SPAN_LIMIT = 400
+
+
+class EvalSource(BaseModel):
+    """One eval set: a registry name, and/or a path with its field mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str | None = Field(None, description="a name from rules/eval_sets.yaml, or your label for path")
+    path: str | None = Field(None, description="file or directory (JSONL, JSON, CSV, Parquet; .gz ok)")
+    format: Literal["jsonl", "json", "csv", "parquet"] | None = None
+    records: str | None = Field(None, description="JSON: the key holding the list of items")
+    question: str | list[str] | None = Field(None, description="field path(s) of the question (default: question)")
+    answer: str | list[str] | None = Field(None, description="field path(s) of the reference answer (default: answer)")
+    id: str | None = Field(None, description="field path of the item id (default: id, doc_id, question_id or task_id)")
+
+
+class DecontaminateParams(Params):
+    eval_sets: list[str | EvalSource] | None = Field(None, description="registry names or {name, path, ...}; default: every shipped set")
+    mode: Literal["drop", "flag"] = Field("drop", description="drop contaminated rows, or only annotate them")
+    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that are searched")
+    ngram: int = Field(5, ge=3, le=32, description="n-gram length in words")
+    min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="share of a question's n-grams (weighted by rarity) that must appear in one turn")
+    min_answer_overlap: float = Field(0.8, gt=0.0, le=1.0, description="the same for reference answers (code and stock answers overlap by chance)")
+    min_short_tokens: int = Field(5, ge=1, le=32, description="items shorter than ngram are found inside a turn if at least this long")
+    min_whole_turn_tokens: int = Field(2, ge=1, le=32, description="shorter items match only a turn that is exactly the item, if at least this long")
+    min_answer_tokens: int = Field(20, ge=1, le=10000, description="reference answers shorter than this are not matched")
+    max_items_per_ngram: int = Field(20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence")
+    numbers: bool = Field(True, description="an item with numbers needs half of them in the turn (template negatives)")
+
+    @field_validator("eval_sets")
+    @classmethod
+    def _not_empty(cls, v):
+        if v is not None and not v:
+            raise ValueError("must list at least one eval set")
+        return v
+
+
+@dataclass
+class Item:
+    eval_set: str
+    item_id: str
+    kind: str  # question | answer
+    text: str
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "curate" / "decontaminate"
+
+
+def _field(record, path: str):
+    value = record
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _text(record, paths) -> str:
+    if paths is None:
+        return ""
+    parts = [_field(record, p) for p in ([paths] if isinstance(paths, str) else paths)]
+    return "\n".join(str(p) for p in parts if p not in (None, ""))
+
+
+def _read_records(path: Path, fmt: str | None, records_key: str | None) -> list[dict]:
+    name = path.name.lower().removesuffix(".gz")
+    fmt = fmt or ("jsonl" if name.endswith(".jsonl") else "json" if name.endswith(".json") else
+                  "csv" if name.endswith(".csv") else "parquet" if name.endswith(".parquet") else None)
+    if fmt is None:
+        raise UserError(f"{path}: cannot tell the eval file's format; set format: jsonl, json, csv or parquet")
+    try:
+        if fmt == "parquet":
+            return pq.read_table(path).to_pylist()
+        raw = gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
+        text = raw.decode("utf-8-sig")
+        if fmt == "jsonl":
+            return [json.loads(line) for line in text.split("\n") if line.strip()]  # not splitlines: \u2028 is text
+        if fmt == "csv":
+            return list(csv.DictReader(io.StringIO(text)))
+        data = json.loads(text)
+    except (OSError, ValueError, EOFError, pa.ArrowException) as e:
+        raise UserError(f"{path}: cannot read eval set: {str(e).splitlines()[0][:200]}") from None
+    if records_key:
+        data = data.get(records_key) if isinstance(data, dict) else None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a list of items" + (f" under '{records_key}'" if records_key else ""))
+    return data
+
+
+def _suggest(name: str, names: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(names)}"
+
+
+def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
+    registry = yaml.safe_load((rules_dir / "eval_sets.yaml").read_text()) or {}
+    wanted = params.eval_sets if params.eval_sets is not None else [n for n, e in registry.items() if e.get("default")]
+    items: list[Item] = []
+    for entry in wanted:
+        src = EvalSource(name=entry) if isinstance(entry, str) else entry
+        spec = dict(registry.get(src.name, {})) if src.name else {}
+        if src.name and not spec and not src.path:
+            raise UserError(f"decontaminate: unknown eval set '{src.name}'{_suggest(src.name, list(registry))}")
+        path = src.path or spec.get("path")
+        if not path:
+            raise UserError(f"decontaminate: eval set '{src.name}' is not shipped ({spec.get('license', '')}); give its path: "
+                            f"eval_sets: [{{name: {src.name}, path: /path/to/file}}]")
+        path = Path(path) if src.path else rules_dir / path
+        if not path.exists():
+            raise UserError(f"decontaminate: eval set file not found: {path}")
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            set_name = src.name or f.name.split(".")[0]
+            question = src.question or spec.get("question") or "question"
+            answer = src.answer or spec.get("answer") or "answer"
+            id_path = src.id or spec.get("id")
+            for i, rec in enumerate(_read_records(f, src.format or spec.get("format"), src.records or spec.get("records"))):
+                item_id = _field(rec, id_path) if id_path else next(
+                    (rec[k] for k in ("id", "doc_id", "question_id", "task_id") if isinstance(rec, dict) and rec.get(k) is not None), i)
+                q, a = _text(rec, question), _text(rec, answer)
+                if q:
+                    items.append(Item(set_name, str(item_id), "question", q))
+                if a:
+                    items.append(Item(set_name, str(item_id), "answer", a))
+    if not items:
+        raise UserError("decontaminate: the eval sets hold no items")
+    return items
+
+
+class Index:
+    """Eval items as sorted hash arrays: n-gram -> items, short items by length, numbers per item."""
+
+    def __init__(self, items: list[Item], p: DecontaminateParams):
+        self.items = items
+        tok = Tokens(pa.array([it.text for it in items]))
+        counts = tok.counts
+        is_answer = np.array([it.kind == "answer" for it in items])
+        usable = np.where(is_answer, counts >= p.min_answer_tokens, counts >= 1)
+        # Below min_short_tokens an item is only ever matched as a whole turn (see tiny below).
+        searchable = usable & (is_answer | (counts >= p.min_short_tokens))
+        # long items: (n-gram, item) pairs, distinct per item
+        grams, starts = ngrams(tok, p.ngram)
+        owner = tok.doc[starts]
+        keep = searchable[owner]
+        pairs = np.unique(np.stack([grams[keep].view(np.int64), owner[keep]], axis=1), axis=0)
+        g, it = pairs[:, 0].view(np.uint64), pairs[:, 1]
+        order = np.argsort(g, kind="stable")
+        g, it = g[order], it[order]
+        _, n_items = np.unique(g, return_counts=True)
+        df = np.repeat(n_items, n_items)
+        # An n-gram shared by k items is worth 1/k of one only this item has: the template text of a
+        # family of math questions weighs little, the names and numbers that tell them apart a lot.
+        weight = 1.0 / df
+        self.item_weight = np.bincount(it, weights=weight, minlength=len(items))
+        self.item_grams = np.bincount(it[df <= p.max_items_per_ngram], minlength=len(items))  # matchable ones
+        stock = df > p.max_items_per_ngram
+        self.gram, self.gram_item, self.gram_weight = g[~stock], it[~stock], weight[~stock]
+        # A 16 MB bit filter in front of the sorted array: almost every n-gram of a conversation is
+        # in no eval item, and one gather per n-gram rules it out 10x faster than a binary search.
+        bits = (self.gram & BLOOM_MASK).astype(np.int64)
+        self.bloom = np.zeros((BLOOM_MASK + 1) // 8, np.uint8)
+        np.bitwise_or.at(self.bloom, bits >> 3, (1 << (bits & 7)).astype(np.uint8))
+        # short items: whole token sequence, keyed by (length, hash)
+        short = usable & (counts < p.ngram) & (counts >= p.min_short_tokens) & ~is_answer
+        whole = whole_text_hashes(tok)
+        self.short_lengths = sorted(set(counts[short].tolist()))
+        self.short = {L: (whole[short & (counts == L)], np.nonzero(short & (counts == L))[0]) for L in self.short_lengths}
+        for L, (h, ids) in self.short.items():
+            o = np.argsort(h)
+            self.short[L] = (h[o], ids[o])
+        tiny = usable & (counts < p.min_short_tokens) & (counts >= p.min_whole_turn_tokens) & ~is_answer
+        o = np.argsort(whole[tiny])
+        self.tiny, self.tiny_item = whole[tiny][o], np.nonzero(tiny)[0][o]
+        # numbers of each item (token hashes), for the template rule
+        num = tok.numeric
+        self.num_hash, self.num_item = tok.hash[num], tok.doc[num]
+        o = np.lexsort((self.num_hash, self.num_item))
+        self.num_hash, self.num_item = self.num_hash[o], self.num_item[o]
+        self.num_first = np.searchsorted(self.num_item, np.arange(len(items) + 1))
+
+    def numbers_of(self, item: int) -> np.ndarray:
+        return np.unique(self.num_hash[self.num_first[item] : self.num_first[item + 1]])
+
+
+@register
+class Decontaminate(MapStep):
+    """Eval-set contamination: drops (or flags) conversations containing an eval question or answer."""
+
+    name = "decontaminate"
+    Params = DecontaminateParams
+    columns = {
+        "contam_eval_set": pa.string(), "contam_item_id": pa.string(), "contam_span": pa.string(),
+        "contam_eval_text": pa.string(), "contam_score": pa.float32(), "contam_turn": pa.int32(),
+    }
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self.index: Index | None = None
+        self.cache_hit = False
+
+    def setup(self) -> None:
+        if self.index is not None:
+            return
+        items = load_items(self.params, Path(self.ctx.rules_dir))
+        key = hashlib.sha256(json.dumps([INDEX_VERSION, self.params.model_dump(mode="json"), [(i.eval_set, i.item_id, i.kind, i.text) for i in items]],
+                                        ensure_ascii=False).encode()).hexdigest()[:32]
+        self.index = self._cached(key, items)
+
+    def _cached(self, key: str, items: list[Item]) -> Index:
+        """The index from the on-disk cache (keyed by the content hash of items and params), or built."""
+        import pickle
+
+        path = _cache_root() / f"{key}.pkl"
+        try:
+            with open(path, "rb") as f:
+                index = pickle.load(f)
+                self.cache_hit = True
+                return index
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass
+        index = Index(items, self.params)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only home is no reason to fail; the index is rebuilt next time
+        return index
+
+    def process(self, table: pa.Table) -> StepOutput:
+        self.setup()
+        p, idx = self.params, self.index
+        n = table.num_rows
+        t = turns_of(table)
+        sel = np.isin(t.role, p.roles)
+        turn_ids = np.nonzero(sel)[0]
+        texts = t.text.filter(pa.array(sel))
+        tok = Tokens(texts)
+        hits: list[tuple[int, int, float, int, int]] = []  # (turn#, item, score, first token, last token)
+        grams, starts = ngrams(tok, p.ngram)
+        if len(grams):
+            bits = (grams & np.uint64(BLOOM_MASK)).astype(np.int64)
+            maybe = ((idx.bloom[bits >> 3] >> (bits & 7).astype(np.uint8)) & 1).astype(bool)
+            grams, starts = grams[maybe], starts[maybe]
+        if len(grams) and len(idx.gram):
+            lo = np.searchsorted(idx.gram, grams, "left")
+            hi = np.searchsorted(idx.gram, grams, "right")
+            found = np.nonzero(hi > lo)[0]
+            if len(found):
+                reps = hi[found] - lo[found]
+                gpos = np.repeat(found, reps)
+                idx_pos = np.concatenate([np.arange(a, b) for a, b in zip(lo[found], hi[found])])
+                item = idx.gram_item[idx_pos]
+                doc = tok.doc[starts[gpos]]
+                # distinct n-grams per (turn, item), weighted; the span runs from the first to the last match
+                key = np.stack([doc, item, grams[gpos].view(np.int64)], axis=1)
+                uk, first_at = np.unique(key, axis=0, return_index=True)
+                pair, pair_of = np.unique(uk[:, :2], axis=0, return_inverse=True)
+                matched = np.bincount(pair_of.ravel(), weights=idx.gram_weight[idx_pos[first_at]], minlength=len(pair))
+                # Both the rarity-weighted share and the plain share must reach the bar: the weighted one
+                # alone would let a few rare n-grams of a short item decide.
+                plain = np.bincount(pair_of.ravel(), minlength=len(pair)) / np.maximum(idx.item_grams[pair[:, 1]], 1)
+                score = np.minimum(matched / np.maximum(idx.item_weight[pair[:, 1]], 1e-9), plain)
+                need = np.where(np.array([idx.items[i].kind == "answer" for i in pair[:, 1]], bool), p.min_answer_overlap, p.min_overlap)
+                for (d, it), sc in zip(pair[score >= need], score[score >= need]):
+                    m = (doc == d) & (item == it)
+                    tok_starts = starts[gpos[m]]
+                    hits.append((int(d), int(it), float(min(sc, 1.0)), int(tok_starts.min()), int(tok_starts.max()) + p.ngram - 1))
+        for L in idx.short_lengths:
+            h, ids = idx.short[L]
+            lgrams, lstarts = ngrams(tok, L)
+            if not len(lgrams):
+                continue
+            pos = np.searchsorted(h, lgrams)
+            ok = np.nonzero((pos < len(h)) & (h[np.minimum(pos, len(h) - 1)] == lgrams))[0]
+            for j in ok:
+                d = int(tok.doc[lstarts[j]])
+                k = pos[j]
+                while k < len(h) and h[k] == lgrams[j]:
+                    hits.append((d, int(ids[k]), 1.0, int(lstarts[j]), int(lstarts[j]) + L - 1))
+                    k += 1
+        short_turns = np.nonzero((tok.counts >= 1) & (tok.counts < p.min_short_tokens))[0]
+        if len(short_turns) and len(idx.tiny):
+            whole = whole_text_hashes(tok)
+            for d in short_turns:
+                k = np.searchsorted(idx.tiny, whole[d])
+                while k < len(idx.tiny) and idx.tiny[k] == whole[d]:
+                    hits.append((int(d), int(idx.tiny_item[k]), 1.0, int(tok.first[d]), int(tok.first[d] + tok.counts[d] - 1)))
+                    k += 1
+        return self._decide(table, n, t, turn_ids, texts, tok, hits)
+
+    def _decide(self, table, n, t, turn_ids, texts, tok, hits) -> StepOutput:
+        p, idx = self.params, self.index
+        best: dict[int, tuple] = {}
+        counters: Counter = Counter()
+        for d, it, score, a, b in sorted(hits, key=lambda h: (-h[2], h[0], h[1])):
+            row = int(t.row[turn_ids[d]])
+            if row in best:
+                continue
+            if p.numbers:
+                nums = idx.numbers_of(it)
+                if len(nums):
+                    turn_tokens = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
+                    if np.isin(nums, turn_tokens).mean() < 0.5:
+                        continue
+            best[row] = (d, it, score, a, b)
+        cols = {c: [None] * n for c in self.columns}
+        reason, detail, span, turn = [None] * n, [None] * n, [None] * n, [None] * n
+        for row, (d, it, score, a, b) in best.items():
+            item = idx.items[it]
+            raw = texts[d].as_py().encode("utf-8")
+            matched = raw[tok.start[a] : tok.end[b]].decode("utf-8", "replace")
+            matched = matched if len(matched) <= SPAN_LIMIT else matched[:SPAN_LIMIT]
+            position = int(t.position[turn_ids[d]])
+            cols["contam_eval_set"][row] = item.eval_set
+            cols["contam_item_id"][row] = item.item_id
+            cols["contam_span"][row] = matched
+            cols["contam_eval_text"][row] = item.text[:EVAL_TEXT_LIMIT]
+            cols["contam_score"][row] = round(score, 4)
+            cols["contam_turn"][row] = position
+            counters[f"hits:{item.eval_set}"] += 1
+            counters[f"hits_{item.kind}"] += 1
+            if p.mode == "drop":
+                reason[row] = f"contaminated_{item.kind}"
+                detail[row] = f"{item.eval_set} item {item.item_id}: {score:.0%} of its n-grams in turn {position}"
+                span[row], turn[row] = matched, position
+        out = table
+        for c, typ in self.columns.items():
+            out = set_column(out, c, pa.array(cols[c], typ))
+        return StepOutput(out, reason=reason, detail=detail, span=span, turn=turn, counters=counters)
+

@@ -1,0 +1,153 @@
+"""decontaminate on real eval sets: contaminated prompts are caught, short items are found inside
+longer turns, stock phrases and template negatives are not flagged, and its bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from curate.errors import UserError
+from curate.steps.base import StepContext
+from curate.steps.decontaminate import Decontaminate, DecontaminateParams, EvalSource
+from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, read_dir, rows_table, run, write_jsonl
+
+EVALS = SHARED_DATA / "eval_sets"
+ALPACA_EVAL = str(EVALS / "alpaca_eval" / "alpaca_eval_example_outputs.json")
+
+
+def step(**kw) -> Decontaminate:
+    s = Decontaminate(DecontaminateParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s.setup()
+    return s
+
+
+@pytest.fixture(scope="module")
+def default_step():
+    return step()
+
+
+def flagged(s: Decontaminate, convs) -> list[str | None]:
+    return s.process(rows_table(convs)).detail
+
+
+def test_every_contaminated_alpaca_eval_prompt_is_caught():
+    rows = json.loads((SHARED_DATA / "contaminated" / "alpaca_eval_outputs_mistral-7b-instruct-v0.2.json").read_text())
+    s = step(eval_sets=[EvalSource(name="alpaca_eval", path=ALPACA_EVAL)])
+    out = s.process(rows_table([[("user", r["instruction"]), ("assistant", r["output"])] for r in rows]))
+    assert all(r is not None for r in out.reason), [rows[i]["instruction"] for i, r in enumerate(out.reason) if r is None]
+    assert out.table.column("contam_eval_set").to_pylist() == ["alpaca_eval"] * len(rows)
+    assert set(out.table.column("contam_turn").to_pylist()) == {0}
+
+
+def test_short_items_inside_longer_turns(default_step):
+    with open(EVALS / "truthfulqa" / "TruthfulQA.csv", newline="") as f:
+        tqa = [r["Question"] for r in csv.DictReader(f)][:40:4]
+    with open(EVALS / "simpleqa" / "simple_qa_test_set.csv", newline="") as f:
+        sqa = [r["problem"] for r in csv.DictReader(f)][:40:4]
+    vic = [json.loads(x)["turns"][0] for x in (EVALS / "vicuna_bench" / "question.jsonl").read_text().splitlines()][:40:4]
+    convs = [[("user", f"My teacher asked us this today. {q} I had no idea, and neither did my friends; can you explain?"),
+              ("assistant", "Sure, here is what I know about it.")] for q in tqa + sqa + vic]
+    out = default_step.process(rows_table(convs))
+    missed = [q for q, d in zip(tqa + sqa + vic, out.detail) if d is None]
+    assert missed == []
+    spans = out.table.column("contam_span").to_pylist()
+    assert all(q.rstrip("?.") in sp or sp in q for q, sp in zip(tqa + sqa + vic, spans))
+
+
+def test_gsm8k_question_and_long_answer(default_step):
+    item = json.loads((EVALS / "gsm8k" / "test.jsonl").read_text().splitlines()[7])
+    out = default_step.process(rows_table([
+        [("user", "Solve: " + item["question"].replace("\n", " ")), ("assistant", "Let me think.")],
+        [("user", "Explain this working please"), ("assistant", item["answer"])],
+    ]))
+    assert out.reason[0] == "contaminated_question" and "gsm8k item 7" in out.detail[0]
+    assert out.reason[1] == "contaminated_answer"
+
+
+def test_template_negatives_and_stock_phrases_are_not_flagged(default_step):
+    item = json.loads((EVALS / "gsm8k" / "test.jsonl").read_text().splitlines()[0])["question"]
+    # Janet's ducks lay 16 eggs per day ... with other numbers and another name
+    negative = item.replace("Janet", "Marisol").replace("16", "23").replace("three", "five").replace("$2", "$3")
+    stock = ("Which of the following is the best answer? Let's think step by step. "
+             "Here is my question about baking sourdough bread at home with a cast iron pot.")
+    convs = [[("user", negative), ("assistant", "ok")], [("user", stock), ("assistant", "ok")],
+             [("user", "Write a python function that returns the sum of a list of numbers."), ("assistant", "def f(xs): return sum(xs)")]]
+    assert flagged(default_step, convs) == [None, None, None]
+
+
+def test_flag_mode_keeps_rows(tmp_path):
+    item = json.loads((EVALS / "gsm8k" / "test.jsonl").read_text().splitlines()[3])["question"]
+    src = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": "c", "conversations": [{"from": "human", "value": item}, {"from": "gpt", "value": "ok"}]},
+        {"id": "k", "conversations": [{"from": "human", "value": "How do I bake bread?"}, {"from": "gpt", "value": "Knead."}]}])
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "f", steps="\n  - decontaminate: {mode: flag, eval_sets: [gsm8k]}"))
+    assert stats["rows_kept"] == 2 and stats["steps"][0]["counters"]["hits:gsm8k"] == 1
+    stats = run(pipeline_yaml(tmp_path / "q.yaml", src, tmp_path / "d", steps="\n  - decontaminate: {eval_sets: [gsm8k]}"))
+    rej = read_dir(tmp_path / "d" / "rejected")
+    assert rej.column("id").to_pylist() == ["c"] and rej.column("contam_eval_set").to_pylist() == ["gsm8k"]
+    assert rej.column("_curate_drop_span").to_pylist()[0].startswith(item.split(".")[0][:30])
+
+
+def test_own_eval_files_in_every_format(tmp_path):
+    q = "Describe the migration pattern of the arctic tern across both hemispheres in detail"
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.jsonl").write_text(json.dumps({"id": "x1", "question": q}) + "\n")
+    (tmp_path / "b.csv").write_text("qid,prompt\nq7," + q + "\n")
+    (tmp_path / "c.json").write_text(json.dumps({"items": [{"question": q}]}))
+    for src in (EvalSource(path=str(tmp_path / "d")), EvalSource(name="mine", path=str(tmp_path / "b.csv"), question="prompt", id="qid"),
+                EvalSource(path=str(tmp_path / "c.json"), records="items")):
+        out = step(eval_sets=[src]).process(rows_table([[("user", "Please: " + q.lower() + "!")]]))
+        assert out.reason == ["contaminated_question"], src
+
+
+def test_index_is_cached_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = step(eval_sets=["vicuna_bench"])
+    assert not first.cache_hit and list((tmp_path / "curate" / "decontaminate").glob("*.pkl"))
+    assert step(eval_sets=["vicuna_bench"]).cache_hit
+
+
+# ---------------------------------------------------------------------- bad inputs
+
+
+def test_empty_and_huge_turns(default_step):
+    item = json.loads((EVALS / "gsm8k" / "test.jsonl").read_text().splitlines()[5])["question"]
+    huge = ("lorem ipsum dolor " * 70000) + item
+    out = default_step.process(rows_table([[("user", "")], [("user", "   ")], [("user", huge)], [("user", "🙂" * 1000)]]))
+    assert out.reason == [None, None, "contaminated_question", None]
+
+
+@pytest.mark.parametrize(
+    ("eval_sets", "message"),
+    [
+        (["gsm8kk"], "decontaminate: unknown eval set 'gsm8kk'; did you mean 'gsm8k'?"),
+        (["alpaca_eval"], "decontaminate: eval set 'alpaca_eval' is not shipped (CC BY-NC 4.0 (not shipped)); give its path"),
+        ([EvalSource(path="/nonexistent/evals.jsonl")], "decontaminate: eval set file not found: /nonexistent/evals.jsonl"),
+    ],
+)
+def test_bad_eval_sets(eval_sets, message):
+    with pytest.raises(UserError) as e:
+        step(eval_sets=eval_sets)
+    assert str(e.value).startswith(message)
+
+
+def test_corrupt_eval_file(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"question": "ok"}\n{"question": \n')
+    with pytest.raises(UserError, match=r"bad.jsonl: cannot read eval set: "):
+        step(eval_sets=[EvalSource(path=str(tmp_path / "bad.jsonl"))])
+
+
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        ("{mode: remove}", "steps[0].mode: must be one of 'drop' or 'flag' (got 'remove')"),
+        ("{ngram: 2}", "steps[0].ngram: must be >= 3 (got 2)"),
+        ("{min_overlap: 0}", "steps[0].min_overlap: must be > 0.0 (got 0)"),
+        ("{eval_sets: []}", "steps[0].eval_sets: must list at least one eval set"),
+        ("{roles: [bot]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'bot')"),
+    ],
+)
+def test_config_errors(tmp_path, step_yaml, message):
+    assert_step_config_error(tmp_path, "decontaminate", step_yaml, message)
