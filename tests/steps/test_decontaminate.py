@@ -11,7 +11,16 @@ import pytest
 from curate.errors import UserError
 from curate.steps.base import StepContext
 from curate.steps.decontaminate import Decontaminate, DecontaminateParams, EvalSource
-from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, read_dir, rows_table, run, write_jsonl
+from tests.helpers import (
+    REPO,
+    SHARED_DATA,
+    assert_step_config_error,
+    pipeline_yaml,
+    read_dir,
+    rows_table,
+    run,
+    write_jsonl,
+)
 
 EVALS = SHARED_DATA / "eval_sets"
 ALPACA_EVAL = str(EVALS / "alpaca_eval" / "alpaca_eval_example_outputs.json")
