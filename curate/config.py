@@ -196,6 +196,11 @@ def _describe(err: dict, allowed_keys: list[str] | None = None) -> str:
         return f"must be a string{got_s}"
     if kind in ("list_type",):
         return f"must be a list{got_s}"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"must list at least {n} item{'s' if n != 1 else ''}{got_s}"
+    if kind == "too_long":
+        return f"must list at most {ctx.get('max_length')} items"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"must be a mapping{got_s}"
     if kind == "value_error":

@@ -45,6 +45,7 @@ EVAL_TEXT_LIMIT = 1000
 INDEX_VERSION = 8
 BLOOM_MASK = (1 << 27) - 1
 SPAN_LIMIT = 400
+BATCH = 2048
 
 
 class EvalSource(BaseModel):
@@ -282,6 +283,19 @@ class Decontaminate(MapStep):
         return index
 
     def process(self, table: pa.Table) -> StepOutput:
+        """In slices of BATCH rows: the token and n-gram arrays take ~60 bytes per word, so memory
+        stays bounded whatever the shard size."""
+        if table.num_rows <= BATCH:
+            return self._process(table)
+        outs = [self._process(table.slice(i, BATCH)) for i in range(0, table.num_rows, BATCH)]
+        counters: Counter = Counter()
+        for o in outs:
+            counters.update(o.counters)
+        return StepOutput(pa.concat_tables([o.table for o in outs]), reason=sum((o.reason for o in outs), []),
+                          detail=sum((o.detail for o in outs), []), span=sum((o.span for o in outs), []),
+                          turn=sum((o.turn for o in outs), []), counters=counters)
+
+    def _process(self, table: pa.Table) -> StepOutput:
         self.setup()
         p, idx = self.params, self.index
         n = table.num_rows

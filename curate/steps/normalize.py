@@ -1,0 +1,128 @@
+"""normalize: Unicode NFC, control and zero-width characters, mojibake, blank-line runs and trailing
+whitespace; fenced code blocks are left byte for byte. Never rejects a row by itself: a turn that
+becomes empty is left for format_rules (or the other steps) to judge.
+
+Vectorised in Arrow for turns without code fences (all fixes are Arrow kernels); Python only for
+turns that hold a fence (the fixes apply between fences) or look like mojibake.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.registry import register
+from curate.schema import turns_of, with_texts
+from curate.steps.base import MapStep, Params, StepOutput
+
+# C0/C1 controls except tab and newline (a CR is dropped: "\r\n" becomes "\n").
+_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0d\\x0e-\\x1f\\x7f-\\x9f]"
+# Zero-width and invisible format characters; U+200D (zero-width joiner) is kept: emoji sequences need it.
+_INVISIBLE = "[\\x{200b}\\x{200c}\\x{200e}\\x{200f}\\x{2060}-\\x{2064}\\x{feff}\\x{00ad}]"
+_TRAILING = "[ \\t]+(\\n|$)"
+_BLANK_RUN = "\\n[ \\t]*\\n([ \\t]*\\n)+"
+# UTF-8 read as Windows-1252/Latin-1: "â€™", "Ã©", "Ã¼" ...
+_MOJIBAKE = re.compile("(?:Ã[\u0080-\u00bf]|â€[\u0080-\u00bf\u2018-\u201e\u2020-\u2122]|Â[\u00a0-\u00bf])")
+_FENCE = re.compile(r"(```.*?(?:```|$))", re.S)
+
+
+class NormalizeParams(Params):
+    nfc: bool = Field(True, description="Unicode NFC (composed characters)")
+    control_chars: bool = Field(True, description="remove control characters (keeps tab and newline)")
+    invisible_chars: bool = Field(True, description="remove zero-width and other invisible characters (keeps ZWJ)")
+    mojibake: bool = Field(True, description="repair UTF-8 that was decoded as Windows-1252 (\"â€™\" -> \"’\")")
+    blank_lines: bool = Field(True, description="runs of blank lines become one blank line")
+    trailing_whitespace: bool = Field(True, description="strip spaces and tabs at line ends")
+
+
+def fix_mojibake(text: str) -> str:
+    """Re-decode runs of mojibake; keep the text when that does not give valid UTF-8 or does not help."""
+    try:
+        fixed = text.encode("cp1252", errors="strict").decode("utf-8", errors="strict")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        # mixed text: fix each suspicious word on its own
+        def one(m: re.Match) -> str:
+            try:
+                return m.group(0).encode("cp1252").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                return m.group(0)
+
+        fixed = re.sub(r"\S*(?:Ã|â€|Â)\S*", one, text)
+    return fixed if len(_MOJIBAKE.findall(fixed)) < len(_MOJIBAKE.findall(text)) else text
+
+
+@register
+class Normalize(MapStep):
+    """Unicode NFC, control/zero-width characters, mojibake, blank-line runs, trailing spaces; code untouched."""
+
+    name = "normalize"
+    Params = NormalizeParams
+
+    def _arrow_fixes(self, texts: pa.Array, counters: Counter) -> pa.Array:
+        p = self.params
+        for enabled, name, fn in (
+            (p.control_chars, "control_chars", lambda a: pc.replace_substring_regex(a, _CONTROL, "")),
+            (p.invisible_chars, "invisible_chars", lambda a: pc.replace_substring_regex(a, _INVISIBLE, "")),
+            (p.trailing_whitespace, "trailing_whitespace", lambda a: pc.replace_substring_regex(a, _TRAILING, "\\1")),
+            (p.blank_lines, "blank_lines", lambda a: pc.replace_substring_regex(a, _BLANK_RUN, "\n\n")),
+            (p.nfc, "nfc", lambda a: pc.utf8_normalize(a, "NFC")),
+        ):
+            if enabled and len(texts):
+                new = fn(texts)
+                changed = pc.sum(pc.not_equal(new, texts).cast(pa.int64())).as_py() or 0
+                counters[f"turns_fixed:{name}"] += changed
+                texts = new
+        return texts
+
+    def _python_fixes(self, text: str, counters: Counter) -> str:
+        """The same fixes for a turn with code fences: only the prose between fences changes."""
+        parts = _FENCE.split(text)
+        for k in range(0, len(parts), 2):
+            part = parts[k]
+            if self.params.control_chars:
+                part = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", part)
+            if self.params.invisible_chars:
+                part = re.sub("[\u200b\u200c\u200e\u200f\u2060-\u2064\ufeff\u00ad]", "", part)
+            if self.params.trailing_whitespace:
+                part = re.sub(r"[ \t]+(\n|$)", r"\1", part)
+            if self.params.blank_lines:
+                part = re.sub(r"\n[ \t]*\n([ \t]*\n)+", "\n\n", part)
+            if self.params.nfc:
+                part = unicodedata.normalize("NFC", part)
+            parts[k] = part
+        new = "".join(parts)
+        if new != text:
+            counters["turns_fixed:with_code"] += 1
+        return new
+
+    def process(self, table: pa.Table) -> StepOutput:
+        t = turns_of(table)
+        counters: Counter = Counter()
+        texts = t.text
+        if self.params.mojibake and len(texts):
+            suspect = np.nonzero(pc.match_substring_regex(texts, "Ã|â€|Â").to_numpy(zero_copy_only=False))[0]
+            if len(suspect):
+                values = texts.to_pylist()
+                for i in suspect:
+                    fixed = fix_mojibake(values[i])
+                    if fixed != values[i]:
+                        values[i] = fixed
+                        counters["turns_fixed:mojibake"] += 1
+                texts = pa.array(values, pa.string())
+        has_fence = pc.match_substring(texts, "```").to_numpy(zero_copy_only=False) if len(texts) else np.zeros(0, bool)
+        if has_fence.any():
+            plain = self._arrow_fixes(texts.filter(pa.array(~has_fence)), counters).to_pylist()
+            values = texts.to_pylist()
+            it = iter(plain)
+            for i in range(len(values)):
+                values[i] = self._python_fixes(values[i], counters) if has_fence[i] else next(it)
+            texts = pa.array(values, pa.string())
+        else:
+            texts = self._arrow_fixes(texts, counters)
+        return StepOutput(with_texts(table, texts), counters=counters)

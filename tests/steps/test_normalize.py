@@ -1,0 +1,75 @@
+"""normalize: each fix, code blocks untouched, switches, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+
+import pytest
+
+from curate.steps.base import StepContext
+from curate.steps.normalize import Normalize, NormalizeParams, fix_mojibake
+from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, rows_table, texts
+
+
+def norm(values, **kw):
+    s = Normalize(NormalizeParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    out = s.process(rows_table([[("user", v)] for v in values]))
+    assert out.reason is None
+    return [t[0] for t in texts(out.table)], out.counters
+
+
+def test_each_fix():
+    got, counters = norm([
+        "cafe\u0301",                      # NFD -> NFC
+        "a\x00b\x07c\r\nd",                # controls (CR dropped, tab/newline kept)
+        "zero\u200bwidth\ufeff soft\u00adhyphen",
+        "it\u00e2\u20ac\u2122s caf\u00c3\u00a9",  # mojibake of "it’s café"
+        "one\n\n\n\n two  \t\nthree   ",
+        "family 👨\u200d👩\u200d👧 stays",
+    ])
+    assert got == ["café", "abc\nd", "zerowidth softhyphen", "it’s café", "one\n\n two\nthree", "family 👨\u200d👩\u200d👧 stays"]
+    assert counters["turns_fixed:mojibake"] == 1 and counters["turns_fixed:nfc"] == 1
+
+
+def test_code_blocks_are_untouched():
+    code = "```python\nx = 1   \n\n\n\ny = '\u200b'\t\n```"
+    got, _ = norm([f"Text   \n\n\n\nmore\u200b\n{code}\nafter   "])
+    assert got == [f"Text\n\nmore\n{code}\nafter"]
+
+
+def test_switches():
+    got, _ = norm(["a   \n\n\n\nb\u200b"], trailing_whitespace=False, blank_lines=False, invisible_chars=False)
+    assert got == ["a   \n\n\n\nb\u200b"]
+
+
+def test_mojibake_repair_is_conservative():
+    assert fix_mojibake("Ã©tÃ©") == "été"
+    assert fix_mojibake("Â£5 price") == "£5 price"
+    for real in ("Ãlvaro from São Paulo", "naïve façade", "€ and â alone"):
+        assert fix_mojibake(real) == real
+
+
+def test_real_rows_only_change_whitespace_and_invisibles():
+    rows = json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())[:200]
+    values = [t["value"] for r in rows for t in r["conversations"]]
+    got, _ = norm(values)
+    changed = 0
+    for before, after in zip(values, got):
+        expected = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u2060-\u2064\ufeff\u00ad]", "", before)
+        assert "".join(expected.split()) == "".join(unicodedata.normalize("NFD", after).split()) or "```" in before \
+            or "".join(unicodedata.normalize("NFD", expected).split()) == "".join(unicodedata.normalize("NFD", after).split())
+        changed += before != after
+    assert changed > 0
+
+
+def test_bad_inputs():
+    got, _ = norm(["", "\x00\x01", "word " * 250000, "```unclosed fence  \n\n\n", "\u200b" * 10])
+    assert got[:2] == ["", ""] and got[2] == ("word " * 250000).rstrip() and got[3] == "```unclosed fence  \n\n\n" and got[4] == ""
+
+
+@pytest.mark.parametrize(("step_yaml", "message"), [("{nfc: maybe}", "steps[0].nfc: must be true or false (got 'maybe')"),
+                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace")])
+def test_config_errors(tmp_path, step_yaml, message):
+    assert_step_config_error(tmp_path, "normalize", step_yaml, message)
