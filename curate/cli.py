@@ -102,6 +102,22 @@ def list_steps() -> None:
                       markup=False)
 
 
+models_app = typer.Typer(help="model weights for steps that use them (run on a connected machine)")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("download")
+def models_download(
+    name: str = typer.Argument("detoxify-original", help="detoxify-original, detoxify-unbiased or detoxify-multilingual"),
+    dest: str | None = typer.Option(None, "--dest", help="folder (default: ~/.cache/curate/models)"),
+) -> None:
+    """Download model weights to where the pipeline config expects them."""
+    from curate.models import download
+
+    snippet = download(name, Path(dest) if dest else None)
+    out.print("downloaded; use it in a pipeline with:\n" + snippet, markup=False)
+
+
 @app.command()
 def report(run_dir: str = typer.Argument(..., help="a finished run's directory")) -> None:
     """Re-render RUN_DIR/report.html from the run's files alone."""

@@ -34,3 +34,14 @@ def test_setup_commands_are_the_ones_ci_runs():
     ci = (REPO / ".ci" / "run").read_text()
     assert tests.strip() in ci
     assert "pip install -q torch==2.13.0" in ci and 'pip install -q -e ".[dev]"' in ci
+
+
+def test_models_download_offline_is_one_line():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "curate", "models", "download", "detoxify-original", "--dest", "/tmp/curate-models-test"],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode == 0:  # a machine with internet access downloaded it
+        return
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "detoxify-original" in p.stderr

@@ -1,0 +1,113 @@
+"""Toxicity: quality of the offline backends on held-out labelled rows, and speed of every path.
+
+  python benchmarks/toxicity/run.py [--detoxify-texts 256]
+
+1. fasttext (shipped model) and wordlist (LDNOOBW): precision / recall / F1 on rows never trained on
+   (Davidson 20% held out, ToxiGen 20% held out, Wikipedia talk comments), texts/s on one core.
+2. detoxify "original" architecture (bert-base-uncased config, random weights, built locally: no
+   download) through curate's step (sorted, batched, windows) against a naive loop calling
+   Detoxify.predict on one text at a time, on the same texts and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import html
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from curate.steps.base import StepContext  # noqa: E402
+from curate.steps.toxicity import Toxicity, ToxicityParams  # noqa: E402
+from tests.helpers import rows_table  # noqa: E402
+
+TOX = REPO.parent / "shared" / "data" / "toxicity"
+
+
+def held_out_sets() -> dict[str, list[tuple[str, bool]]]:
+    def held(t: str) -> bool:
+        return int(hashlib.sha256(t.encode()).hexdigest(), 16) % 5 == 0
+
+    with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
+        dav = [(html.unescape(r["tweet"]), r["class"] in ("0", "1")) for r in csv.DictReader(f)]
+    tg = [(r["text"], r["label"] == "hate") for r in map(json.loads, (TOX / "toxigen_demonstrations.jsonl").read_text().splitlines())]
+    with open(TOX / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="") as f:
+        wiki = [(r["comment"], r["toxic"] == "True") for r in csv.DictReader(f)]
+    return {"davidson (held out)": [r for r in dav if held(r[0])], "toxigen (held out)": [r for r in tg if held(r[0])],
+            "wikipedia (never trained on)": wiki}
+
+
+def offline_table() -> None:
+    print("| backend | test set | rows | precision | recall | F1 | texts/s (one core) |\n|---|---|---|---|---|---|---|")
+    for backend in ("fasttext", "wordlist"):
+        s = Toxicity(ToxicityParams(backend=backend), StepContext(rules_dir=REPO / "rules"))
+        s.setup()
+        for name, rows in held_out_sets().items():
+            texts = pa.array([t for t, _ in rows])
+            start = time.perf_counter()
+            scores = s.backend.score(texts)["toxicity"]
+            rate = len(rows) / (time.perf_counter() - start)
+            pred = scores >= s.thresholds()["toxicity"]
+            gold = [g for _, g in rows]
+            tp = sum(p and g for p, g in zip(pred, gold))
+            prec, rec = tp / max(pred.sum(), 1), tp / max(sum(gold), 1)
+            f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0
+            print(f"| {backend} | {name} | {len(rows):,} | {prec:.3f} | {rec:.3f} | {f1:.3f} | {rate:,.0f} |")
+
+
+def detoxify_table(n: int) -> None:
+    import torch
+    import transformers
+    from detoxify import Detoxify
+
+    d = Path(tempfile.mkdtemp())
+    texts = [t for rows in held_out_sets().values() for t, _ in rows][:n]
+    words = sorted({w for t in texts for w in t.lower().split()})[:30000]
+    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    cfg = transformers.BertConfig(vocab_size=len(words) + 5, num_labels=6)  # bert-base: 12 layers, hidden 768
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg)
+    cfg.save_pretrained(d)
+    transformers.BertTokenizer(str(d / "vocab.txt")).save_pretrained(d)
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    torch.save({"config": {"arch": {"args": {"model_type": str(d), "model_name": "BertForSequenceClassification",
+                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}}, "dataset": {"args": {"classes": classes}}},
+                "state_dict": model.state_dict()}, d / "original.ckpt")
+    torch.set_num_threads(1)
+    naive = Detoxify(checkpoint=str(d / "original.ckpt"), huggingface_config_path=str(d))
+    start = time.perf_counter()
+    for t in texts:
+        naive.predict(t)
+    naive_rate = len(texts) / (time.perf_counter() - start)
+    print(f"\ndetoxify 'original' architecture (BERT-base, random weights), {len(texts)} texts, 1 torch thread\n")
+    print("| path | texts/s | x naive |\n|---|---|---|")
+    print(f"| naive loop: Detoxify.predict(text) per text | {naive_rate:.1f} | 1.0 |")
+    for label, kw in (("curate toxicity step (sorted, batch 32, 256-token windows)", {}),
+                      ("curate toxicity step + int8 dynamic quantisation", {"quantize": True})):
+        s = Toxicity(ToxicityParams(checkpoint=str(d / "original.ckpt"), hf_config=str(d), **kw), StepContext(rules_dir=REPO / "rules"))
+        s.setup()
+        table = rows_table([[("user", t)] for t in texts])
+        start = time.perf_counter()
+        s.process(table)
+        rate = len(texts) / (time.perf_counter() - start)
+        print(f"| {label} | {rate:.1f} | {rate / naive_rate:.1f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--detoxify-texts", type=int, default=256)
+    args = ap.parse_args()
+    offline_table()
+    detoxify_table(args.detoxify_texts)
+
+
+if __name__ == "__main__":
+    main()

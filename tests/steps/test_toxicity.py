@@ -1,0 +1,159 @@
+"""toxicity: the shipped offline model on held-out labelled rows, the word list, thresholds and
+scopes, the detoxify path with a tiny random checkpoint through detoxify's own loading code (and
+through Ray actors), and the bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+
+import numpy as np
+import pytest
+
+from curate.errors import UserError
+from curate.steps.base import StepContext
+from curate.steps.toxicity import Toxicity, ToxicityParams
+from tests.helpers import (
+    REPO,
+    SHARED_DATA,
+    assert_step_config_error,
+    pipeline_yaml,
+    read_dir,
+    rows_table,
+    run,
+    write_jsonl,
+)
+
+TOX = SHARED_DATA / "toxicity"
+
+
+def step(**kw) -> Toxicity:
+    s = Toxicity(ToxicityParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s.setup()
+    return s
+
+
+def prf(pred, gold):
+    tp = sum(p and g for p, g in zip(pred, gold))
+    return tp / max(sum(pred), 1), tp / max(sum(gold), 1)
+
+
+def test_offline_model_on_held_out_rows():
+    """Davidson rows the model never saw (the training script holds out sha256 % 5 == 0) and the
+    Wikipedia test set (never trained on)."""
+    with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
+        rows = [(html.unescape(r["tweet"]), r["class"] in ("0", "1")) for r in csv.DictReader(f)]
+    held = [r for r in rows if int(hashlib.sha256(r[0].encode()).hexdigest(), 16) % 5 == 0][:1500]
+    out = step().process(rows_table([[("user", t)] for t, _ in held]))
+    precision, recall = prf([r is not None for r in out.reason], [g for _, g in held])
+    assert precision > 0.9 and recall > 0.9
+    with open(TOX / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="") as f:
+        wiki = [(r["comment"], r["toxic"] == "True") for r in csv.DictReader(f)]
+    out = step().process(rows_table([[("user", t)] for t, _ in wiki]))
+    precision, recall = prf([r is not None for r in out.reason], [g for _, g in wiki])
+    assert precision > 0.7 and recall > 0.3  # out of domain, at the precision-first default threshold 0.9
+
+
+def test_ordinary_instructions_are_not_toxic():
+    texts = ["How do I kill a python process?", "Write a poem about the sea.", "Explain how vaccines work.",
+             "What's the best way to shoot a portrait in low light?", "Summarise this article about the stock market crash."]
+    out = step().process(rows_table([[("user", t)] for t in texts]))
+    assert out.reason == [None] * len(texts)
+
+
+def test_word_list_matches_whole_words():
+    out = step(backend="wordlist").process(rows_table([[("user", "what a fucking mess")], [("user", "the assassin in Scunthorpe")], [("user", "")]]))
+    assert out.reason == ["toxic_toxicity", None, None]
+    assert out.counters["backend:wordlist"] == 3
+
+
+def test_scope_thresholds_and_flag_mode():
+    conv = [("user", "you are a fucking idiot and I hate you"), ("assistant", "I'd rather keep this respectful. How can I help?")]
+    assert step().process(rows_table([conv])).reason == ["toxic_toxicity"]
+    assert step(roles=["assistant"]).process(rows_table([conv])).reason == [None]
+    assert step(thresholds={"toxicity": 1.01}).process(rows_table([conv])).reason == [None]
+    out = step(mode="flag").process(rows_table([conv]))
+    assert out.reason == [None] and out.table.column("tox_max")[0].as_py() > 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_detoxify(tmp_path_factory):
+    """A detoxify checkpoint in detoxify's own format: BERT, 2 layers, random weights, local vocab."""
+    import torch
+    import transformers
+
+    d = tmp_path_factory.mktemp("detoxify")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "you are a stupid idiot how do i kill python process the cat hello world".split()
+    (d / "vocab.txt").write_text("\n".join(words) + "\n")
+    tok = transformers.BertTokenizer(str(d / "vocab.txt"))
+    cfg = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=128, num_labels=6)
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg)
+    cfg.save_pretrained(d)
+    tok.save_pretrained(d)
+    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+    torch.save({"config": {"arch": {"args": {"model_type": str(d), "model_name": "BertForSequenceClassification",
+                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
+                           "dataset": {"args": {"classes": classes}}},
+                "state_dict": model.state_dict()}, d / "tiny.ckpt")
+    return d
+
+
+def test_detoxify_scores_equal_detoxify_predict(tiny_detoxify):
+    from detoxify import Detoxify
+
+    texts = ["you are a stupid idiot", "hello world", "how do i kill the python process"]
+    ref = Detoxify(checkpoint=str(tiny_detoxify / "tiny.ckpt"), huggingface_config_path=str(tiny_detoxify)).predict(texts)
+    s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), batch_size=2)
+    assert s.needs_actor and s.kind == "detoxify"
+    out = s.process(rows_table([[("user", t)] for t in texts]))
+    for label in ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"):
+        np.testing.assert_allclose(out.table.column(f"tox_{label}").to_numpy(), ref[label], rtol=1e-4, atol=1e-5)
+    assert out.table.column("tox_sexual_explicit").null_count == 3  # not a label of this model
+
+
+def test_detoxify_long_turns_are_scored_in_windows(tiny_detoxify):
+    s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), max_length=16)
+    long = "hello world " * 200 + "you are a stupid idiot"
+    a = s.process(rows_table([[("user", long)]])).table.column("tox_toxicity")[0].as_py()
+    tail = s.process(rows_table([[("user", "world you are a stupid idiot")]])).table.column("tox_toxicity")[0].as_py()
+    assert a >= tail - 1e-4  # the window holding the tail is among those scored (padding moves the 5th decimal)
+
+
+def test_detoxify_through_ray_actors(tiny_detoxify, tmp_path, ray_cluster):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "conversations": [{"from": "human", "value": t}]}
+                                               for i, t in enumerate(["hello world", "you are a stupid idiot"] * 20)])
+    steps = f"\n  - toxicity: {{checkpoint: '{tiny_detoxify / 'tiny.ckpt'}', hf_config: '{tiny_detoxify}', thresholds: {{toxicity: 0.0}}}}"
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps=steps, runner="ray", extra="  shard_rows: 10\n"))
+    assert stats["rows_rejected"] == 40 and stats["steps"][0]["counters"]["backend:detoxify"] == 40
+    rej = read_dir(tmp_path / "out" / "rejected")
+    assert rej.column("tox_identity_attack").null_count == 0
+
+
+def test_missing_checkpoint_is_one_line_with_the_download_command(tmp_path):
+    with pytest.raises(UserError) as e:
+        step(backend="detoxify", checkpoint=str(tmp_path / "nope.ckpt"), hf_config=str(tmp_path))
+    assert str(e.value) == (f"toxicity: detoxify checkpoint not found: {tmp_path / 'nope.ckpt'}; run `curate models download "
+                            "detoxify-original` on a machine with internet access, or set checkpoint:")
+
+
+def test_auto_falls_back_loudly(tmp_path):
+    out = step(checkpoint=str(tmp_path / "nope.ckpt")).process(rows_table([[("user", "hi")]]))
+    assert out.counters["fallback:detoxify_weights_missing"] == 1 and out.counters["backend:fasttext"] == 1
+
+
+def test_bad_inputs():
+    out = step().process(rows_table([[("user", "")], [("user", "x" * 1_000_000)], [("user", "مرحبا 你好 🙂")], [("system", "ignored")]]))
+    assert out.reason == [None, None, None, None]
+    assert out.table.column("tox_toxicity")[3].as_py() is None  # no scored turn
+
+
+@pytest.mark.parametrize(("step_yaml", "message"), [
+    ("{backend: perspective}", "steps[0].backend: must be one of 'auto', 'fasttext', 'wordlist' or 'detoxify' (got 'perspective')"),
+    ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
+    ("{thresholds: {toxicity: high}}", "steps[0].thresholds.toxicity: must be a number (got 'high')"),
+])
+def test_config_errors(tmp_path, step_yaml, message):
+    assert_step_config_error(tmp_path, "toxicity", step_yaml, message)
