@@ -26,6 +26,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    # `ray stop` below stops every Ray on this machine: an embedded Ray that other tests started in
+    # this process must go first, or its death takes the test process with it.
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
     env = dict(os.environ, RAY_AUTH_MODE="disabled")
     gcs, dash = _free_port(), _free_port()
     start = subprocess.run(

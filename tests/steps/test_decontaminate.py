@@ -160,3 +160,20 @@ def test_corrupt_eval_file(tmp_path):
 )
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "decontaminate", step_yaml, message)
+
+
+def test_short_answers_match_only_in_full(tmp_path):
+    """A one-line answer (10-19 tokens) matches only with every n-gram and every number: the same
+    solution template with other numbers (a template sibling) is not flagged."""
+    evals = write_jsonl(tmp_path / "gsm.jsonl", [
+        {"id": i, "question": f"A farmer has {c} cows. Each cow eats {k} kilograms of hay a day. How many kilograms in a week?",
+         "answer": f"Per day the cows eat {c} * {k} = {c * k} kg. In a week that is {c * k} * 7 = {c * k * 7} kg.\n#### {c * k * 7}"}
+        for i, (c, k) in enumerate([(84, 3), (78, 5), (12, 4), (40, 6)])])
+    s = step(eval_sets=[EvalSource(name="synth", path=str(evals))])
+    noise = "Some unrelated text about tar files and event loops follows here, nothing more."
+    convs = [[("user", "Compute it."), ("assistant", f"Per day the cows eat 84 * 3 = 252 kg. In a week that is 252 * 7 = 1764 kg.\n#### 1764\n\n{noise}")],
+             [("user", "Compute it."), ("assistant", f"Per day the cows eat 91 * 3 = 273 kg. In a week that is 273 * 7 = 1911 kg.\n#### 1911\n\n{noise}")],
+             [("user", "Compute it."), ("assistant", f"Per day the cows eat 84 * 3 = 252 kg. {noise}")]]
+    out = s.process(rows_table(convs))
+    assert out.reason == ["contaminated_answer", None, None]
+    assert out.table.column("contam_item_id").to_pylist()[0] == "0"
