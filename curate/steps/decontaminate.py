@@ -42,9 +42,10 @@ from curate.steps.base import MapStep, Params, StepOutput, set_column
 Role = Literal["system", "user", "assistant", "tool"]
 EVAL_TEXT_LIMIT = 1000
 # Part of the index cache key: bump it when the Index class changes shape.
-INDEX_VERSION = 8
+INDEX_VERSION = 10
 BLOOM_MASK = (1 << 27) - 1
 SPAN_LIMIT = 400
+SIBLING_SHARE = 0.2
 BATCH = 2048
 
 
@@ -70,7 +71,9 @@ class DecontaminateParams(Params):
     min_answer_overlap: float = Field(0.8, gt=0.0, le=1.0, description="the same for reference answers (code and stock answers overlap by chance)")
     min_short_tokens: int = Field(5, ge=1, le=32, description="items shorter than ngram are found inside a turn if at least this long")
     min_whole_turn_tokens: int = Field(2, ge=1, le=32, description="shorter items match only a turn that is exactly the item, if at least this long")
-    min_answer_tokens: int = Field(20, ge=1, le=10000, description="reference answers shorter than this are not matched")
+    min_answer_tokens: int = Field(20, ge=1, le=10000, description="reference answers from this long match at min_answer_overlap")
+    min_exact_answer_tokens: int = Field(10, ge=1, le=10000, description="shorter answers from this long match only in full: every n-gram and every number")
+    min_matched_ngrams: int = Field(3, ge=1, le=100, description="a turn must share at least this many distinct n-grams with an item; items too short to have them are matched whole")
     max_items_per_ngram: int = Field(20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence")
     numbers: bool = Field(True, description="an item with numbers needs half of them in the turn (template negatives)")
 
@@ -188,9 +191,14 @@ class Index:
         tok = Tokens(pa.array([it.text for it in items]))
         counts = tok.counts
         is_answer = np.array([it.kind == "answer" for it in items])
-        usable = np.where(is_answer, counts >= p.min_answer_tokens, counts >= 1)
+        usable = np.where(is_answer, counts >= min(p.min_answer_tokens, p.min_exact_answer_tokens), counts >= 1)
+        # Answers under min_answer_tokens (one-line GSM8K solutions) must appear in full: all their
+        # n-grams and all their numbers, so a template sibling with other numbers never matches.
+        self.exact = is_answer & (counts < p.min_answer_tokens)
         # Below min_short_tokens an item is only ever matched as a whole turn (see tiny below).
-        searchable = usable & (is_answer | (counts >= p.min_short_tokens))
+        # Items with fewer than min_matched_ngrams n-grams are matched as whole spans (short, below).
+        whole_below = p.ngram + p.min_matched_ngrams - 1
+        searchable = usable & (is_answer | (counts >= whole_below))
         # long items: (n-gram, item) pairs, distinct per item
         grams, starts = ngrams(tok, p.ngram)
         owner = tok.doc[starts]
@@ -214,7 +222,7 @@ class Index:
         self.bloom = np.zeros((BLOOM_MASK + 1) // 8, np.uint8)
         np.bitwise_or.at(self.bloom, bits >> 3, (1 << (bits & 7)).astype(np.uint8))
         # short items: whole token sequence, keyed by (length, hash)
-        short = usable & (counts < p.ngram) & (counts >= p.min_short_tokens) & ~is_answer
+        short = usable & (counts < whole_below) & (counts >= p.min_short_tokens) & ~is_answer
         whole = whole_text_hashes(tok)
         self.short_lengths = sorted(set(counts[short].tolist()))
         self.short = {L: (whole[short & (counts == L)], np.nonzero(short & (counts == L))[0]) for L in self.short_lengths}
@@ -305,7 +313,9 @@ class Decontaminate(MapStep):
         texts = t.text.filter(pa.array(sel))
         tok = Tokens(texts)
         hits: list[tuple[int, int, float, int, int]] = []  # (turn#, item, score, first token, last token)
+        partial: dict[tuple[int, int], float] = {}  # (row, question item) -> share of its n-grams in a turn
         grams, starts = ngrams(tok, p.ngram)
+        all_grams = (grams, starts)  # also the whole-span candidates of items exactly ngram long
         if len(grams):
             bits = (grams & np.uint64(BLOOM_MASK)).astype(np.int64)
             maybe = ((idx.bloom[bits >> 3] >> (bits & 7).astype(np.uint8)) & 1).astype(bool)
@@ -327,16 +337,28 @@ class Decontaminate(MapStep):
                 matched = np.bincount(pair_of.ravel(), weights=idx.gram_weight[idx_pos[first_at]], minlength=len(pair))
                 # Both the rarity-weighted share and the plain share must reach the bar: the weighted one
                 # alone would let a few rare n-grams of a short item decide.
-                plain = np.bincount(pair_of.ravel(), minlength=len(pair)) / np.maximum(idx.item_grams[pair[:, 1]], 1)
+                n_matched = np.bincount(pair_of.ravel(), minlength=len(pair))
+                plain = n_matched / np.maximum(idx.item_grams[pair[:, 1]], 1)
                 score = np.minimum(matched / np.maximum(idx.item_weight[pair[:, 1]], 1e-9), plain)
-                need = np.where(np.array([idx.items[i].kind == "answer" for i in pair[:, 1]], bool), p.min_answer_overlap, p.min_overlap)
-                for (d, it), sc in zip(pair[score >= need], score[score >= need]):
+                # a few shared n-grams ("what are the causes of") are a stock phrase, not an item
+                score = np.where(n_matched >= p.min_matched_ngrams, score, 0.0)
+                is_ans = np.array([idx.items[i].kind == "answer" for i in pair[:, 1]], bool)
+                need = np.where(idx.exact[pair[:, 1]], 1.0, np.where(is_ans, p.min_answer_overlap, p.min_overlap))
+                # How much of each question a turn holds, below the bar too: a short answer next to a
+                # sibling of its own question (same template, other wording) is that sibling's answer.
+                isq = ~is_ans & (plain >= SIBLING_SHARE)
+                for (d, it), pl in zip(pair[isq], plain[isq]):
+                    partial[(int(t.row[turn_ids[d]]), int(it))] = float(pl)
+                # exact answers: every matchable n-gram (plain share), stock n-grams aside
+                score = np.where(idx.exact[pair[:, 1]], np.where(plain >= 1.0 - 1e-9, 1.0, 0.0), score)
+                ok = score >= need - 1e-9
+                for (d, it), sc in zip(pair[ok], score[ok]):
                     m = (doc == d) & (item == it)
                     tok_starts = starts[gpos[m]]
                     hits.append((int(d), int(it), float(min(sc, 1.0)), int(tok_starts.min()), int(tok_starts.max()) + p.ngram - 1))
         for L in idx.short_lengths:
             h, ids = idx.short[L]
-            lgrams, lstarts = ngrams(tok, L)
+            lgrams, lstarts = all_grams if L == p.ngram else ngrams(tok, L)
             if not len(lgrams):
                 continue
             pos = np.searchsorted(h, lgrams)
@@ -355,9 +377,9 @@ class Decontaminate(MapStep):
                 while k < len(idx.tiny) and idx.tiny[k] == whole[d]:
                     hits.append((int(d), int(idx.tiny_item[k]), 1.0, int(tok.first[d]), int(tok.first[d] + tok.counts[d] - 1)))
                     k += 1
-        return self._decide(table, n, t, turn_ids, texts, tok, hits)
+        return self._decide(table, n, t, turn_ids, texts, tok, hits, partial)
 
-    def _decide(self, table, n, t, turn_ids, texts, tok, hits) -> StepOutput:
+    def _decide(self, table, n, t, turn_ids, texts, tok, hits, partial) -> StepOutput:
         p, idx = self.params, self.index
         best: dict[int, tuple] = {}
         counters: Counter = Counter()
@@ -365,11 +387,13 @@ class Decontaminate(MapStep):
             row = int(t.row[turn_ids[d]])
             if row in best:
                 continue
+            if idx.exact[it] and it > 0 and idx.items[it - 1].item_id == idx.items[it].item_id and (row, it - 1) in partial:
+                continue  # the row asks a sibling of this item's question; the answer is that sibling's
             if p.numbers:
                 nums = idx.numbers_of(it)
                 if len(nums):
                     turn_tokens = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
-                    if np.isin(nums, turn_tokens).mean() < 0.5:
+                    if np.isin(nums, turn_tokens).mean() < (1.0 if idx.exact[it] else 0.5):
                         continue
             best[row] = (d, it, score, a, b)
         cols = {c: [None] * n for c in self.columns}

@@ -24,12 +24,18 @@ def jsonl(path: Path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def with_choices(stem: str, choices: list[str]) -> str:
+    return stem if len(stem.split()) >= 8 else "\n".join([stem, *map(str, choices)])
+
+
 def sources(shared: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     out["gsm8k"] = [{"id": str(i), "question": r["question"], "answer": r["answer"]} for i, r in enumerate(jsonl(shared / "gsm8k" / "test.jsonl"))]
     out["humaneval"] = [{"id": r["task_id"], "question": r["prompt"], "answer": r["canonical_solution"]}
                         for r in jsonl(shared / "humaneval" / "HumanEval.jsonl.gz")]
-    out["mmlu"] = [{"id": f"{r['subject']}/{i}", "question": r["question"], "answer": r["choices"][r["answer"]]}
+    # A stem of a few words ("The Federal Open Market Committee", "Which of the following are true:")
+    # is no evidence alone: such items carry their choices, so only the item with them matches.
+    out["mmlu"] = [{"id": f"{r['subject']}/{i}", "question": with_choices(r["question"], r["choices"]), "answer": r["choices"][r["answer"]]}
                    for i, r in enumerate(jsonl(shared / "mmlu" / "test.jsonl.gz"))]
     out["arc_challenge"] = [{"id": r["id"], "question": r["question"],
                              "answer": dict(zip(r["choices"]["label"], r["choices"]["text"])).get(r["answerKey"], "")}

@@ -94,6 +94,7 @@ def test_flag_mode_keeps_rows(tmp_path):
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "f", steps="\n  - decontaminate: {mode: flag, eval_sets: [gsm8k]}"))
     assert stats["rows_kept"] == 2 and stats["steps"][0]["counters"]["hits:gsm8k"] == 1
     stats = run(pipeline_yaml(tmp_path / "q.yaml", src, tmp_path / "d", steps="\n  - decontaminate: {eval_sets: [gsm8k]}"))
+    assert stats["rows_in"] == stats["rows_kept"] + stats["rows_rejected"] + stats["rows_quarantined"] == 2
     rej = read_dir(tmp_path / "d" / "rejected")
     assert rej.column("id").to_pylist() == ["c"] and rej.column("contam_eval_set").to_pylist() == ["gsm8k"]
     assert rej.column("_curate_drop_span").to_pylist()[0].startswith(item.split(".")[0][:30])
@@ -177,3 +178,16 @@ def test_short_answers_match_only_in_full(tmp_path):
     out = s.process(rows_table(convs))
     assert out.reason == ["contaminated_answer", None, None]
     assert out.table.column("contam_item_id").to_pylist()[0] == "0"
+
+
+def test_natural_stock_openings_are_not_flagged(default_step):
+    """Phrases from ../shared/data/instructions that the first version flagged against MMLU: two shared
+    5-grams are a stock phrase (min_matched_ngrams), and MMLU stems of a few words carry their choices."""
+    convs = [[("user", t), ("assistant", "Here is an overview.")] for t in (
+        "Cross-validation is a technique that involves dividing the data into multiple sets and using one set for testing.",
+        "In psychology, habituation refers to the process by which we stop responding to a repeated stimulus.",
+        "What are the causes of the decline in bee populations in Europe?",
+        "Which of the following are true: the sky is green, water is wet?",
+        "The Federal Open Market Committee meeting gets under way on Tuesday.",
+        "How does the greenhouse effect work? Please explain it for a ten year old.")]
+    assert flagged(default_step, convs) == [None] * 6
