@@ -90,7 +90,7 @@ def detoxify_table(n: int) -> None:
     print(f"\ndetoxify 'original' architecture (BERT-base, random weights), {len(texts)} texts, 1 torch thread\n")
     print("| path | texts/s | x naive |\n|---|---|---|")
     print(f"| naive loop: Detoxify.predict(text) per text | {naive_rate:.1f} | 1.0 |")
-    for label, kw in (("curate toxicity step (sorted, batch 32, 256-token windows)", {}),
+    for label, kw in (("curate toxicity step (sorted, batch 8, 256-token windows)", {}),
                       ("curate toxicity step + int8 dynamic quantisation", {"quantize": True})):
         s = Toxicity(ToxicityParams(checkpoint=str(d / "original.ckpt"), hf_config=str(d), **kw), StepContext(rules_dir=REPO / "rules"))
         s.setup()

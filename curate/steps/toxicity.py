@@ -46,7 +46,7 @@ class ToxicityParams(Params):
     roles: list[Literal["system", "user", "assistant", "tool"]] = Field(["user", "assistant"], min_length=1,
                                                                         description="turns that are scored (a refusal to a toxic request may be worth keeping: roles: [assistant])")
     mode: Literal["drop", "flag"] = Field("drop", description="drop rows over a threshold, or only annotate")
-    batch_size: int = Field(32, ge=1, le=4096, description="detoxify: texts per forward pass")
+    batch_size: int = Field(8, ge=1, le=4096, description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)")
     torch_threads: int = Field(1, ge=1, le=256, description="detoxify: torch threads per actor")
     device: Literal["cpu", "cuda"] = Field("cpu", description="detoxify: cuda runs fp16 on a GPU")
     quantize: bool = Field(False, description="detoxify on CPU: dynamic int8 quantisation of the linear layers")
