@@ -1,0 +1,159 @@
+"""format_rules: the ShareGPT conventions, each rule with its own reason and switch.
+
+In order, per conversation:
+  1. artifacts      remove what the ChatGPT page leaves in scraped text: a regenerate counter at the
+                    start of a turn ("1 / 2"), "Copy code" lines, "N chars / N words" lines
+  2. empty          truncate at the first empty turn (what follows answers something else)
+  3. error_replies  remove a rate-limit or error reply (rules/format_rules.yaml) and the prompt it
+                    answered; the rest of the dialogue stays
+  4. alternation    after an optional system turn, user and assistant must alternate (tool turns
+                    belong to the assistant side): consecutive turns of one role are merged
+                    (non_alternating: merge) or the row is rejected (non_alternating: drop)
+  5. edges          a leading assistant turn and a trailing user turn are trimmed
+  6. restarted_list an assistant turn whose numbered list restarts at "1." every item (a broken
+                    HTML conversion) is renumbered (or rejects the row: restarted_list: drop)
+  7. min_turns / min_chars  what is left must have enough turns and characters
+Rows that lose every turn to 2-5 are rejected with the reason of the rule that emptied them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import yaml
+from pydantic import Field
+
+from curate.registry import register
+from curate.schema import conversations_from_turns, turns_of
+from curate.steps.base import MapStep, Params, StepOutput
+
+_COUNTER = re.compile(r"\A\s*\d{1,2}\s*/\s*\d{1,2}\s*\n+")
+_ARTIFACT_LINES = re.compile(r"^\s*(Copy code|Copy|\d[\d,]*\s+chars?\s*/\s*\d[\d,]*\s+words?)\s*$\n?", re.M | re.I)
+_NUMBERED = re.compile(r"^\s*(\d+)[.)]\s+\S", re.M)
+SIDE = {"user": 0, "assistant": 1, "tool": 1}
+
+
+def _renumber(text: str) -> str:
+    """'1. a\n1. b\n\n1. c' -> '1. a\n2. b\n\n3. c' (a list converted from HTML lost its numbers)."""
+    count = iter(range(1, 1_000_000))
+    return re.sub(r"^(\s*)1([.)])(\s)", lambda m: f"{m.group(1)}{next(count)}{m.group(2)}{m.group(3)}", text, flags=re.M)
+
+
+class FormatParams(Params):
+    artifacts: bool = Field(True, description="remove regenerate counters, 'Copy code' and 'N chars / N words' lines")
+    truncate_at_empty: bool = Field(True, description="cut the conversation at its first empty turn")
+    error_replies: bool = Field(True, description="remove turn pairs whose reply is an error message")
+    non_alternating: Literal["merge", "drop", "keep"] = Field("merge", description="consecutive turns of one role: merge them, drop the row, or keep")
+    trim_edges: bool = Field(True, description="trim a leading assistant turn and a trailing user turn")
+    restarted_list: Literal["renumber", "drop", "keep"] = Field("renumber", description="a numbered list whose items are all '1.': renumber it, drop the row, or keep")
+    min_turns: int = Field(2, ge=0, le=1000, description="minimum user+assistant turns left")
+    min_chars: int = Field(1, ge=0, le=10_000_000, description="minimum characters left in all turns")
+
+
+@register
+class FormatRules(MapStep):
+    """ShareGPT conventions: artifacts, empty turns, error replies, role alternation, edges, minimums."""
+
+    name = "format_rules"
+    Params = FormatParams
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self._errors: re.Pattern | None = None
+
+    def setup(self) -> None:
+        if self._errors is None:
+            phrases = (yaml.safe_load((self.ctx.rules_dir / "format_rules.yaml").read_text()) or {}).get("error_replies", [])
+            self._errors = re.compile(r"\A\s*(" + "|".join(re.escape(p) for p in phrases) + r")", re.I)
+
+    def process(self, table: pa.Table) -> StepOutput:
+        self.setup()
+        p = self.params
+        t = turns_of(table)
+        original = t.text.to_pylist()
+        texts = list(original)
+        roles = t.role
+        keep = np.ones(len(texts), bool)
+        n = table.num_rows
+        reason, detail = [None] * n, [None] * n
+        counters: Counter = Counter()
+        for r in range(n):
+            lo, hi = int(t.offsets[r]), int(t.offsets[r + 1])
+            idx = list(range(lo, hi))
+            why = None
+            if p.artifacts:
+                for i in idx:
+                    new = _ARTIFACT_LINES.sub("", _COUNTER.sub("", texts[i] or ""))
+                    if new != texts[i]:
+                        texts[i] = new.strip()
+                        counters["artifacts_removed"] += 1
+            if p.truncate_at_empty:
+                for k, i in enumerate(idx):
+                    if not (texts[i] or "").strip():
+                        counters["truncated_at_empty"] += 1
+                        idx, why = idx[:k], why or "empty_turn"
+                        break
+            if p.error_replies:
+                failed = {k for k, i in enumerate(idx) if roles[i] == "assistant" and self._errors.match(texts[i] or "")}
+                if failed:
+                    # the failed reply and the prompt it answered go; the rest of the dialogue stays
+                    drop = failed | {k - 1 for k in failed if k and roles[idx[k - 1]] == "user"}
+                    counters["error_replies_removed"] += len(failed)
+                    idx, why = [i for k, i in enumerate(idx) if k not in drop], why or "error_reply"
+            body = [i for i in idx if roles[i] != "system"]
+            system = [i for i in idx if roles[i] == "system"][:1] if idx and roles[idx[0]] == "system" else []
+            if p.non_alternating != "keep":
+                merged: list[int] = []
+                for i in body:
+                    if merged and SIDE.get(roles[i], 0) == SIDE.get(roles[merged[-1]], 0) and not (roles[i] == "tool" or roles[merged[-1]] == "tool"):
+                        if p.non_alternating == "drop":
+                            reason[r], detail[r] = "roles_not_alternating", f"turns {merged[-1] - lo} and {i - lo} are both {roles[i]}"
+                            break
+                        texts[merged[-1]] = (texts[merged[-1]] or "").rstrip() + "\n\n" + (texts[i] or "").lstrip()
+                        counters["turns_merged"] += 1
+                    else:
+                        merged.append(i)
+                body = merged
+            if reason[r] is None and p.trim_edges:
+                while body and roles[body[0]] != "user":
+                    body = body[1:]
+                    counters["leading_turn_trimmed"] += 1
+                while body and roles[body[-1]] == "user":
+                    body = body[:-1]
+                    counters["trailing_user_trimmed"] += 1
+            kept = set(system + body) if reason[r] is None else set(range(lo, hi))
+            for i in range(lo, hi):
+                keep[i] = i in kept
+            if reason[r] is not None:
+                continue
+            if p.restarted_list != "keep":
+                for i in body:
+                    if roles[i] != "assistant":
+                        continue
+                    nums = [int(m) for m in _NUMBERED.findall(texts[i] or "")]
+                    if len(nums) >= 3 and all(x == 1 for x in nums):
+                        if p.restarted_list == "drop":
+                            reason[r], detail[r] = "restarted_numbered_list", f"turn {i - lo}: every item of a {len(nums)}-item list is numbered 1"
+                            break
+                        texts[i] = _renumber(texts[i])
+                        counters["lists_renumbered"] += 1
+                if reason[r]:
+                    continue
+            dialogue = [i for i in body if roles[i] in ("user", "assistant")]
+            if len(dialogue) < max(p.min_turns, 1 if why else 0):
+                reason[r] = why if why and len(dialogue) == 0 else "too_few_turns"
+                detail[r] = f"{len(dialogue)} user/assistant turns left (min {p.min_turns})" + (f" after {why}" if why else "")
+            elif sum(len(texts[i] or "") for i in body) < p.min_chars:
+                reason[r], detail[r] = "too_short", f"fewer than {p.min_chars} characters"
+        # a rejected row keeps its turns as they were (the rejected set shows the input)
+        for r in range(n):
+            if reason[r] is not None:
+                lo, hi = int(t.offsets[r]), int(t.offsets[r + 1])
+                keep[lo:hi] = True
+                texts[lo:hi] = original[lo:hi]
+        out = conversations_from_turns(table, keep, pa.array(texts, pa.string()))
+        return StepOutput(out, reason=reason, detail=detail, counters=counters)

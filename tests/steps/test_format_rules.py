@@ -1,0 +1,93 @@
+"""format_rules: each ShareGPT convention with its reason, its switch, real rows and bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curate.steps.base import StepContext
+from curate.steps.format_rules import FormatParams, FormatRules
+from tests.helpers import (
+    REPO,
+    SHARED_DATA,
+    assert_step_config_error,
+    pipeline_yaml,
+    read_dir,
+    rows_table,
+    run,
+    texts,
+    write_jsonl,
+)
+
+ERROR = "Too many requests in 1 hour. Try again later."
+
+
+def apply(convs, **kw):
+    out = FormatRules(FormatParams(**kw), StepContext(rules_dir=REPO / "rules")).process(rows_table(convs))
+    return out.reason, texts(out.table), out.counters
+
+
+def test_each_rule():
+    reasons, got, counters = apply([
+        [("system", "be brief"), ("assistant", "Hi!"), ("user", "hello"), ("assistant", "1 / 2\nHello there!\nCopy code\n312 chars / 51 words"), ("user", "bye")],
+        [("user", "q1"), ("assistant", ERROR), ("user", "q2"), ("assistant", "a2")],
+        [("user", "q1"), ("assistant", ERROR)],
+        [("user", "a"), ("user", "b"), ("assistant", "c")],
+        [("user", "q"), ("assistant", "1. a\n1. b\n1. c")],
+        [("user", "q"), ("assistant", "   "), ("user", "more"), ("assistant", "x")],
+        [("user", "only")],
+        [("user", "q"), ("assistant", "1. a\n2. b\n3. c")],
+    ])
+    assert reasons == [None, None, "error_reply", None, None, "empty_turn", "too_few_turns", None]
+    assert got[4] == ["q", "1. a\n2. b\n3. c"] and got[7] == ["q", "1. a\n2. b\n3. c"]
+    assert got[0] == ["be brief", "hello", "Hello there!"]
+    assert got[1] == ["q2", "a2"] and got[3] == ["a\n\nb", "c"]
+    assert got[2] == ["q1", ERROR]  # a rejected row is shown as it came in
+    assert counters["turns_merged"] == 1 and counters["error_replies_removed"] == 2
+
+
+def test_switches():
+    conv = [[("user", "a"), ("user", "b"), ("assistant", "1. x\n1. y\n1. z"), ("user", "trailing")]]
+    assert apply(conv, non_alternating="drop")[0] == ["roles_not_alternating"]
+    assert apply(conv, restarted_list="drop")[0] == ["restarted_numbered_list"]
+    reasons, got, _ = apply(conv, non_alternating="keep", restarted_list="keep", trim_edges=False)
+    assert reasons == [None] and got == [["a", "b", "1. x\n1. y\n1. z", "trailing"]]
+    assert apply([[("user", "hi"), ("assistant", "yo")]], min_chars=100)[0] == ["too_short"]
+    assert apply([[("user", "hi")]], min_turns=0, trim_edges=False)[0] == [None]
+
+
+def test_tool_turns_belong_to_the_assistant_side():
+    reasons, got, _ = apply([[("user", "weather?"), ("assistant", "calling"), ("tool", "{\"t\": 20}"), ("assistant", "20 degrees")]])
+    assert reasons == [None] and len(got[0]) == 4
+
+
+def test_real_sharegpt_rows():
+    rows = json.loads((SHARED_DATA / "instructions" / "sharegpt_fastchat_dummy_conversation.json").read_text())
+    role = {"human": "user", "gpt": "assistant"}
+    reasons, got, _ = apply([[(role[t["from"]], t["value"]) for t in r["conversations"]] for r in rows])
+    assert reasons.count(None) == len(rows)  # FastChat's own sample is well-formed
+    rows = json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+    reasons, got, counters = apply([[(role.get(t["from"], "user"), t["value"]) for t in r["conversations"]] for r in rows])
+    assert reasons.count(None) > 0.9 * len(rows)
+    assert all(g[-1] != "" for g, r in zip(got, reasons) if r is None)
+
+
+def test_bad_inputs():
+    reasons, got, _ = apply([[("system", "only a system prompt")], [("user", "")], [("assistant", "x" * 1_000_000)],
+                             [("user", "q"), ("assistant", "a")] * 1 + [("user", "q"), ("assistant", "a")] * 20000])
+    assert reasons[:3] == ["too_few_turns", "empty_turn", "too_few_turns"] and reasons[3] is None
+    assert len(got[3]) == 40002
+
+
+def test_end_to_end(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ERROR}]},
+                                               {"id": "b", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "ok"}]}])
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - format_rules: {}"))
+    assert stats["rows_kept"] == 1 and read_dir(tmp_path / "out" / "rejected").column("_curate_drop_reason").to_pylist() == ["error_reply"]
+
+
+@pytest.mark.parametrize(("step_yaml", "message"), [("{non_alternating: fix}", "steps[0].non_alternating: must be one of 'merge', 'drop' or 'keep' (got 'fix')"),
+                                                    ("{min_turns: -1}", "steps[0].min_turns: must be >= 0 (got -1)")])
+def test_config_errors(tmp_path, step_yaml, message):
+    assert_step_config_error(tmp_path, "format_rules", step_yaml, message)
