@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.kernels import fmix64, utf8_buffers
+
 _P = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime: odd, good bit spread under multiplication
 _MASK64 = (1 << 64) - 1
 
@@ -107,15 +109,6 @@ def clean_texts(texts: pa.Array) -> pa.Array:
 
 
 @numba.njit(inline="always")
-def _fmix64(h):
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
-
-
-@numba.njit(inline="always")
 def _fmix32(h):
     # numba widens uint32 arithmetic to 64 bits, so the mod-2^32 wrap is explicit.
     M = np.uint64(0xFFFFFFFF)
@@ -174,7 +167,7 @@ def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
                     ring_p[slot] = P
                     count += 1
                     if count >= ngram:
-                        _emit(ring_h, ring_p, count, ngram, a, b, sig[d])
+                        _emit(ring_h, ring_p, count, ngram, a, b, sig[d], False)
                     if count <= ngram:
                         first_full = first_full * P + SPACE
                         first_pow *= P
@@ -193,7 +186,7 @@ def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
                     ring_p[slot] = pw
                     count += 1
                     if count >= ngram:
-                        _emit(ring_h, ring_p, count, ngram, a, b, sig[d])
+                        _emit(ring_h, ring_p, count, ngram, a, b, sig[d], False)
                     if count <= ngram:
                         first_full = first_full * pw + h
                         first_pow *= pw
@@ -208,7 +201,7 @@ def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
                 ring_p[slot] = pw
                 count += 1
                 if count >= ngram:
-                    _emit_words(ring_h, ring_p, count, ngram, a, b, sig[d])
+                    _emit(ring_h, ring_p, count, ngram, a, b, sig[d], True)
                 if count <= ngram:
                     if count > 1:
                         first_full = first_full * P + SPACE
@@ -217,44 +210,31 @@ def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
         if count == 0:
             n_shingles[d] = 0
         elif count < ngram:
-            _permute_min(_fmix64(first_full) & np.uint64(0xFFFFFFFF), a, b, sig[d])
+            _permute_min(fmix64(first_full) & np.uint64(0xFFFFFFFF), a, b, sig[d])
             n_shingles[d] = 1
         else:
             n_shingles[d] = count - ngram + 1
 
 
 @numba.njit(inline="always")
-def _emit_words(ring_h, ring_p, count, ngram, a, b, sig_row):
-    """The shingle of the last `ngram` tokens, joined by single spaces."""
+def _emit(ring_h, ring_p, count, ngram, a, b, sig_row, spaced):
+    """The shingle of the last `ngram` units: tokens joined by single spaces (spaced) or
+    characters concatenated."""
     P = np.uint64(0x100000001B3)
     first = count - ngram
     h = ring_h[first % ngram]
     for j in range(1, ngram):
         slot = (first + j) % ngram
-        h = (h * P + np.uint64(32)) * ring_p[slot] + ring_h[slot]
-    _permute_min(_fmix64(h) & np.uint64(0xFFFFFFFF), a, b, sig_row)
-
-
-@numba.njit(inline="always")
-def _emit(ring_h, ring_p, count, ngram, a, b, sig_row):
-    """The shingle of the last `ngram` characters (concatenated bytes)."""
-    first = count - ngram
-    h = ring_h[first % ngram]
-    for j in range(1, ngram):
-        slot = (first + j) % ngram
+        if spaced:
+            h = h * P + np.uint64(32)
         h = h * ring_p[slot] + ring_h[slot]
-    _permute_min(_fmix64(h) & np.uint64(0xFFFFFFFF), a, b, sig_row)
+    _permute_min(fmix64(h) & np.uint64(0xFFFFFFFF), a, b, sig_row)
 
 
 def signatures(clean: pa.Array, ngram: int, mode: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(signatures uint32[n, num_perm], shingles per document) for cleaned texts (`clean_texts`)."""
-    arr = clean.cast(pa.large_string()) if not pa.types.is_large_string(clean.type) else clean
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    n = len(arr)
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, np.int64, n + 1, arr.offset * 8) if off_buf is not None else np.zeros(n + 1, np.int64)
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+    data, offsets = utf8_buffers(clean)
+    n = len(offsets) - 1
     sig = np.full((n, len(a)), np.uint32(0xFFFFFFFF), np.uint32)
     counts = np.zeros(n, np.int64)
     # Null texts have equal start/end offsets: no tokens, no shingles.
@@ -270,7 +250,7 @@ def _band_hashes(sig, num_bands, rows):
         for band in range(num_bands):
             h = np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15)
             for r in range(band * rows, (band + 1) * rows):
-                h = _fmix64(h ^ np.uint64(sig[d, r]))
+                h = fmix64(h ^ np.uint64(sig[d, r]))
             out[d, band] = h
     return out
 

@@ -13,6 +13,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from curate.kernels import fmix64, utf8_buffers
+
 MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -72,10 +74,7 @@ def _tokenize(data, offsets, out_hash, out_start, out_end, out_numeric, doc_toke
                     numeric = False
                 h = (h ^ np.uint64(c)) * np.uint64(0x100000001B3)
                 i += 1
-            h ^= h >> np.uint64(33)
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-            out_hash[n] = h
+            out_hash[n] = fmix64(h)
             out_start[n] = start - offsets[d]
             out_end[n] = i - offsets[d]
             out_numeric[n] = numeric
@@ -88,13 +87,8 @@ class Tokens:
     """Tokens of n texts: hash, byte span in its text, numeric flag, and the text each belongs to."""
 
     def __init__(self, texts: pa.Array):
-        arr = texts.cast(pa.large_string())
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        n = len(arr)
-        _, off_buf, data_buf = arr.buffers()
-        offsets = np.frombuffer(off_buf, np.int64, n + 1, arr.offset * 8) if off_buf is not None else np.zeros(n + 1, np.int64)
-        data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+        data, offsets = utf8_buffers(texts)
+        n = len(offsets) - 1
         cap = _count_tokens(data, offsets)  # exact, so memory is 25 bytes per token, not per byte
         self.hash = np.empty(cap, np.uint64)
         self.start = np.empty(cap, np.int64)

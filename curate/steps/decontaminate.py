@@ -42,7 +42,7 @@ from curate.steps.base import MapStep, Params, StepOutput, set_column
 Role = Literal["system", "user", "assistant", "tool"]
 EVAL_TEXT_LIMIT = 1000
 # Part of the index cache key: bump it when the Index class changes shape.
-INDEX_VERSION = 10
+INDEX_VERSION = 11
 BLOOM_MASK = (1 << 27) - 1
 SPAN_LIMIT = 400
 SIBLING_SHARE = 0.2
@@ -190,7 +190,7 @@ class Index:
         self.items = items
         tok = Tokens(pa.array([it.text for it in items]))
         counts = tok.counts
-        is_answer = np.array([it.kind == "answer" for it in items])
+        self.is_answer = is_answer = np.array([it.kind == "answer" for it in items], bool)
         usable = np.where(is_answer, counts >= min(p.min_answer_tokens, p.min_exact_answer_tokens), counts >= 1)
         # Answers under min_answer_tokens (one-line GSM8K solutions) must appear in full: all their
         # n-grams and all their numbers, so a template sibling with other numbers never matches.
@@ -342,7 +342,7 @@ class Decontaminate(MapStep):
                 score = np.minimum(matched / np.maximum(idx.item_weight[pair[:, 1]], 1e-9), plain)
                 # a few shared n-grams ("what are the causes of") are a stock phrase, not an item
                 score = np.where(n_matched >= p.min_matched_ngrams, score, 0.0)
-                is_ans = np.array([idx.items[i].kind == "answer" for i in pair[:, 1]], bool)
+                is_ans = idx.is_answer[pair[:, 1]]
                 need = np.where(idx.exact[pair[:, 1]], 1.0, np.where(is_ans, p.min_answer_overlap, p.min_overlap))
                 # How much of each question a turn holds, below the bar too: a short answer next to a
                 # sibling of its own question (same template, other wording) is that sibling's answer.

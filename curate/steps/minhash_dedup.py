@@ -26,7 +26,7 @@ from curate.registry import register
 from curate.schema import DROP_DETAIL, DROP_REASON, KEY
 from curate.steps import _minhash
 from curate.steps.base import GlobalStep, Params
-from curate.textkey import TurnSelection, selected_turns
+from curate.textkey import TurnSelection, joined_turns
 
 
 class MinhashDedupParams(Params):
@@ -86,11 +86,7 @@ class MinhashDedup(GlobalStep):
 
     def text(self, live: pa.Table) -> pa.Array:
         """The selected turns joined by newlines, cleaned for hashing."""
-        keep, t = selected_turns(live, self.params.turns)
-        texts = t.text.filter(pa.array(keep))
-        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
-        lists = pa.LargeListArray.from_arrays(pa.array(kept_before[t.offsets], pa.int64()), texts)
-        joined = pc.binary_join(lists, "\n")
+        joined = joined_turns(live, self.params.turns, "\n")
         return _minhash.clean_texts(joined) if self.params.strip_markup else pc.utf8_lower(joined)
 
     def summarize(self, live: pa.Table) -> pa.Table:
@@ -101,19 +97,18 @@ class MinhashDedup(GlobalStep):
         sig = sig[has]
         n = len(sig)
         buckets = _minhash.band_hashes(sig[:, : self.bands * self.rows], self.bands, self.rows).reshape(-1)
-        doc = np.repeat(np.arange(n), self.bands)
         sketch = np.ascontiguousarray(sig.astype(np.uint8))  # low byte of each permutation
-        idx = pa.array(np.nonzero(has)[0])
+        row = pa.array(np.repeat(np.nonzero(has)[0], self.bands))  # the live row of each (row, band)
         return pa.table(
             {
-                KEY: live.column(KEY).take(idx).take(pa.array(doc)),
-                "id": live.column("id").take(idx).take(pa.array(doc)),
+                KEY: live.column(KEY).take(row),
+                "id": live.column("id").take(row),
                 "_bucket": pa.array(buckets.view(np.int64)),
                 "_partition": pa.array((buckets % np.uint64(self.num_partitions())).astype(np.int32)),
                 "_sketch": pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(p.num_perm), n * self.bands, [None, pa.py_buffer(np.repeat(sketch, self.bands, axis=0).tobytes())]
                 ),
-                "_rank": pa.array(self.rank_values(live, text).take(idx).take(pa.array(doc))),
+                "_rank": self.rank_values(live, text).take(row),
             }
         )
 

@@ -144,6 +144,7 @@ class Toxicity(MapStep):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self.backend = None
+        self._thresholds: dict[str, float] | None = None
         self.fallback: str | None = None
         self.kind = self._choose()
         # detoxify holds a transformer: load it once per Ray actor
@@ -164,8 +165,11 @@ class Toxicity(MapStep):
         return {**{f"tox_{label}": pa.float32() for label in labels}, "tox_max": pa.float32()}
 
     def thresholds(self) -> dict[str, float]:
-        file = yaml.safe_load((Path(self.ctx.rules_dir) / "toxicity.yaml").read_text()) or {}
-        return {**file.get(self.kind, {}), **self.params.thresholds}
+        """Label -> threshold: rules/toxicity.yaml for this backend, then the params (read once)."""
+        if self._thresholds is None:
+            file = yaml.safe_load((Path(self.ctx.rules_dir) / "toxicity.yaml").read_text()) or {}
+            self._thresholds = {**file.get(self.kind, {}), **self.params.thresholds}
+        return self._thresholds
 
     def setup(self) -> None:
         if self.backend is None:
