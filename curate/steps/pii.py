@@ -1,0 +1,273 @@
+"""pii: redact e-mail addresses, phone numbers, IP addresses, credit-card numbers and secrets.
+
+Every redaction is typed: in prose the value becomes a placeholder (`[EMAIL]`, `[PHONE]`,
+`[IP_ADDRESS]`, `[CREDIT_CARD]`, `[SECRET]` by default). Inside code (fenced blocks and inline
+backticks) a bracketed placeholder would break the program (`ping [IP_ADDRESS]`), so there the
+value becomes one of the same shape from the ranges reserved for documentation: user@example.com,
+192.0.2.1, 2001:db8::1, 555-0100, 4111 1111 1111 1111, REDACTED_<KIND> for a token, and a private
+key block keeps its BEGIN/END lines. Those reserved values, private and loopback addresses, test
+card numbers and template addresses ("your@email.com") are not personal and are left alone, which
+also makes the step idempotent.
+
+Cost: one RE2 pass over the whole batch (Arrow) picks the few turns that can hold anything; only
+those go through Python's `re` with a validating callback (Luhn, IP ranges, digit counts).
+Nothing is rejected; the row gets `pii_redactions` (count) and `pii_types`, stats count each type.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+from collections import Counter
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from pydantic import Field, field_validator
+
+from curate.errors import UserError
+from curate.registry import register
+from curate.schema import turns_of, with_texts
+from curate.steps.base import MapStep, Params, StepOutput, set_column
+
+PiiType = Literal["email", "phone", "ip_address", "credit_card", "secret"]
+ALL_TYPES: tuple[str, ...] = ("email", "phone", "ip_address", "credit_card", "secret")
+
+# A superset of everything below, in RE2 syntax: most turns fail it and never reach Python.
+_CANDIDATE = (
+    r"@[A-Za-z0-9]|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\d[ .)-]{0,2}\d{3}[ .-]\d{4}|(?:\d[ -]?){12}\d"
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:|\+\d"
+    r"|PRIVATE KEY|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|glpat-|sk-|[sprk]k_(?:live|test)_|AIza|xox[abposr]-"
+    r"|hooks\.slack\.com|hf_|eyJ|SG\.|SK[0-9a-f]{32}|(?i:secret_?access_?key)"
+)
+
+_EMAIL = r"(?<![\w.%+-])(?P<email>[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,24}))(?![\w@-]|\.\w)"
+_IPV4 = r"(?<![\w.])(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})(?![\w]|\.\d)"
+_IPV6 = r"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![\w:])"  # validated by ipaddress
+# NANP with separators ("(215) 204-3120", "+1 413-268-1956"), or international "+CC ..." forms.
+_PHONE = (
+    r"(?<![\w+.-])(?P<phone>(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}"
+    r"|\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d{0,4})(?![\w]|[.-]\d)"
+)
+_CARD = r"(?<![\w.-])(?P<card>\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{5})(?![\w]|[.-]\d)"
+
+_CODE_SPANS = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.S)
+_FAKE_MARKERS = re.compile(r"(?i)your|example|xxxx|here|dummy|placeholder|fake|redacted|<|\*\*\*")
+
+# Same-shape values from reserved ranges, used inside code.
+_CODE_VALUE = {"email": "user@example.com", "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "phone": "555-0100",
+               "card": "4111 1111 1111 1111"}
+_TYPE_OF_GROUP = {"email": "email", "ipv4": "ip_address", "ipv6": "ip_address", "phone": "phone", "card": "credit_card"}
+_CARD_PREFIXES = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])|35(?:2[89]|[3-8]\d)")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _looks_fake(value: str) -> bool:
+    """Template tokens in docs and tutorials: sk-YOUR_KEY_HERE, AKIAIOSFODNN7EXAMPLE, sk-xxxx..."""
+    return bool(_FAKE_MARKERS.search(value)) or len(set(value)) < 8
+
+
+def _looks_like_version(m: re.Match) -> bool:
+    """`pkg==1.2.3.4`, `v1.2.3.4`, pip's `(3.10.0.2)`: four numbers that are a version, not a host."""
+    before = m.string[m.start() - 1] if m.start() else ""
+    after = m.string[m.end()] if m.end() < len(m.string) else ""
+    return before in ("=", "<", ">", "~", "v", "V") or (before == "(" and after == ")")
+
+
+def _key_body(block: str) -> str:
+    """The base64 between BEGIN and END: a real key has hundreds of characters, a template few."""
+    body = re.sub(r"-----[A-Z0-9 ]+-----|\\n|\s", "", block)
+    return body if len(body) >= 64 else "<too short for a key>"
+
+
+class PiiParams(Params):
+    types: list[PiiType] = Field(list(ALL_TYPES), min_length=1, description="what to redact")
+    placeholder: str = Field("[{type}]", description="prose placeholder; {type} is EMAIL, PHONE, IP_ADDRESS, CREDIT_CARD or SECRET")
+    in_code: Literal["same_shape", "placeholder"] = Field(
+        "same_shape", description="inside code: a reserved value of the same shape (keeps code valid) or the placeholder")
+    roles: list[str] = Field(["system", "user", "assistant", "tool"], min_length=1, description="which turns to redact")
+
+    @field_validator("placeholder")
+    @classmethod
+    def _has_type(cls, v: str) -> str:
+        if "{type}" not in v:
+            raise ValueError("must contain {type}, e.g. '[{type}]'")
+        return v
+
+
+class Redactor:
+    """Compiled patterns and the rules file's exceptions; `redact(text)` -> (text, Counter)."""
+
+    def __init__(self, rules: dict, params: PiiParams):
+        self.params = params
+        email = rules.get("email", {})
+        self.placeholder_domains = {d.lower() for d in email.get("placeholder_domains", [])}
+        self.placeholder_locals = tuple(p.lower() for p in email.get("placeholder_local_prefixes", []))
+        self.tlds = {t.lower() for t in email.get("generic_tlds", [])}
+        phone = rules.get("phone", {})
+        self.phone_digits = (int(phone.get("min_digits", 10)), int(phone.get("max_digits", 15)))
+        self.test_cards = set(rules.get("credit_card", {}).get("test_numbers", []))
+        types = set(params.types)
+        parts = []
+        if "secret" in types:
+            for kind, regex in (rules.get("secrets") or {}).items():
+                try:
+                    re.compile(regex)
+                except (re.error, TypeError) as e:
+                    raise UserError(f"rules/pii.yaml: secrets.{kind}: not a valid regex ({e})") from None
+                # Named groups must be unique across the alternation: rename `value` per kind.
+                parts.append(f"(?P<secret_{kind}>{regex.replace('(?P<value>', f'(?P<value_{kind}>')})")
+        if "email" in types:
+            parts.append(_EMAIL)
+        if "credit_card" in types:
+            parts.append(_CARD)
+        if "ip_address" in types:
+            parts += [_IPV4, _IPV6]
+        if "phone" in types:
+            parts.append(_PHONE)
+        self.pattern = re.compile("|".join(parts))
+
+    def _keep_email(self, value: str, tld: str) -> bool:
+        local, _, domain = value.lower().rpartition("@")
+        tld = tld.lower()
+        if len(tld) != 2 and tld not in self.tlds:
+            return True  # `x@np.linalg.inv`, `icon@2x.png`
+        if domain in self.placeholder_domains or domain.endswith((".example", ".test", ".invalid", ".localhost", ".local")):
+            return True
+        return domain.split(".")[-2:-1] == ["example"] or local.startswith(self.placeholder_locals)
+
+    def _keep_phone(self, value: str) -> bool:
+        digits = re.sub(r"\D", "", value)
+        lo, hi = self.phone_digits
+        if not lo <= len(digits) <= hi:
+            return True
+        national = digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+        # NANP 555 exchanges and area code 555 are fictional or unassigned (films, examples).
+        return len(national) == 10 and (national[3:6] == "555" or national[:3] == "555")
+
+    def _keep_card(self, value: str) -> bool:
+        digits = re.sub(r"\D", "", value)
+        seps = set(re.sub(r"\d", "", value))
+        return (not 13 <= len(digits) <= 19 or len(seps) > 1 or digits in self.test_cards or len(set(digits)) == 1
+                or not _CARD_PREFIXES.match(digits) or not luhn_valid(digits))
+
+    @staticmethod
+    def _keep_ip(value: str) -> bool:
+        if ":" in value and sum(1 for g in value.split(":") if g) < 3:
+            return True  # `a::b` (C++/Rust paths) is valid IPv6 but nobody's address
+        try:
+            return not ipaddress.ip_address(value).is_global
+        except ValueError:
+            return True  # 999.1.2.3, 12:30:45 (a time)
+
+    def redact(self, text: str) -> tuple[str, Counter]:
+        counts: Counter = Counter()
+        code = [(m.start(), m.end()) for m in _CODE_SPANS.finditer(text)] if "`" in text or "~~~" in text else []
+        starts = [s for s, _ in code]
+        fmt = self.params.placeholder
+
+        def in_code(pos: int) -> bool:
+            i = bisect.bisect_right(starts, pos) - 1
+            return i >= 0 and pos < code[i][1]
+
+        def replace(m: re.Match) -> str:
+            group = m.lastgroup or ""
+            value = m.group(group)
+            if group.startswith("secret_"):
+                kind = group[len("secret_"):]
+                inner = m.groupdict().get(f"value_{kind}")
+                secret = inner if inner is not None else value
+                if _looks_fake(_key_body(secret) if kind == "private_key" else secret):
+                    return value
+                counts["secret"] += 1
+                counts[f"secret:{kind}"] += 1
+                if self.params.in_code == "same_shape" and in_code(m.start()):
+                    new = (re.sub(r"(?s)(-----BEGIN [^-]+-----).*(-----END [^-]+-----)", r"\1\nREDACTED\n\2", secret)
+                           if kind == "private_key" else f"REDACTED_{kind.upper()}")
+                else:
+                    new = fmt.format(type="SECRET")
+                if inner is None:
+                    return new
+                s, e = m.span(f"value_{kind}")
+                return value[: s - m.start()] + new + value[e - m.start():]
+            kind = _TYPE_OF_GROUP[group]
+            if ((group == "email" and self._keep_email(value, m.group("tld")))
+                    or (group == "phone" and self._keep_phone(value))
+                    or (group == "card" and self._keep_card(value))
+                    or (group in ("ipv4", "ipv6") and self._keep_ip(value))
+                    or (group == "ipv4" and _looks_like_version(m))):
+                return value
+            counts[kind] += 1
+            if self.params.in_code == "same_shape" and in_code(m.start()):
+                return _CODE_VALUE[group]
+            return fmt.format(type=kind.upper())
+
+        return self.pattern.sub(replace, text), counts
+
+
+@register
+class Pii(MapStep):
+    """Redact e-mails, phones, IPs, credit cards (Luhn) and secrets with typed placeholders."""
+
+    name = "pii"
+    Params = PiiParams
+    columns = {"pii_redactions": pa.int32(), "pii_types": pa.string()}
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self._redactor: Redactor | None = None
+
+    def setup(self) -> None:
+        if self._redactor is not None:
+            return
+        path = self.ctx.rules_dir / "pii.yaml"
+        try:
+            rules = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"{path}: cannot read the PII rules: {str(e).splitlines()[0]}") from None
+        self._redactor = Redactor(rules, self.params)
+
+    def process(self, table: pa.Table) -> StepOutput:
+        self.setup()
+        assert self._redactor is not None
+        t = turns_of(table)
+        texts = pc.fill_null(t.text, "")
+        candidate = pc.match_substring_regex(texts, _CANDIDATE).to_numpy(zero_copy_only=False)
+        candidate &= np.isin(t.role, self.params.roles)
+        per_row = np.zeros(table.num_rows, np.int32)
+        types: list[set[str]] = [set() for _ in range(table.num_rows)]
+        counters: Counter = Counter()
+        changed_idx, changed_text = [], []
+        for i in np.nonzero(candidate)[0]:
+            new, counts = self._redactor.redact(texts[int(i)].as_py())
+            if not counts:
+                continue
+            changed_idx.append(int(i))
+            changed_text.append(new)
+            r = int(t.row[i])
+            kinds = {k for k in counts if ":" not in k}
+            per_row[r] += sum(counts[k] for k in kinds)
+            types[r] |= kinds
+            counters.update({f"redacted:{k}": v for k, v in counts.items()})
+        out = table
+        if changed_idx:
+            mask = np.zeros(len(texts), bool)
+            mask[changed_idx] = True
+            new_texts = pc.replace_with_mask(t.text, pa.array(mask), pa.array(changed_text, pa.string()))
+            out = with_texts(table, new_texts)
+            counters["rows_redacted"] = int((per_row > 0).sum())
+        out = set_column(out, "pii_redactions", pa.array(per_row, pa.int32()))
+        out = set_column(out, "pii_types", pa.array([",".join(sorted(s)) or None for s in types], pa.string()))
+        return StepOutput(out, counters=counters)
