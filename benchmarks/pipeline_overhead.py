@@ -41,24 +41,27 @@ PANDAS_BASELINE = textwrap.dedent(
 )
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS of the process tree in MB, stdout)."""
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS of the process tree in MB, stdout). Output goes to files, not pipes,
+    so a chatty tool (FastChat prints a line per dropped row) cannot block on a full pipe."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    root = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            procs = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        root = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                procs = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+        wall = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed:\n{err[-3000:]}")
-    return wall, peak / 2**20, out
+        raise SystemExit(f"{cmd} failed:\n{stderr[-3000:]}")
+    return wall, peak / 2**20, stdout
 
 
 def curate_cmd(corpus: Path, out: Path, runner: str, cpus: int, steps: int = 1) -> list[str]:

@@ -67,9 +67,9 @@ def _summary(stats: dict, run_dir: Path) -> None:
         table.add_row(s["step"], f"{s['rows_in']:,}", f"{s['rows_kept']:,}", f"{s['rows_dropped']:,}", top, f"{s['seconds']:.2f}")
     out.print(table)
     out.print(
-        f"rows in {stats['rows_in']:,} = kept {stats['rows_kept']:,} + rejected {stats['rows_rejected']:,}"
-        f" + quarantined {stats['rows_quarantined']:,}"
-        + (f" (- {stats['rows_added']:,} created by splitting)" if stats["rows_added"] else "")
+        f"rows in {stats['rows_in']:,}"
+        + (f" + {stats['rows_added']:,} created by splitting" if stats["rows_added"] else "")
+        + f" = kept {stats['rows_kept']:,} + rejected {stats['rows_rejected']:,} + quarantined {stats['rows_quarantined']:,}"
         + f"   [{stats['elapsed_seconds']:.1f} s, {stats['runner']} runner]"
     )
     report = run_dir / "report.html"

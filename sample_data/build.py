@@ -87,7 +87,7 @@ def build(shared: Path, out: Path) -> None:
     rng.shuffle(base)
     manifest: dict[str, list] = {k: [] for k in (
         "exact_duplicate", "whitespace_case_duplicate", "near_duplicate", "html_render", "stack_exchange_html",
-        "eval_prompt", "toxic", "malformed")}
+        "eval_prompt", "toxic", "long_conversation", "malformed")}
     rows: list[dict] = []
 
     # Real ShareGPT conversations, the bulk; long ones left out so the sample stays small, and the
@@ -126,6 +126,21 @@ def build(shared: Path, out: Path) -> None:
         manifest["html_render"].append({"id": f"{r['id']}-html", "duplicate_of": r["id"]})
         if len(manifest["html_render"]) == 8:
             break
+
+    # Long multi-exchange conversations, which split_conversations (max_tokens 2048) cuts into samples.
+    taken = {r["id"] for r in rows}
+    long_ones = [r for r in base if r["id"] not in taken and len(r["conversations"]) >= 6
+                 and 12_000 < sum(len(t["value"]) for t in r["conversations"]) < 30_000]
+    openings: set[str] = set()
+    for r in long_ones:
+        opening = r["conversations"][0]["value"][:200]
+        if opening in openings:  # the source holds near-copies of some long chats; plant distinct ones
+            continue
+        openings.add(opening)
+        if len(openings) > 3:
+            break
+        rows.append(r)
+        manifest["long_conversation"].append({"id": r["id"], "turns": len(r["conversations"])})
 
     # Forum HTML (Stack Exchange posts as question/answer pairs).
     for r in stack_exchange_pairs(shared, 20):

@@ -46,3 +46,17 @@ def test_malformed_lines_are_quarantined_with_their_line(tmp_path):
     for e in expected:
         assert e["error_contains"] in got[e["line"]], (e, got[e["line"]])
     assert stats["rows_quarantined"] == len(expected) and stats["rows_kept"] == PLANTED["rows"]["malformed.jsonl"] - len(expected)
+
+
+def test_long_conversations_are_split_and_lose_no_turn(tmp_path):
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", SAMPLE / "sharegpt_sample.jsonl", tmp_path / "out",
+                              steps="\n  - split_conversations: {max_tokens: 2048}"))
+    planted = {e["id"]: e["turns"] for e in PLANTED["planted"]["long_conversation"]}
+    rows = [read_dir(tmp_path / "out" / d) for d in ("kept", "rejected")]
+    turns: dict[str, int] = {}
+    for t in filter(None, rows):
+        for of, conv in zip(t.column("split_of").to_pylist(), t.column("conversations").to_pylist()):
+            if of in planted:
+                turns[of] = turns.get(of, 0) + len(conv)
+    assert turns == planted  # every turn of each planted conversation is in exactly one sample
+    assert stats["rows_added"] >= len(planted)

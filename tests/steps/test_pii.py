@@ -22,7 +22,6 @@ from tests.helpers import (
     write_jsonl,
 )
 
-
 KEY_BODY = "MIIEowIBAAKCAQEA7bq9Zx1YpL0Q3m5fRk8uT2wVnC4sHd6JgXe1aPoI9rNyKzU3\nvW0tB5cQ8lMhS2jF7dGi4eRxA6oYkN1pZ3uTbL9mCwV5sJ0nHq2rXy8aDf4gEi7"
 
 

@@ -1,0 +1,224 @@
+"""split_conversations: conversations longer than `max_tokens` become several samples, cut at turn
+boundaries, ids `{id}_{k}`.
+
+A conversation is cut into *exchanges*: a user turn with every reply up to the next user turn (turns
+before the first user turn form their own). Exchanges are packed greedily into pieces of at most
+`max_tokens` (each turn costs its tokens + `turn_overhead` for the chat template's role markers,
+FastChat's figure is 6); a leading system turn is repeated at the head of every piece.
+
+FastChat's `split_long_conversation` loses data at two edges, fixed here:
+  - an exchange longer than `max_tokens` on its own: FastChat emits an empty sample and then one over
+    the limit; here it becomes its own piece, rejected as `split_exchange_over_max_tokens` (the
+    default, it would be truncated in training) or kept and marked (`oversized: keep`);
+  - a last exchange that overflows the running piece: FastChat closes the piece and drops the last
+    exchange; here it starts the next piece.
+
+Tokens are counted with a real tokenizer when `tokenizer:` names a `tokenizer.json` (or a folder
+holding one), loaded with Hugging Face `tokenizers`; without one, an estimate: ASCII characters /
+`chars_per_token` + one token per other character (CJK is about one token per character, so the
+estimate errs long for Cyrillic/Greek, which is the safe side). Rows whose UTF-8 byte count already
+fits are never tokenized (a byte-level or byte-fallback tokenizer gives at most one token per byte).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, field_validator
+
+from curate.errors import UserError
+from curate.readers import INDEX_SHIFT
+from curate.registry import register
+from curate.schema import KEY, turns_of
+from curate.steps.base import MapStep, Params, StepOutput, set_column
+
+MAX_PIECES = 1 << INDEX_SHIFT  # a split row's key is its parent's key + piece number
+_SUB_INDEX = MAX_PIECES - 1
+
+
+class SplitParams(Params):
+    max_tokens: int = Field(2048, ge=16, le=10_000_000, description="token budget per sample (the training context length)")
+    tokenizer: str | None = Field(None, description="path to a tokenizer.json (or a model folder holding one); none: estimate")
+    chars_per_token: float = Field(4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token")
+    turn_overhead: int = Field(6, ge=0, le=1000, description="tokens added per turn for the chat template's role markers")
+    repeat_system: bool = Field(True, description="start every piece with the conversation's system turn")
+    oversized: Literal["reject", "keep"] = Field(
+        "reject", description="an exchange over max_tokens on its own: reject that piece with a reason, or keep it marked")
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_exists(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        p = Path(v)
+        if p.is_dir():
+            p = p / "tokenizer.json"
+        if not p.is_file():
+            raise ValueError(f"no tokenizer.json at {v} (give the file, or a model folder that holds it)")
+        return v
+
+
+@register
+class SplitConversations(MapStep):
+    """Split conversations over max_tokens into samples at turn boundaries ({id}_{k})."""
+
+    name = "split_conversations"
+    Params = SplitParams
+    changes_row_count = True
+    # split_tokens: the sample's tokens (template overhead included) where they were counted; null for
+    # rows whose byte count already fits, which are never tokenized.
+    columns = {"split_of": pa.string(), "split_part": pa.int32(), "split_parts": pa.int32(), "split_tokens": pa.int32()}
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self._tokenizer = None
+
+    def setup(self) -> None:
+        if self._tokenizer is not None or self.params.tokenizer is None:
+            return
+        from tokenizers import Tokenizer
+
+        path = Path(self.params.tokenizer)
+        path = path / "tokenizer.json" if path.is_dir() else path
+        try:
+            self._tokenizer = Tokenizer.from_file(str(path))
+        except FileNotFoundError:
+            raise UserError(f"split_conversations: tokenizer not found: {path}") from None
+        except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+            raise UserError(f"split_conversations: {path} is not a tokenizer.json ({str(e).splitlines()[0]})") from None
+
+    def token_counts(self, texts: pa.Array, needed: np.ndarray) -> np.ndarray:
+        """Tokens per turn, computed only where `needed` (elsewhere the byte count, an upper bound)."""
+        texts = pc.fill_null(texts, "")
+        counts = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+        idx = np.nonzero(needed)[0]
+        if not len(idx):
+            return counts
+        subset = texts.take(pa.array(idx))
+        if self._tokenizer is not None:
+            enc = self._tokenizer.encode_batch(subset.to_pylist(), add_special_tokens=False)
+            counts[idx] = [len(e.ids) for e in enc]
+        else:
+            chars = pc.utf8_length(subset).to_numpy(zero_copy_only=False)
+            other = pc.count_substring_regex(subset, r"[^\x00-\x7f]").to_numpy(zero_copy_only=False)
+            counts[idx] = np.ceil((chars - other) / self.params.chars_per_token).astype(np.int64) + other
+        return counts
+
+    def process(self, table: pa.Table) -> StepOutput:
+        self.setup()
+        p = self.params
+        t = turns_of(table)
+        n = table.num_rows
+        overhead = p.turn_overhead
+        # Upper bound first: bytes (+1 for a tokenizer's leading-space marker) per turn.
+        upper = pc.binary_length(pc.fill_null(t.text, "")).to_numpy(zero_copy_only=False).astype(np.int64) + 1 + overhead
+        row_upper = np.add.reduceat(upper, t.offsets[:-1]) if len(upper) else np.zeros(n, np.int64)
+        row_upper[np.diff(t.offsets) == 0] = 0
+        maybe_long = np.repeat(row_upper > p.max_tokens, np.diff(t.offsets))
+        tokens = self.token_counts(t.text, maybe_long) + overhead
+        row_tokens = np.add.reduceat(tokens, t.offsets[:-1]) if len(tokens) else np.zeros(n, np.int64)
+        row_tokens[np.diff(t.offsets) == 0] = 0
+        keys = table.column(KEY).to_numpy()
+        long_rows = np.nonzero(row_tokens > p.max_tokens)[0]
+        counters: Counter = Counter()
+        counted = row_upper > p.max_tokens  # rows whose tokens were counted, not bounded
+        if not len(long_rows):
+            return StepOutput(self._annotate(table, None, None, None, np.where(counted, row_tokens, -1)), counters=counters)
+
+        # Plan: for every output row, its parent row, its turn indices (flat) and its verdict.
+        parent, turn_lists, part, parts, piece_tokens, reason, detail = [], [], [], [], [], [], []
+        long_set = set(long_rows.tolist())
+        ids = table.column("id").to_pylist()
+        for r in range(n):
+            lo, hi = int(t.offsets[r]), int(t.offsets[r + 1])
+            if r not in long_set:
+                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
+                piece_tokens.append(int(row_tokens[r]) if counted[r] else -1), reason.append(None), detail.append(None)
+                continue
+            if keys[r] & _SUB_INDEX:  # already a piece of an earlier split: never split twice
+                counters["already_split"] += 1
+                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
+                piece_tokens.append(int(row_tokens[r])), reason.append(None), detail.append(None)
+                continue
+            pieces = self._pieces(t.role[lo:hi], tokens[lo:hi])
+            if len(pieces) > MAX_PIECES:
+                counters["rejected_too_many_pieces"] += 1
+                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
+                piece_tokens.append(int(row_tokens[r])), reason.append("split_too_many_pieces")
+                detail.append(f"{row_tokens[r]:,} tokens would make {len(pieces)} pieces of <= {p.max_tokens}; at most {MAX_PIECES}")
+                continue
+            counters["rows_split"] += 1
+            counters["pieces"] += len(pieces)
+            for k, (turns, ntok, over) in enumerate(pieces):
+                parent.append(r)
+                turn_lists.append([lo + i for i in turns])
+                part.append(k), parts.append(len(pieces)), piece_tokens.append(ntok)
+                if over:
+                    counters["oversized_exchanges"] += 1
+                    what = f"turns {turns[0]}-{turns[-1]} of {ids[r]}: {ntok:,} tokens > max_tokens {p.max_tokens:,}"
+                    if p.oversized == "reject":
+                        reason.append("split_exchange_over_max_tokens"), detail.append(what)
+                        continue
+                reason.append(None), detail.append(None)
+
+        parent_arr = np.asarray(parent, np.int64)
+        out = table.take(pa.array(parent_arr))
+        flat = np.fromiter((i for ts in turn_lists for i in ts), np.int64)
+        lengths = np.fromiter((len(ts) for ts in turn_lists), np.int64, count=len(turn_lists))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        conv = table.column("conversations").combine_chunks()
+        values = conv.values.slice(conv.offsets[0].as_py(), int(t.offsets[-1]))
+        new_conv = pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(flat)))
+        out = out.set_column(out.schema.get_field_index("conversations"), "conversations", new_conv)
+        part_arr = np.array([-1 if k is None else k for k in part], np.int64)
+        split = part_arr >= 0
+        new_ids = [f"{ids[r]}_{k}" if k is not None else ids[r] for r, k in zip(parent, part)]
+        out = out.set_column(out.schema.get_field_index("id"), "id", pa.array(new_ids, pa.string()))
+        out = out.set_column(out.schema.get_field_index(KEY), KEY, pa.array(keys[parent_arr] + np.where(split, part_arr, 0)))
+        split_of = pa.array([ids[r] if k is not None else None for r, k in zip(parent, part)], pa.string())
+        out = self._annotate(out, split_of, part, parts, np.asarray(piece_tokens))
+        return StepOutput(out, reason=reason, detail=detail, counters=counters)
+
+    def _pieces(self, roles: np.ndarray, tokens: np.ndarray) -> list[tuple[list[int], int, bool]]:
+        """Greedy packing of exchanges: [(turn indices, tokens, over_limit)], in order."""
+        budget = self.params.max_tokens
+        head: list[int] = []
+        start = 0
+        if len(roles) and roles[0] == "system" and self.params.repeat_system:
+            head, start = [0], 1
+        head_tokens = int(tokens[head].sum()) if head else 0
+        exchanges: list[list[int]] = []
+        for i in range(start, len(roles)):
+            if not exchanges or roles[i] == "user":  # an exchange starts at each user turn
+                exchanges.append([i])
+            else:
+                exchanges[-1].append(i)
+        pieces: list[tuple[list[int], int, bool]] = []
+        current: list[int] = []
+        current_tokens = 0
+        for ex in exchanges:
+            ex_tokens = int(tokens[ex].sum())
+            if current and head_tokens + current_tokens + ex_tokens > budget:
+                pieces.append((head + current, head_tokens + current_tokens, False))
+                current, current_tokens = [], 0
+            if head_tokens + ex_tokens > budget:  # alone over the limit: a piece of its own, marked
+                pieces.append((head + ex, head_tokens + ex_tokens, True))
+                continue
+            current += ex
+            current_tokens += ex_tokens
+        if current:
+            pieces.append((head + current, head_tokens + current_tokens, False))
+        return pieces
+
+    def _annotate(self, table: pa.Table, split_of, part, parts, tokens) -> pa.Table:
+        n = table.num_rows
+        table = set_column(table, "split_of", split_of if split_of is not None else pa.nulls(n, pa.string()))
+        table = set_column(table, "split_part", pa.array(part, pa.int32()) if part is not None else pa.nulls(n, pa.int32()))
+        table = set_column(table, "split_parts", pa.array(parts, pa.int32()) if parts is not None else pa.nulls(n, pa.int32()))
+        tokens = np.minimum(tokens, 2**31 - 1)
+        return set_column(table, "split_tokens", pa.array(tokens, pa.int32(), mask=tokens < 0))
