@@ -167,13 +167,14 @@ def build(shared: Path, out: Path) -> None:
             {"from": "human", "value": item["turns"][0]}, {"from": "gpt", "value": "Here is my answer: it depends on the details."}]})
         manifest["eval_prompt"].append({"id": f"eval-vicuna-{k}", "eval_set": "vicuna_bench", "question": item["turns"][0]})
 
-    # Toxic user turns (Davidson et al., MIT; labelled hate/offensive by annotators).
+    # Toxic user turns (Davidson et al., MIT; labelled hate/offensive by annotators), answered without a
+    # refusal phrase, so that `toxicity` (not `ai_boilerplate`) is the step that must catch them.
     with open(shared / "toxicity" / "davidson_hate_offensive_labeled.csv", newline="", encoding="utf-8") as f:
         toxic = [r for r in csv.DictReader(f) if r["class"] == "0"][:300]
     for k, t in enumerate(rng.sample(toxic, 5)):
         text = re.sub(r"\s+", " ", html.unescape(t["tweet"])).strip()
         rows.append({"id": f"toxic-{k}", "conversations": [
-            {"from": "human", "value": text}, {"from": "gpt", "value": "I can't help with that."}]})
+            {"from": "human", "value": text}, {"from": "gpt", "value": "Let's keep this respectful."}]})
         manifest["toxic"].append({"id": f"toxic-{k}", "source": "davidson_hate_offensive_labeled.csv", "class": "hate_speech"})
 
     # A deterministic order that mixes the rows; a copy comes right after its original, so the

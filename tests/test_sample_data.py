@@ -60,3 +60,11 @@ def test_long_conversations_are_split_and_lose_no_turn(tmp_path):
                 turns[of] = turns.get(of, 0) + len(conv)
     assert turns == planted  # every turn of each planted conversation is in exactly one sample
     assert stats["rows_added"] >= len(planted)
+
+
+def test_planted_hateful_turns_are_rejected_by_toxicity(tmp_path):
+    run(pipeline_yaml(tmp_path / "p.yaml", SAMPLE / "sharegpt_sample.jsonl", tmp_path / "out", steps="\n  - toxicity: {}"))
+    rej = read_dir(tmp_path / "out" / "rejected")
+    toxic = {i for i, s in zip(rej.column("id").to_pylist(), rej.column("_curate_drop_step").to_pylist()) if s == "toxicity"}
+    planted = {e["id"] for e in PLANTED["planted"]["toxic"]}
+    assert planted <= toxic and len(toxic - planted) <= 3  # the shipped model's false positives on the sample: 2

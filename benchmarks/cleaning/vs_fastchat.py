@@ -37,6 +37,7 @@ from pipeline_overhead import run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TAG_RESIDUE = re.compile(r"</?(?:div|p|span|pre|code|ol|ul|li|table|tr|td|th|a|b|strong|em|br|h[1-6]|svg|button)\b[^>]*>")
+CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
 CHROME = re.compile(r"Copy code|Copy\d+ chars / \d+ words|^\d+ / \d+", re.M)
 FASTCHAT_REASON = re.compile(r"^id (\S+) (is too short|has a wrong format|contains blocked words|contains parser errors"
                              r"|is an id duplication|is a value duplication|contains plugin)")
@@ -78,14 +79,30 @@ def pipeline_with_corpus_evals(corpus: Path, work: Path) -> Path:
     return path
 
 
-def run_curate(corpus: Path, work: Path) -> dict:
-    out = work / "curate"
+# The checks FastChat's two scripts make, as curate steps: the same work, for a like-for-like speed.
+FASTCHAT_EQUIVALENT = """\
+input: {path: sample_data/}
+output: {path: runs/fastchat_equivalent}
+runner: {type: local}
+steps:
+  - html_to_markdown: {}
+  - format_rules: {}
+  - ai_boilerplate: {lists: [openai_mentions], actions: {openai_mentions: drop}}
+  - language: {keep: [en]}
+  - quality_heuristics: {rules: [repeated_digits]}
+  - exact_dedup: {turns: first_pair}
+"""
+
+
+def run_curate(corpus: Path, work: Path, pipeline: Path, name: str) -> dict:
+    out = work / name
     rows_path = corpus / "corpus.jsonl"
-    cmd = ["taskset", "-c", "0", sys.executable, "-m", "curate", "run", str(pipeline_with_corpus_evals(corpus, work)),
+    cmd = ["taskset", "-c", "0", sys.executable, "-m", "curate", "run", str(pipeline),
            "--input", str(rows_path), "--output", str(out), "--runner", "local", "--overwrite", "--no-progress"]
     wall, rss, _ = run_measured(cmd)
     kept = pa.concat_tables([pq.read_table(f) for f in sorted((out / "kept").glob("*.parquet"))], promote_options="default")
-    ids = [of or i for i, of in zip(kept.column("id").to_pylist(), kept.column("split_of").to_pylist())]
+    split_of = kept.column("split_of").to_pylist() if "split_of" in kept.column_names else [None] * kept.num_rows
+    ids = [of or i for i, of in zip(kept.column("id").to_pylist(), split_of)]
     texts: dict[str, str] = collections.defaultdict(str)
     for i, conv in zip(ids, kept.column("conversations").to_pylist()):
         texts[i] += "\n".join(t["text"] for t in conv) + "\n"
@@ -111,8 +128,10 @@ def judge(result: dict, truth: list[dict]) -> dict:
         for m in sorted(alive, key=lambda m: m["dup_kind"] == "source", reverse=True)[1:]:
             kind = m["dup_kind"]
             surplus["html re-render" if kind == "near_html" else "exact" if kind.startswith("exact") else "near"] += 1
-    texts = result["texts"]
+    texts = {i: CODE_BLOCK.sub("", t) for i, t in result["texts"].items()}  # tags inside code are code
+    html_code = [t["id"] for t in truth if t["html"] and t["code"] and t["id"] in kept]
     return {
+        "html_code": f"{sum(1 for i in html_code if '```' in result['texts'][i])}/{len(html_code)}",
         "kept": len(kept),
         "dup_exact": surplus["exact"], "dup_near": surplus["near"], "dup_html": surplus["html re-render"],
         "contaminated": sum(1 for t in truth if t["contaminated"] and t["id"] in kept),
@@ -122,12 +141,58 @@ def judge(result: dict, truth: list[dict]) -> dict:
     }
 
 
+def html_dump(copies: int, work: Path) -> Path:
+    """The 667 real ShareGPT conversations of ../shared/data with every reply rendered as the 2023
+    ChatGPT-page HTML (what raw ShareGPT dumps hold, and what FastChat's clean_sharegpt was written
+    for), `copies` times over with distinct ids (copies 2.. are exact duplicates of copy 1)."""
+    sys.path.insert(0, str(REPO / "sample_data"))
+    from build import as_chatgpt_html, sharegpt_rows
+
+    rows = sharegpt_rows(REPO.parent / "shared" / "data")
+    out = work / f"sharegpt_html_x{copies}"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for k in range(copies):
+            for r in rows:
+                conv = [{"from": t["from"], "value": as_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
+                        for t in r["conversations"]]
+                f.write(json.dumps({"id": f"{r['id']}.{k}", "conversations": conv}, ensure_ascii=False) + "\n")
+    return out
+
+
+def print_reasons(results: dict) -> None:
+    for name, r in results.items():
+        print(f"\n{name}: {r['stages']}; dropped {len(r['reasons']):,} rows:")
+        for reason, count in collections.Counter(r["reasons"].values()).most_common():
+            print(f"  {count:6,}  {reason}")
+
+
+def compare_on_html_dump(args, equivalent: Path) -> None:
+    corpus = html_dump(args.html_copies, args.work)
+    rows = read_corpus(corpus)
+    results = {
+        "FastChat (clean_sharegpt + optional_clean)": run_fastchat(args.fastchat_python, rows, args.work),
+        "curate, FastChat's checks only": run_curate(corpus, args.work, equivalent, "html_curate_equivalent"),
+        "curate, default pipeline (12 steps)": run_curate(corpus, args.work, REPO / "pipelines" / "sharegpt.yaml", "html_curate"),
+    }
+    fc_speed = len(rows) / results["FastChat (clean_sharegpt + optional_clean)"]["wall"]
+    print(f"\n{len(rows):,} rows: real ShareGPT conversations, replies as 2023 ChatGPT-page HTML ({args.html_copies} copies)\n")
+    print("| tool | wall s (1 core) | rows/s per core | x FastChat | peak RSS MB | kept | tag residue outside code | page chrome |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        texts = [CODE_BLOCK.sub("", t) for t in r["texts"].values()]
+        print(f"| {name} | {r['wall']:.1f} | {len(rows) / r['wall']:,.0f} | {len(rows) / r['wall'] / fc_speed:.1f} | {r['rss']:,.0f} "
+              f"| {len(r['kept']):,} | {sum(1 for t in texts if TAG_RESIDUE.search(t))} | {sum(1 for t in texts if CHROME.search(t))} |")
+    print_reasons(results)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--data", type=Path, default=Path("/tmp/bench/data"))
     ap.add_argument("--fastchat-python", default="/tmp/bench/venv-fastchat/bin/python")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench/vs_fastchat"))
+    ap.add_argument("--html-copies", type=int, default=15, help="copies of the real ShareGPT HTML dump (0: skip it)")
     args = ap.parse_args()
     if shutil.which("taskset") is None:
         raise SystemExit("taskset (util-linux) is needed to pin both tools to one core")
@@ -135,8 +200,13 @@ def main() -> None:
     truth = [json.loads(line) for line in (corpus / "truth.jsonl").read_text().splitlines()]
     rows = read_corpus(corpus)
     args.work.mkdir(parents=True, exist_ok=True)
-    results = {"FastChat (clean_sharegpt + optional_clean)": run_fastchat(args.fastchat_python, rows, args.work),
-               "curate (pipelines/sharegpt.yaml, local)": run_curate(corpus, args.work)}
+    equivalent = args.work / "fastchat_equivalent.yaml"
+    equivalent.write_text(FASTCHAT_EQUIVALENT)
+    results = {
+        "FastChat (clean_sharegpt + optional_clean)": run_fastchat(args.fastchat_python, rows, args.work),
+        "curate, FastChat's checks only": run_curate(corpus, args.work, equivalent, "curate_equivalent"),
+        "curate, default pipeline (12 steps)": run_curate(corpus, args.work, pipeline_with_corpus_evals(corpus, args.work), "curate"),
+    }
     n = len(rows)
     truth_counts = collections.Counter()
     for t in truth:
@@ -147,17 +217,17 @@ def main() -> None:
     print(f"\n{n:,} ShareGPT rows ({corpus}); truth: {truth_counts['contaminated']} contaminated, "
           f"{truth_counts['non_english']} non-English, {truth_counts['html']} HTML rows\n")
     print("| tool | wall s (1 core) | rows/s per core | x FastChat | peak RSS MB | kept | exact dups left | near dups left "
-          "| HTML re-renders left | contaminated left | non-English left | kept with tag residue | kept with page chrome |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| HTML re-renders left | contaminated left | non-English left | tag residue outside code | page chrome "
+          "| kept HTML rows with code: code fenced |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         j = judge(r, truth)
         print(f"| {name} | {r['wall']:.1f} | {n / r['wall']:,.0f} | {n / r['wall'] / fc_speed:.1f} | {r['rss']:,.0f} | {j['kept']:,} "
               f"| {j['dup_exact']} | {j['dup_near']} | {j['dup_html']} | {j['contaminated']} | {j['non_english']} "
-              f"| {j['tag_residue']} | {j['chrome']} |")
-    for name, r in results.items():
-        print(f"\n{name}: {r['stages']}; dropped {len(r['reasons']):,} rows:")
-        for reason, count in collections.Counter(r["reasons"].values()).most_common():
-            print(f"  {count:6,}  {reason}")
+              f"| {j['tag_residue']} | {j['chrome']} | {j['html_code']} |")
+    print_reasons(results)
+    if args.html_copies:
+        compare_on_html_dump(args, equivalent)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ from curate.steps._toxicity_text import prepare  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 
 
+THRESHOLD = 0.9  # the default in rules/toxicity.yaml
+
+
 def held_out(text: str) -> bool:
     return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 5 == 0
 
@@ -61,6 +64,10 @@ def datasets() -> dict[str, list[tuple[str, int]]]:
                 if turn.startswith("Assistant:"):
                     clean.append(turn.removeprefix("Assistant:").strip())
     out["chat_clean"] = [(t, 0) for t in clean if t.strip()]
+    # Real ShareGPT turns (the data curate cleans), split by conversation: without them the tweets'
+    # prior (77% of Davidson is offensive) called short chat turns ("Yo.", "still same error") toxic.
+    sharegpt = json.loads((DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+    out["sharegpt"] = [(t["value"], 0) for r in sharegpt if not held_out(r["id"]) for t in r["conversations"] if t["value"].strip()]
     with open(DATA / "toxicity" / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="", encoding="utf-8") as f:
         out["wikipedia"] = [(r["comment"], int(r["toxic"] == "True")) for r in csv.DictReader(f)]
     return out
@@ -87,10 +94,13 @@ def main() -> None:
         if name == "wikipedia":
             tests[name] = rows
             continue
+        if name == "sharegpt":  # split by conversation above: all of these are training rows
+            train += rows
+            continue
         tests[name] = [r for r in rows if held_out(r[0])]
         train += [r for r in rows if not held_out(r[0])]
     # repeat the small sources so the tweets do not drown them
-    small = set(data["toxigen"]) | set(data["chat_clean"])
+    small = set(data["toxigen"]) | set(data["chat_clean"]) | set(data["sharegpt"])
     train = train + [r for r in train if r in small] * 3
     prepared = prepare(pa.array([t for t, _ in train])).to_pylist()
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
@@ -103,13 +113,14 @@ def main() -> None:
     model.save_model(str(args.out / "toxicity_fasttext.ftz"))
     print(f"trained on {len(train):,} texts; model {(args.out / 'toxicity_fasttext.ftz').stat().st_size / 1e6:.2f} MB\n")
     # clean ShareGPT turns the model never saw: the false-positive rate where curate is used
-    sharegpt = [t["value"] for r in json.loads((DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text()) for t in r["conversations"]]
-    tests["sharegpt turns (no labels; flagged = likely false positives)"] = [(t, 0) for t in sharegpt]
+    sharegpt = [t["value"] for r in json.loads((DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+                if held_out(r["id"]) for t in r["conversations"]]
+    tests["sharegpt turns of held-out conversations (no labels; flagged = likely false positives)"] = [(t, 0) for t in sharegpt]
     print("| held-out set | rows | toxic | flagged | precision | recall | F1 |\n|---|---|---|---|---|---|---|")
     for name, rows in tests.items():
         texts = prepare(pa.array([t for t, _ in rows])).to_pylist()
         labels, probs = model.predict(texts)
-        pred = [int(lab[0] == "__label__toxic" and p[0] >= 0.5) for lab, p in zip(labels, probs)]
+        pred = [int(lab[0] == "__label__toxic" and p[0] >= THRESHOLD) for lab, p in zip(labels, probs)]
         prec, rec, f1 = scores(pred, [g for _, g in rows])
         flagged = sum(pred)
         where = ' (out of domain, never trained on)' if name == 'wikipedia' else '' if name.startswith('sharegpt') else ' (20% held out)'

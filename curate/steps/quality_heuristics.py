@@ -337,7 +337,7 @@ def _word_counts(texts: pa.Array) -> np.ndarray:
 
 def _stop_words(flat: pa.Array, row_of_word: np.ndarray, n_rows: int) -> np.ndarray:
     """Distinct Gopher stop words per row (case-insensitive, punctuation stripped)."""
-    bare = pc.replace_substring_regex(pc.utf8_lower(flat), r"[^\pL]", "")
+    bare = pc.replace_substring_regex(pc.utf8_lower(flat), r"\PL+", "")
     which = pc.fill_null(pc.index_in(bare, value_set=pa.array(STOP_WORDS)), -1).to_numpy().astype(np.int64)
     hit = which >= 0
     pairs = np.unique(row_of_word[hit] * len(STOP_WORDS) + which[hit].astype(np.int64))
