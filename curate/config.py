@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import UserError
-from curate.registry import all_steps, nearest
+from curate.registry import all_steps, find_step, nearest
 
 # YAML anchors let a small file expand into a huge tree ("billion laughs"); a pipeline never needs
 # more than this many nodes.
@@ -250,18 +250,18 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
         config = PipelineConfig.model_validate(data)
     except ValidationError as e:
         raise _first_error(path, lines, e, PipelineConfig) from None
-    registry = all_steps()
     steps: list[StepSpec] = []
     for i, item in enumerate(config.steps):
         loc = ("steps", i)
         if not isinstance(item, dict) or len(item) != 1:
             raise _fail(path, lines, loc, "each step must be a mapping with one key, the step name, e.g. '- exact_dedup: {}'")
         name, params = next(iter(item.items()))
-        if name not in registry:
+        cls = find_step(name) if isinstance(name, str) else None
+        if cls is None:
+            registry = all_steps()
             hint = nearest(str(name), registry)
             suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(registry)}"
             raise _fail(path, lines, loc + (name,), f"unknown step {name!r}; {suggestion}")
-        cls = registry[name]
         if params is None:
             params = {}
         if not isinstance(params, dict):

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from curate.readers import SHARD_SHIFT, Shard, read_shard
 from curate.records import FieldNames
-from curate.registry import all_steps
+from curate.registry import get_step
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
@@ -104,11 +104,11 @@ class Engine:
 
     def __init__(self, plan: RunPlan):
         self.plan = plan
-        registry = all_steps()
         ctx = StepContext(rules_dir=Path(plan.rules_dir), cache_dir=Path(plan.work_dir) / "cache")
-        self.steps: list[Step] = [
-            registry[name](registry[name].Params.model_validate(params), ctx) for name, params in plan.steps
-        ]
+        self.steps: list[Step] = []
+        for name, params in plan.steps:
+            cls = get_step(name)
+            self.steps.append(cls(cls.Params.model_validate(params), ctx))
         self.names = [s.name for s in self.steps]
         self.segments = plan_segments([isinstance(s, GlobalStep) for s in self.steps])
         self.work = Path(plan.work_dir)

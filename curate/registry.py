@@ -44,10 +44,26 @@ def nearest(name: str, choices) -> str | None:
     return match[0] if match else None
 
 
+def find_step(name: str) -> type[Step] | None:
+    """The step registered as `name`, importing only its own module (curate/steps/<name>.py) when
+    it follows the naming rule: a run then loads only the libraries of the steps it uses (scipy,
+    bs4, fasttext, torch are each one step's), which saves ~0.5 s per process and per Ray worker."""
+    if name not in _STEPS and name.isidentifier() and not name.startswith("_") and name != "base":
+        try:
+            importlib.import_module(f"curate.steps.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"curate.steps.{name}":
+                raise
+    if name not in _STEPS:
+        _load_all()
+    return _STEPS.get(name)
+
+
 def get_step(name: str) -> type[Step]:
+    cls = find_step(name)
+    if cls is not None:
+        return cls
     steps = all_steps()
-    if name in steps:
-        return steps[name]
     hint = nearest(name, steps)
     suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(steps)}"
     raise UserError(f"unknown step {name!r}; {suggestion}")

@@ -8,6 +8,10 @@ Matching, per turn of the selected roles, on ASCII-lowercased word tokens (punct
     sequence appears in the turn, if it has at least `min_short_tokens` tokens; a shorter one
     ("Who is Larry Page?") only when it is the whole turn, since inside a longer text it is chance;
   - reference answers count only when they have at least `min_answer_tokens` tokens;
+  - a question retyped with a few words changed (its n-gram share falls under the bar: one changed
+    word breaks `ngram` n-grams) matches when, at the place its n-grams matched, at least
+    `min_aligned` of its words are found in order (the mean of the plain and the rarity-weighted
+    share), a word may shift by one place, and all of its numbers are in the turn;
   - numbers matter: an item with numbers matches only if the turn has at least half of them, so a
     question built from the same template with other numbers is not flagged.
 n-grams that occur in more than `max_items_per_ngram` items ("which of the following is") are left
@@ -42,7 +46,7 @@ from curate.steps.base import MapStep, Params, StepOutput, set_column
 Role = Literal["system", "user", "assistant", "tool"]
 EVAL_TEXT_LIMIT = 1000
 # Part of the index cache key: bump it when the Index class changes shape.
-INDEX_VERSION = 11
+INDEX_VERSION = 13
 BLOOM_MASK = (1 << 27) - 1
 SPAN_LIMIT = 400
 SIBLING_SHARE = 0.2
@@ -76,6 +80,8 @@ class DecontaminateParams(Params):
     min_matched_ngrams: int = Field(3, ge=1, le=100, description="a turn must share at least this many distinct n-grams with an item; items too short to have them are matched whole")
     max_items_per_ngram: int = Field(20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence")
     numbers: bool = Field(True, description="an item with numbers needs half of them in the turn (template negatives)")
+    min_aligned: float = Field(0.875, gt=0.0, le=1.0, description="a question retyped with a few words changed: share of its words (mean of plain and rarity-weighted) found in order where its n-grams matched")
+    min_aligned_tokens: int = Field(8, ge=3, le=10000, description="questions from this long can match by alignment (shorter ones change too much with one word)")
 
     @field_validator("eval_sets")
     @classmethod
@@ -203,10 +209,11 @@ class Index:
         grams, starts = ngrams(tok, p.ngram)
         owner = tok.doc[starts]
         keep = searchable[owner]
-        pairs = np.unique(np.stack([grams[keep].view(np.int64), owner[keep]], axis=1), axis=0)
+        pairs, first = np.unique(np.stack([grams[keep].view(np.int64), owner[keep]], axis=1), axis=0, return_index=True)
         g, it = pairs[:, 0].view(np.uint64), pairs[:, 1]
+        pos = starts[keep][first] - tok.first[it]  # where in its item the n-gram (first) occurs
         order = np.argsort(g, kind="stable")
-        g, it = g[order], it[order]
+        g, it, pos = g[order], it[order], pos[order]
         _, n_items = np.unique(g, return_counts=True)
         df = np.repeat(n_items, n_items)
         # An n-gram shared by k items is worth 1/k of one only this item has: the template text of a
@@ -215,7 +222,14 @@ class Index:
         self.item_weight = np.bincount(it, weights=weight, minlength=len(items))
         self.item_grams = np.bincount(it[df <= p.max_items_per_ngram], minlength=len(items))  # matchable ones
         stock = df > p.max_items_per_ngram
-        self.gram, self.gram_item, self.gram_weight = g[~stock], it[~stock], weight[~stock]
+        self.gram, self.gram_item, self.gram_weight, self.gram_pos = g[~stock], it[~stock], weight[~stock], pos[~stock]
+        # every item's token hashes, for the alignment of retyped questions
+        self.token_hash, self.token_first, self.token_count = tok.hash, tok.first, counts
+        # a word's weight in the alignment: log(items / items containing it), so a shared stock stem
+        # ("which of the following is not one of the") weighs little against the item's own words
+        uniq, inverse = np.unique(tok.hash, return_inverse=True)
+        in_items = np.bincount(np.unique(np.stack([inverse.ravel(), tok.doc], axis=1), axis=0)[:, 0], minlength=len(uniq))
+        self.token_weight = np.log1p(len(items) / in_items)[inverse.ravel()]
         # A 16 MB bit filter in front of the sorted array: almost every n-gram of a conversation is
         # in no eval item, and one gather per n-gram rules it out 10x faster than a binary search.
         bits = (self.gram & BLOOM_MASK).astype(np.int64)
@@ -314,6 +328,7 @@ class Decontaminate(MapStep):
         tok = Tokens(texts)
         hits: list[tuple[int, int, float, int, int]] = []  # (turn#, item, score, first token, last token)
         partial: dict[tuple[int, int], float] = {}  # (row, question item) -> share of its n-grams in a turn
+        retyped_hits: set[tuple[int, int]] = set()  # (turn, item) found by alignment: all numbers must agree
         grams, starts = ngrams(tok, p.ngram)
         all_grams = (grams, starts)  # also the whole-span candidates of items exactly ngram long
         if len(grams):
@@ -352,6 +367,18 @@ class Decontaminate(MapStep):
                 # exact answers: every matchable n-gram (plain share), stock n-grams aside
                 score = np.where(idx.exact[pair[:, 1]], np.where(plain >= 1.0 - 1e-9, 1.0, 0.0), score)
                 ok = score >= need - 1e-9
+                retyped = ~ok & ~is_ans & (plain >= SIBLING_SHARE) & (idx.token_count[pair[:, 1]] >= p.min_aligned_tokens)
+                if retyped.any():
+                    # offset of each matched n-gram: its place in the turn minus its place in the item
+                    offset = (starts[gpos[first_at]] - tok.first[uk[:, 0]]) - idx.gram_pos[idx_pos[first_at]]
+                    by_pair = np.argsort(pair_of.ravel(), kind="stable")
+                    bounds = np.searchsorted(pair_of.ravel()[by_pair], np.arange(len(pair) + 1))
+                    for k in np.nonzero(retyped)[0]:
+                        offsets = offset[by_pair[bounds[k] : bounds[k + 1]]]
+                        aligned = self._aligned_share(tok, int(pair[k, 0]), int(pair[k, 1]), offsets)
+                        if aligned >= p.min_aligned:
+                            ok[k], score[k] = True, aligned
+                            retyped_hits.add((int(pair[k, 0]), int(pair[k, 1])))
                 for (d, it), sc in zip(pair[ok], score[ok]):
                     m = (doc == d) & (item == it)
                     tok_starts = starts[gpos[m]]
@@ -377,9 +404,28 @@ class Decontaminate(MapStep):
                 while k < len(idx.tiny) and idx.tiny[k] == whole[d]:
                     hits.append((int(d), int(idx.tiny_item[k]), 1.0, int(tok.first[d]), int(tok.first[d] + tok.counts[d] - 1)))
                     k += 1
-        return self._decide(table, n, t, turn_ids, texts, tok, hits, partial)
+        return self._decide(table, n, t, turn_ids, texts, tok, hits, partial, retyped_hits)
 
-    def _decide(self, table, n, t, turn_ids, texts, tok, hits, partial) -> StepOutput:
+    def _aligned_share(self, tok: Tokens, d: int, it: int, offsets: np.ndarray) -> float:
+        """Share of item `it`'s words found in turn `d` at the most common n-gram offset (a word may
+        sit one place off: an inserted or dropped word)."""
+        idx = self.index
+        values, counts = np.unique(offsets, return_counts=True)
+        off = int(values[np.argmax(counts)])
+        item = idx.token_hash[idx.token_first[it] : idx.token_first[it] + idx.token_count[it]]
+        turn = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
+        at = np.arange(len(item)) + off
+        found = np.zeros(len(item), bool)
+        for shift in (0, -1, 1):
+            j = at + shift
+            inside = (j >= 0) & (j < len(turn))
+            found[inside] |= turn[j[inside]] == item[inside]
+        w = idx.token_weight[idx.token_first[it] : idx.token_first[it] + idx.token_count[it]]
+        # the mean of the plain and the rarity-weighted share: a changed stem word ("following") costs
+        # little, a changed name ("Bretton") more, and a stem shared with other content words fails
+        return float((found.mean() + (w * found).sum() / max(w.sum(), 1e-9)) / 2)
+
+    def _decide(self, table, n, t, turn_ids, texts, tok, hits, partial, retyped_hits) -> StepOutput:
         p, idx = self.params, self.index
         best: dict[int, tuple] = {}
         counters: Counter = Counter()
@@ -393,7 +439,9 @@ class Decontaminate(MapStep):
                 nums = idx.numbers_of(it)
                 if len(nums):
                     turn_tokens = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
-                    if np.isin(nums, turn_tokens).mean() < (1.0 if idx.exact[it] else 0.5):
+                    # a retyped question keeps its numbers; the same template with other values does not
+                    strict = idx.exact[it] or (d, it) in retyped_hits
+                    if np.isin(nums, turn_tokens).mean() < (1.0 if strict else 0.5):
                         continue
             best[row] = (d, it, score, a, b)
         cols = {c: [None] * n for c in self.columns}

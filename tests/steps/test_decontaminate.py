@@ -189,5 +189,28 @@ def test_natural_stock_openings_are_not_flagged(default_step):
         "What are the causes of the decline in bee populations in Europe?",
         "Which of the following are true: the sky is green, water is wet?",
         "The Federal Open Market Committee meeting gets under way on Tuesday.",
-        "How does the greenhouse effect work? Please explain it for a ten year old.")]
-    assert flagged(default_step, convs) == [None] * 6
+        "How does the greenhouse effect work? Please explain it for a ten year old.",
+        # an MMLU stem with other content words: alignment weighs the item's own words, not the stem
+        "1. Which of the following is NOT one of the four categories of figures in African geomancy?")]
+    assert flagged(default_step, convs) == [None] * 7
+
+
+def test_retyped_questions_are_found_by_alignment(default_step):
+    """A question retyped with a word or two changed (one changed word breaks five 5-grams, so a
+    12-word item keeps under half of them) is still found: its words are there, in order."""
+    with open(EVALS / "simpleqa" / "simple_qa_test_set.csv", newline="") as f:
+        sqa = [r["problem"] for r in csv.DictReader(f) if 12 <= len(r["problem"].split()) <= 20][:30]
+    def retype(q: str, k: int) -> str:
+        words = q.lower().replace(",", "").split()
+        words[len(words) // 2] = "zebra" if k % 2 else "quickly"  # one word changed mid-question
+        return " ".join(words)
+    convs = [[("user", "Q: " + retype(q, k)), ("assistant", "I believe it was in 1998.")] for k, q in enumerate(sqa)]
+    out = default_step.process(rows_table(convs))
+    found = [d is not None for d in out.detail]
+    assert sum(found) >= 27, [q for q, f in zip(sqa, found) if not f]
+    plain = step(min_aligned=1.0).process(rows_table(convs))  # without alignment most are missed
+    assert sum(d is not None for d in plain.detail) < sum(found)
+    # the same template with other numbers stays unflagged by alignment too (the numbers rule)
+    gsm = json.loads((EVALS / "gsm8k" / "test.jsonl").read_text().splitlines()[0])["question"]
+    assert flagged(default_step, [[("user", gsm.replace("16", "23").replace("$2", "$5").replace("three", "five").replace("Janet", "Sam")),
+                                   ("assistant", "ok")]]) == [None]
