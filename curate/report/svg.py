@@ -31,6 +31,9 @@ def bars(labels: list[str], series: list[tuple[str, list[float], str]], title: s
     h, pad_l, pad_b, pad_t = 190, 46, 44, 26
     plot_w = width - pad_l - 10
     group = plot_w / n
+    # Labels wider than their group (step names in the funnel) go on two staggered rows.
+    stagger = 12 if max(len(label) for label in labels) * 6 > group and n <= 16 else 0
+    pad_b += stagger
     bar_w = max(1.0, group * 0.8 / k)
     out = [f'<svg class="chart" viewBox="0 0 {width} {h + pad_b + pad_t}" width="{width}" role="img" aria-label="{escape(title)}">',
            f'<text x="{pad_l}" y="16" class="ct">{escape(title)}</text>',
@@ -45,15 +48,16 @@ def bars(labels: list[str], series: list[tuple[str, list[float], str]], title: s
             out.append(f'<rect x="{x0 + j * bar_w:.1f}" y="{pad_t + h - bh:.1f}" width="{bar_w:.1f}" height="{bh:.1f}" '
                        f'fill="{colour}"><title>{escape(name)} {escape(label)}: {_fmt(v)}</title></rect>')
         if n <= 16 or i % max(1, n // 12) == 0:
-            out.append(f'<text x="{pad_l + (i + 0.5) * group:.1f}" y="{pad_t + h + 14}" class="xl">{escape(label)}</text>')
+            y = pad_t + h + 14 + (stagger if i % 2 else 0)
+            out.append(f'<text x="{pad_l + (i + 0.5) * group:.1f}" y="{y}" class="xl">{escape(label)}</text>')
     if threshold is not None:
         x = pad_l + threshold[0] * group
         out.append(f'<line x1="{x:.1f}" y1="{pad_t}" x2="{x:.1f}" y2="{pad_t + h}" class="thr"/>'
                    f'<text x="{x + 3:.1f}" y="{pad_t + 10}" class="tl">{escape(threshold[1])}</text>')
     lx = pad_l
     for name, _, colour in series:
-        out.append(f'<rect x="{lx}" y="{pad_t + h + 26}" width="10" height="10" fill="{colour}"/>'
-                   f'<text x="{lx + 14}" y="{pad_t + h + 35}" class="lg">{escape(name)}</text>')
+        out.append(f'<rect x="{lx}" y="{pad_t + h + 26 + stagger}" width="10" height="10" fill="{colour}"/>'
+                   f'<text x="{lx + 14}" y="{pad_t + h + 35 + stagger}" class="lg">{escape(name)}</text>')
         lx += 16 + 7 * len(name) + 14
     out.append("</svg>")
     return "".join(out)
