@@ -97,13 +97,18 @@ class PiiParams(Params):
     placeholder: str = Field("[{type}]", description="prose placeholder; {type} is EMAIL, PHONE, IP_ADDRESS, CREDIT_CARD or SECRET")
     in_code: Literal["same_shape", "placeholder"] = Field(
         "same_shape", description="inside code: a reserved value of the same shape (keeps code valid) or the placeholder")
-    roles: list[str] = Field(["system", "user", "assistant", "tool"], min_length=1, description="which turns to redact")
+    roles: list[Literal["system", "user", "assistant", "tool"]] = Field(
+        ["system", "user", "assistant", "tool"], min_length=1, description="which turns to redact")
 
     @field_validator("placeholder")
     @classmethod
     def _has_type(cls, v: str) -> str:
         if "{type}" not in v:
             raise ValueError("must contain {type}, e.g. '[{type}]'")
+        try:
+            v.format(type="EMAIL")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may hold no other {field} than {type}; write {{ and }} for literal braces") from None
         return v
 
 
@@ -123,6 +128,8 @@ class Redactor:
         parts = []
         if "secret" in types:
             for kind, regex in (rules.get("secrets") or {}).items():
+                if not str(kind).isidentifier():
+                    raise UserError(f"rules/pii.yaml: secrets.{kind}: a name must be letters, digits and _ (it names a regex group)")
                 try:
                     re.compile(regex)
                 except (re.error, TypeError) as e:
@@ -237,6 +244,8 @@ class Pii(MapStep):
             rules = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise UserError(f"{path}: cannot read the PII rules: {str(e).splitlines()[0]}") from None
+        if not isinstance(rules, dict) or not all(isinstance(rules.get(k) or {}, dict) for k in ("email", "phone", "credit_card", "secrets")):
+            raise UserError(f"{path}: email, phone, credit_card and secrets must each be a mapping (see the shipped rules/pii.yaml)")
         self._redactor = Redactor(rules, self.params)
 
     def process(self, table: pa.Table) -> StepOutput:

@@ -132,6 +132,12 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "pii.yaml").write_text("secrets: {broken: '(unclosed'}\n")
     with pytest.raises(UserError, match=r"rules/pii.yaml: secrets.broken: not a valid regex"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
+    (tmp_path / "pii.yaml").write_text("secrets: {my-key: 'x'}\n")
+    with pytest.raises(UserError, match=r"secrets.my-key: a name must be letters, digits and _"):
+        Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
+    (tmp_path / "pii.yaml").write_text("secrets: [a, b]\n")
+    with pytest.raises(UserError, match="secrets must each be a mapping"):
+        Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
     (tmp_path / "pii.yaml").write_text("secrets: [unclosed\n")
     with pytest.raises(UserError, match="pii.yaml: cannot read the PII rules"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
@@ -152,6 +158,8 @@ def test_end_to_end(tmp_path):
     ("{types: [emails]}", "steps[0].types[0]: must be one of 'email', 'phone', 'ip_address', 'credit_card' or 'secret' (got 'emails')"),
     ("{placeholder: 'XXX'}", "steps[0].placeholder: must contain {type}, e.g. '[{type}]'"),
     ("{types: []}", "steps[0].types: must list at least 1 item (got [])"),
+    ("{placeholder: '<{type}:{n}>'}", "steps[0].placeholder: may hold no other {field} than {type}; write {{ and }} for literal braces"),
+    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'human')"),
 ])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "pii", step_yaml, message)
