@@ -117,13 +117,13 @@ class Redactor:
 
     def __init__(self, rules: dict, params: PiiParams):
         self.params = params
-        email = rules.get("email", {})
+        email = rules.get("email") or {}
         self.placeholder_domains = {d.lower() for d in email.get("placeholder_domains", [])}
         self.placeholder_locals = tuple(p.lower() for p in email.get("placeholder_local_prefixes", []))
         self.tlds = {t.lower() for t in email.get("generic_tlds", [])}
-        phone = rules.get("phone", {})
+        phone = rules.get("phone") or {}
         self.phone_digits = (int(phone.get("min_digits", 10)), int(phone.get("max_digits", 15)))
-        self.test_cards = set(rules.get("credit_card", {}).get("test_numbers", []))
+        self.test_cards = set((rules.get("credit_card") or {}).get("test_numbers") or [])
         types = set(params.types)
         parts = []
         if "secret" in types:
