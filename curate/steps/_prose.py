@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.kernels import ascii_space_counts
+
 # Fenced blocks (``` or ~~~); an unclosed fence runs to the end of the turn.
 _FENCED = (r"(?s)```.*?(?:```|\z)", r"(?s)~~~.*?(?:~~~|\z)")
 _INLINE = r"`[^`\n]{1,400}`"
@@ -36,7 +38,7 @@ def _drop_code_lines(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     flat = pc.list_flatten(lines)
     shape = pc.match_substring_regex(flat, _CODE_LINE_SHAPE).to_numpy(zero_copy_only=False)
     symbols = pc.count_substring_regex(flat, _CODE_SYMBOLS).to_numpy().astype(np.float64)
-    nonspace = pc.subtract(pc.utf8_length(flat), pc.count_substring_regex(flat, r"\s")).to_numpy().astype(np.float64)
+    nonspace = (pc.utf8_length(flat).to_numpy() - ascii_space_counts(flat)).astype(np.float64)
     dense = (symbols >= 3) & (symbols >= _CODE_SYMBOL_SHARE * np.maximum(nonspace, 1))
     code = shape | dense
     keep = ~code
