@@ -462,7 +462,8 @@ class Decontaminate(MapStep):
             counters[f"hits_{item.kind}"] += 1
             if p.mode == "drop":
                 reason[row] = f"contaminated_{item.kind}"
-                detail[row] = f"{item.eval_set} item {item.item_id}: {score:.0%} of its n-grams in turn {position}"
+                how = "of its words in order (retyped)" if (d, it) in retyped_hits else "of its n-grams"
+                detail[row] = f"{item.eval_set} item {item.item_id}: {score:.0%} {how} in turn {position}"
                 span[row], turn[row] = matched, position
         out = table
         for c, typ in self.columns.items():
