@@ -208,7 +208,8 @@ def test_retyped_questions_are_found_by_alignment(default_step):
     out = default_step.process(rows_table(convs))
     found = [d is not None for d in out.detail]
     assert sum(found) >= 27, [q for q, f in zip(sqa, found) if not f]
-    assert all("of its words in order (retyped)" in d for d in out.detail if d)
+    # long ones keep half their n-grams and match plainly; the detail says which way each matched
+    assert sum("of its words in order (retyped)" in d for d in out.detail if d) >= 10
     plain = step(min_aligned=1.0).process(rows_table(convs))  # without alignment most are missed
     assert sum(d is not None for d in plain.detail) < sum(found)
     # the same template with other numbers stays unflagged by alignment too (the numbers rule)
