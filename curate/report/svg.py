@@ -49,7 +49,8 @@ def bars(labels: list[str], series: list[tuple[str, list[float], str]], title: s
                        f'fill="{colour}"><title>{escape(name)} {escape(label)}: {_fmt(v)}</title></rect>')
         if n <= 16 or i % max(1, n // 12) == 0:
             y = pad_t + h + 14 + (stagger if i % 2 else 0)
-            out.append(f'<text x="{pad_l + (i + 0.5) * group:.1f}" y="{y}" class="xl">{escape(label)}</text>')
+            x = min(pad_l + (i + 0.5) * group, width - 3 * len(label) - 2)  # the last label stays inside
+            out.append(f'<text x="{x:.1f}" y="{y}" class="xl">{escape(label)}</text>')
     if threshold is not None:
         x = pad_l + threshold[0] * group
         out.append(f'<line x1="{x:.1f}" y1="{pad_t}" x2="{x:.1f}" y2="{pad_t + h}" class="thr"/>'
