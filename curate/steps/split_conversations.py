@@ -63,6 +63,15 @@ class SplitParams(Params):
         return v
 
 
+def _per_row(per_turn: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sum of each row's turns (0 for a row without turns)."""
+    sums = np.zeros(len(offsets) - 1, np.int64)
+    nonempty = np.diff(offsets) > 0
+    if nonempty.any():
+        sums[nonempty] = np.add.reduceat(per_turn, offsets[:-1][nonempty])
+    return sums
+
+
 @register
 class SplitConversations(MapStep):
     """Split conversations over max_tokens into samples at turn boundaries ({id}_{k})."""
@@ -92,10 +101,9 @@ class SplitConversations(MapStep):
         except Exception as e:  # tokenizers raises a bare Exception on a malformed file
             raise UserError(f"split_conversations: {path} is not a tokenizer.json ({str(e).splitlines()[0]})") from None
 
-    def token_counts(self, texts: pa.Array, needed: np.ndarray) -> np.ndarray:
-        """Tokens per turn, computed only where `needed` (elsewhere the byte count, an upper bound)."""
-        texts = pc.fill_null(texts, "")
-        counts = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    def token_counts(self, texts: pa.Array, byte_counts: np.ndarray, needed: np.ndarray) -> np.ndarray:
+        """Tokens per turn, counted only where `needed` (elsewhere the byte count, an upper bound)."""
+        counts = byte_counts.copy()
         idx = np.nonzero(needed)[0]
         if not len(idx):
             return counts
@@ -114,43 +122,42 @@ class SplitConversations(MapStep):
         p = self.params
         t = turns_of(table)
         n = table.num_rows
-        overhead = p.turn_overhead
+        texts = pc.fill_null(t.text, "")
+        byte_counts = pc.binary_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
         # Upper bound first: bytes (+1 for a tokenizer's leading-space marker) per turn.
-        upper = pc.binary_length(pc.fill_null(t.text, "")).to_numpy(zero_copy_only=False).astype(np.int64) + 1 + overhead
-        row_upper = np.add.reduceat(upper, t.offsets[:-1]) if len(upper) else np.zeros(n, np.int64)
-        row_upper[np.diff(t.offsets) == 0] = 0
-        maybe_long = np.repeat(row_upper > p.max_tokens, np.diff(t.offsets))
-        tokens = self.token_counts(t.text, maybe_long) + overhead
-        row_tokens = np.add.reduceat(tokens, t.offsets[:-1]) if len(tokens) else np.zeros(n, np.int64)
-        row_tokens[np.diff(t.offsets) == 0] = 0
+        row_upper = _per_row(byte_counts + 1 + p.turn_overhead, t.offsets)
+        counted = row_upper > p.max_tokens  # rows whose tokens are counted, not bounded
+        tokens = self.token_counts(texts, byte_counts, np.repeat(counted, np.diff(t.offsets))) + p.turn_overhead
+        row_tokens = _per_row(tokens, t.offsets)
         keys = table.column(KEY).to_numpy()
         long_rows = np.nonzero(row_tokens > p.max_tokens)[0]
         counters: Counter = Counter()
-        counted = row_upper > p.max_tokens  # rows whose tokens were counted, not bounded
         if not len(long_rows):
             return StepOutput(self._annotate(table, None, None, None, np.where(counted, row_tokens, -1)), counters=counters)
 
         # Plan: for every output row, its parent row, its turn indices (flat) and its verdict.
         parent, turn_lists, part, parts, piece_tokens, reason, detail = [], [], [], [], [], [], []
+
+        def whole(r: int, ntok: int, why: str | None = None, what: str | None = None) -> None:
+            parent.append(r), turn_lists.append(list(range(t.offsets[r], t.offsets[r + 1]))), part.append(None)
+            parts.append(None), piece_tokens.append(ntok), reason.append(why), detail.append(what)
+
         long_set = set(long_rows.tolist())
         ids = table.column("id").to_pylist()
         for r in range(n):
             lo, hi = int(t.offsets[r]), int(t.offsets[r + 1])
             if r not in long_set:
-                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
-                piece_tokens.append(int(row_tokens[r]) if counted[r] else -1), reason.append(None), detail.append(None)
+                whole(r, int(row_tokens[r]) if counted[r] else -1)
                 continue
             if keys[r] & _SUB_INDEX:  # already a piece of an earlier split: never split twice
                 counters["already_split"] += 1
-                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
-                piece_tokens.append(int(row_tokens[r])), reason.append(None), detail.append(None)
+                whole(r, int(row_tokens[r]))
                 continue
             pieces = self._pieces(t.role[lo:hi], tokens[lo:hi])
             if len(pieces) > MAX_PIECES:
                 counters["rejected_too_many_pieces"] += 1
-                parent.append(r), turn_lists.append(list(range(lo, hi))), part.append(None), parts.append(None)
-                piece_tokens.append(int(row_tokens[r])), reason.append("split_too_many_pieces")
-                detail.append(f"{row_tokens[r]:,} tokens would make {len(pieces)} pieces of <= {p.max_tokens}; at most {MAX_PIECES}")
+                whole(r, int(row_tokens[r]), "split_too_many_pieces",
+                      f"{row_tokens[r]:,} tokens would make {len(pieces)} pieces of <= {p.max_tokens}; at most {MAX_PIECES}")
                 continue
             counters["rows_split"] += 1
             counters["pieces"] += len(pieces)
