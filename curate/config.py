@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import UserError
-from curate.registry import all_steps, find_step, nearest
+from curate.registry import find_step, unknown_step_message
 
 # YAML anchors let a small file expand into a huge tree ("billion laughs"); a pipeline never needs
 # more than this many nodes.
@@ -258,10 +258,7 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
         name, params = next(iter(item.items()))
         cls = find_step(name) if isinstance(name, str) else None
         if cls is None:
-            registry = all_steps()
-            hint = nearest(str(name), registry)
-            suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(registry)}"
-            raise _fail(path, lines, loc + (name,), f"unknown step {name!r}; {suggestion}")
+            raise _fail(path, lines, loc + (name,), unknown_step_message(name))
         if params is None:
             params = {}
         if not isinstance(params, dict):

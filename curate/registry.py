@@ -59,11 +59,16 @@ def find_step(name: str) -> type[Step] | None:
     return _STEPS.get(name)
 
 
+def unknown_step_message(name) -> str:
+    """'unknown step X; did you mean Y?' (or the list of known steps)."""
+    steps = all_steps()
+    hint = nearest(str(name), steps)
+    suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(steps)}"
+    return f"unknown step {name!r}; {suggestion}"
+
+
 def get_step(name: str) -> type[Step]:
     cls = find_step(name)
-    if cls is not None:
-        return cls
-    steps = all_steps()
-    hint = nearest(name, steps)
-    suggestion = f"did you mean {hint!r}?" if hint else f"known steps: {', '.join(steps)}"
-    raise UserError(f"unknown step {name!r}; {suggestion}")
+    if cls is None:
+        raise UserError(unknown_step_message(name))
+    return cls
