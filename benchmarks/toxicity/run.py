@@ -5,8 +5,9 @@
 1. fasttext (shipped model) and wordlist (LDNOOBW): precision / recall / F1 on rows never trained on
    (Davidson 20% held out, ToxiGen 20% held out, Wikipedia talk comments), texts/s on one core.
 2. detoxify "original" architecture (bert-base-uncased config, random weights, built locally: no
-   download) through curate's step (sorted, batched, windows) against a naive loop calling
-   Detoxify.predict on one text at a time, on the same texts and thread count.
+   download) through curate's step (sorted, batched, windows) at each precision against a naive
+   loop calling Detoxify.predict on one text at a time, on the same texts and thread count.
+   benchmarks/toxicity/precision.py measures what bf16 and int8 change in the scores.
 """
 
 from __future__ import annotations
@@ -90,8 +91,13 @@ def detoxify_table(n: int) -> None:
     print(f"\ndetoxify 'original' architecture (BERT-base, random weights), {len(texts)} texts, 1 torch thread\n")
     print("| path | texts/s | x naive |\n|---|---|---|")
     print(f"| naive loop: Detoxify.predict(text) per text | {naive_rate:.1f} | 1.0 |")
-    for label, kw in (("curate toxicity step (sorted, batch 8, 256-token windows)", {}),
-                      ("curate toxicity step + int8 dynamic quantisation", {"quantize": True})):
+    from curate.steps.toxicity import native_bf16
+
+    auto = "bf16" if native_bf16() else "fp32"
+    for label, kw in ((f"curate toxicity step, default (precision auto = {auto} on this CPU)", {}),
+                      ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
+                      ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
+                      ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"})):
         s = Toxicity(ToxicityParams(checkpoint=str(d / "original.ckpt"), hf_config=str(d), **kw), StepContext(rules_dir=REPO / "rules"))
         s.setup()
         table = rows_table([[("user", t)] for t in texts])

@@ -8,7 +8,9 @@ Backends:
   detoxify  Detoxify's Jigsaw models from a local checkpoint and Hugging Face config folder (no
             download at run time; `curate models download` fetches them on a connected machine).
             Loaded once per Ray actor; texts sorted by length and batched; long turns scored in
-            overlapping windows of the model's length, max over windows; optional int8 on CPU.
+            overlapping windows of the model's length, max over windows; on CPUs with native bf16 the
+            matrix products run in bf16 (about 3.5x fp32; benchmarks/toxicity/precision.py measures
+            what that changes), int8 on request.
 A fallback is never silent: asking for detoxify without weights under `backend: auto` scores with
 fasttext and says so (`fallback:detoxify_weights_missing`), which the report shows at the top.
 """
@@ -49,7 +51,9 @@ class ToxicityParams(Params):
     batch_size: int = Field(8, ge=1, le=4096, description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)")
     torch_threads: int = Field(1, ge=1, le=256, description="detoxify: torch threads per actor")
     device: Literal["cpu", "cuda"] = Field("cpu", description="detoxify: cuda runs fp16 on a GPU")
-    quantize: bool = Field(False, description="detoxify on CPU: dynamic int8 quantisation of the linear layers")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="detoxify on CPU: auto = bf16 where the CPU computes it natively (avx512_bf16/AMX), else fp32; "
+                            "int8 = dynamic quantisation of the linear layers")
     max_length: int = Field(256, ge=16, le=512, description="detoxify: tokens per window; longer turns are scored in windows")
 
 
@@ -85,6 +89,16 @@ class _WordList:
         return {"toxicity": hit.astype(np.float32)}
 
 
+def native_bf16() -> bool:
+    """True when the CPU has bf16 arithmetic (x86 avx512_bf16 or AMX, Arm bf16); elsewhere bf16 is
+    emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16", "bf16"))
+
+
 class _Detoxify:
     name = "detoxify"
 
@@ -113,7 +127,10 @@ class _Detoxify:
         model.eval()
         if p.device == "cuda":
             model = model.half().to("cuda")
-        elif p.quantize:
+            self.precision = "fp16"
+        else:
+            self.precision = p.precision if p.precision != "auto" else ("bf16" if native_bf16() else "fp32")
+        if self.precision == "int8":
             model = torch.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model, self.p, self.torch = model, p, torch
 
@@ -128,7 +145,8 @@ class _Detoxify:
                                  return_overflowing_tokens=True, stride=p.max_length // 8, return_tensors="pt")
             owner = enc.pop("overflow_to_sample_mapping").numpy()
             enc = {k: v.to(p.device) for k, v in enc.items()}
-            with torch.inference_mode():
+            # autocast keeps layer norms and softmax in fp32; only matrix products drop to bf16
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
                 probs = torch.sigmoid(self.model(**enc)[0]).float().cpu().numpy()
             np.maximum.at(out, idx[owner], probs)  # max over a turn's windows
         return {label: out[:, j] for j, label in enumerate(self.labels)}
@@ -187,6 +205,8 @@ class Toxicity(MapStep):
         counters = Counter({f"backend:{self.kind}": n})
         if self.fallback:
             counters[f"fallback:{self.fallback}"] = n
+        if self.kind == "detoxify":
+            counters[f"precision:{self.backend.precision}"] = n
         per_row = {}
         for label in (c.removeprefix("tox_") for c in self.output_columns() if c != "tox_max"):
             col = np.full(n, np.nan, np.float32)

@@ -106,12 +106,34 @@ def test_detoxify_scores_equal_detoxify_predict(tiny_detoxify):
 
     texts = ["you are a stupid idiot", "hello world", "how do i kill the python process"]
     ref = Detoxify(checkpoint=str(tiny_detoxify / "tiny.ckpt"), huggingface_config_path=str(tiny_detoxify)).predict(texts)
-    s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), batch_size=2)
+    s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), batch_size=2, precision="fp32")
     assert s.needs_actor and s.kind == "detoxify"
     out = s.process(rows_table([[("user", t)] for t in texts]))
     for label in ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"):
         np.testing.assert_allclose(out.table.column(f"tox_{label}").to_numpy(), ref[label], rtol=1e-4, atol=1e-5)
     assert out.table.column("tox_sexual_explicit").null_count == 3  # not a label of this model
+    assert out.counters["precision:fp32"] == 3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_detoxify_reduced_precision_stays_near_fp32(tiny_detoxify, precision):
+    texts = ["you are a stupid idiot", "hello world", "how do i kill the python process", "the cat"]
+    table = rows_table([[("user", t)] for t in texts])
+    kw = {"checkpoint": str(tiny_detoxify / "tiny.ckpt"), "hf_config": str(tiny_detoxify)}
+    ref = step(**kw, precision="fp32").process(table).table
+    out = step(**kw, precision=precision).process(table)
+    assert out.counters[f"precision:{precision}"] == 4
+    for label in ("toxicity", "insult", "identity_attack"):
+        got, want = out.table.column(f"tox_{label}").to_numpy(), ref.column(f"tox_{label}").to_numpy()
+        np.testing.assert_allclose(got, want, atol=0.02)
+
+
+def test_detoxify_auto_precision_follows_the_cpu(tiny_detoxify):
+    from curate.steps.toxicity import native_bf16
+
+    s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify))
+    out = s.process(rows_table([[("user", "hello world")]]))
+    assert out.counters["precision:bf16" if native_bf16() else "precision:fp32"] == 1
 
 
 def test_detoxify_long_turns_are_scored_in_windows(tiny_detoxify):
@@ -153,6 +175,7 @@ def test_bad_inputs():
 @pytest.mark.parametrize(("step_yaml", "message"), [
     ("{backend: perspective}", "steps[0].backend: must be one of 'auto', 'fasttext', 'wordlist' or 'detoxify' (got 'perspective')"),
     ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
+    ("{precision: fp8}", "steps[0].precision: must be one of 'auto', 'fp32', 'bf16' or 'int8' (got 'fp8')"),
     ("{thresholds: {toxicity: high}}", "steps[0].thresholds.toxicity: must be a number (got 'high')"),
 ])
 def test_config_errors(tmp_path, step_yaml, message):
