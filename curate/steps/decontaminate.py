@@ -12,7 +12,7 @@ Matching, per turn of the selected roles, on ASCII-lowercased word tokens (punct
     word breaks `ngram` n-grams) matches when, at the place its n-grams matched, at least
     `min_aligned` of its words are found in order (the mean of the plain and the rarity-weighted
     share), a word may shift by one place, and all of its numbers are in the turn;
-  - numbers matter: an item with numbers matches only if the turn has at least half of them, so a
+  - numbers matter: an item with numbers matches only if the turn has more than half of them, so a
     question built from the same template with other numbers is not flagged.
 n-grams that occur in more than `max_items_per_ngram` items ("which of the following is") are left
 out of the index: they say nothing about which item a turn contains.
@@ -79,7 +79,7 @@ class DecontaminateParams(Params):
     min_exact_answer_tokens: int = Field(10, ge=1, le=10000, description="shorter answers from this long match only in full: every n-gram and every number")
     min_matched_ngrams: int = Field(3, ge=1, le=100, description="a turn must share at least this many distinct n-grams with an item; items too short to have them are matched whole")
     max_items_per_ngram: int = Field(20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence")
-    numbers: bool = Field(True, description="an item with numbers needs half of them in the turn (template negatives)")
+    numbers: bool = Field(True, description="an item with numbers needs more than half of them in the turn (template negatives)")
     min_aligned: float = Field(0.875, gt=0.0, le=1.0, description="a question retyped with a few words changed: share of its words (mean of plain and rarity-weighted) found in order where its n-grams matched")
     min_aligned_tokens: int = Field(8, ge=3, le=10000, description="questions from this long can match by alignment (shorter ones change too much with one word)")
 
@@ -441,7 +441,9 @@ class Decontaminate(MapStep):
                     turn_tokens = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
                     # a retyped question keeps its numbers; the same template with other values does not
                     strict = idx.exact[it] or (d, it) in retyped_hits
-                    if np.isin(nums, turn_tokens).mean() < (1.0 if strict else 0.5):
+                    # more than half: an item with two numbers ("40 pages ... 160 pages") needs both
+                    share = np.isin(nums, turn_tokens).mean()
+                    if share < 1.0 if strict else share <= 0.5:
                         continue
             best[row] = (d, it, score, a, b)
         cols = {c: [None] * n for c in self.columns}

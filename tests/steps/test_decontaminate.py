@@ -180,6 +180,18 @@ def test_short_answers_match_only_in_full(tmp_path):
     assert out.table.column("contam_item_id").to_pylist()[0] == "0"
 
 
+def test_an_item_with_two_numbers_needs_both(tmp_path):
+    """Found at N=200k: a template sibling sharing the item's second half ("If the book has 160
+    pages, how many pages are left to read?") and one of its two numbers was flagged when half of
+    the numbers sufficed."""
+    template = "{name} reads {a} pages of a book on Monday and twice as many pages on Tuesday. If the book has {b} pages, how many pages are left to read?"
+    evals = write_jsonl(tmp_path / "gsm.jsonl", [{"id": "325", "question": template.format(name="Hana", a=40, b=160)}])
+    s = step(eval_sets=[EvalSource(name="synth", path=str(evals))])
+    convs = [[("user", "Returns whether the current directory. " + template.format(name="Natalia", a=30, b=160))],
+             [("user", "Returns whether the current directory. " + template.format(name="Natalia", a=40, b=160))]]
+    assert s.process(rows_table(convs)).reason == [None, "contaminated_question"]
+
+
 def test_natural_stock_openings_are_not_flagged(default_step):
     """Phrases from ../shared/data/instructions that the first version flagged against MMLU: two shared
     5-grams are a stock phrase (min_matched_ngrams), and MMLU stems of a few words carry their choices."""
