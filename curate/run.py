@@ -14,6 +14,7 @@ import platform
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +25,7 @@ from curate import __version__
 from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
 from curate.errors import UserError
+from curate.readers import list_input_files
 from curate.readers import plan as plan_shards
 from curate.report import write_report
 from curate.runners import make_runner
@@ -123,33 +125,43 @@ def execute(
         raise UserError(f"rules: directory not found: {rules_dir}")
 
     record_format = "auto" if cfg.input.format == "parquet" else cfg.input.format
-    shards = plan_shards(cfg.input.paths(), record_format, cfg.input.shard_rows)
-    files = sorted({s.path for s in shards})
-    inputs = [{"path": f, "bytes": os.path.getsize(f), "sha256": _sha256(f)} for f in files]
-    resolved = pipeline.resolved()
-    fingerprint = hashlib.sha256(
-        json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                    "format": resolved["output"]["format"]}, sort_keys=True).encode()
-    ).hexdigest()
-    work = run_dir / WORK_DIR
-    if not resume and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    plan = RunPlan(
-        steps=tuple((s.name, s.params.model_dump(mode="json")) for s in pipeline.steps),
-        shards=tuple(shards),
-        work_dir=str(work.resolve()),
-        rules_dir=str(rules_dir.resolve()),
-        field_names=dict(cfg.input.columns),
-        output_format=cfg.output.format,
-        fingerprint=fingerprint,
-    )
-    engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps
+    files = list_input_files(cfg.input.paths())  # a missing input fails here, before any runner starts
     kind = runner_kind or cfg.runner.type
-    runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
+    # Scanning the input for shard boundaries and hashing it (seconds for GBs; hashlib and file reads
+    # release the GIL) run in threads while the runner starts (ray.init: seconds).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows)
+        hashes = [pool.submit(_sha256, f) for f in files]
+        runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
+        try:
+            shards = planned.result()
+            digests = {f: h.result() for f, h in zip(files, hashes)}
+        except BaseException:
+            runner.close()
+            raise
     totals = RunStats()
     resumed_shards = 0
     try:
+        inputs = [{"path": f, "bytes": os.path.getsize(f), "sha256": digests[f]} for f in sorted({s.path for s in shards})]
+        resolved = pipeline.resolved()
+        fingerprint = hashlib.sha256(
+            json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
+                        "format": resolved["output"]["format"]}, sort_keys=True).encode()
+        ).hexdigest()
+        work = run_dir / WORK_DIR
+        if not resume and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        plan = RunPlan(
+            steps=tuple((s.name, s.params.model_dump(mode="json")) for s in pipeline.steps),
+            shards=tuple(shards),
+            work_dir=str(work.resolve()),
+            rules_dir=str(rules_dir.resolve()),
+            field_names=dict(cfg.input.columns),
+            output_format=cfg.output.format,
+            fingerprint=fingerprint,
+        )
+        engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps
         for seg in engine.segments:
             label = seg.label(engine.names)
             shard_ids = list(range(len(shards)))

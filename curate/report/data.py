@@ -205,15 +205,20 @@ def _samples(data: ReportData, files: list[Path]) -> None:
 
 def _cluster_kept_rows(data: ReportData, files: list[Path]) -> None:
     """The kept row of each shown cluster (kept/; or rejected/ if a later step dropped it)."""
-    wanted = set(data.clusters)
-    if not wanted:
+    wanted = pa.array(sorted(data.clusters))
+    if not len(wanted):
         return
-    for batch in _batches(files, ["id", "conversations"]):
-        mask = pc.is_in(batch.column("id"), value_set=pa.array(sorted(wanted)))
-        for row in batch.filter(mask).to_pylist():
-            if row["id"] not in data.cluster_kept:
-                turns = row["conversations"] or []
-                data.cluster_kept[row["id"]] = {"id": row["id"], "first_text": _clip(turns[0]["text"] if turns else "", 600)}
+    for f in files:
+        # ids first: the conversations of a file (most of its bytes) are read only if it holds a kept row
+        if not pc.any(pc.is_in(pq.read_table(f, columns=["id"]).column("id"), value_set=wanted)).as_py():
+            continue
+        for batch in _batches([f], ["id", "conversations"]):
+            for row in batch.filter(pc.is_in(batch.column("id"), value_set=wanted)).to_pylist():
+                if row["id"] not in data.cluster_kept:
+                    turns = row["conversations"] or []
+                    data.cluster_kept[row["id"]] = {"id": row["id"], "first_text": _clip(turns[0]["text"] if turns else "", 600)}
+        if len(data.cluster_kept) == len(wanted):
+            return
 
 
 def _quarantine(data: ReportData, files: list[Path]) -> None:
