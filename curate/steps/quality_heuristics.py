@@ -36,6 +36,7 @@ from curate.errors import UserError
 from curate.registry import register
 from curate.schema import turns_of
 from curate.steps._prose import strip_code
+from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shapes
 from curate.steps.base import MapStep, Params, StepOutput
 
 RuleName = Literal[
@@ -45,7 +46,6 @@ RuleName = Literal[
 ]
 Role = Literal["system", "user", "assistant", "tool"]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
-STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
 TOP_N = (2, 3, 4)
 DUP_N = (5, 6, 7, 8, 9, 10)
 
@@ -82,9 +82,6 @@ THRESHOLD_KEYS = tuple(c.threshold for checks in RULES.values() for c in checks)
 METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in checks))
 
 # Scripts written without spaces: each character counts as a word for the length rules.
-_UNSPACED = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
-_SPACED_WORD = r"\S*[\pL\pN]\S*"  # a run with a letter or digit in it
-_SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
 _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
 _ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"
@@ -180,7 +177,7 @@ class QualityHeuristics(MapStep):
         worst_turn: dict[str, np.ndarray] = {}
 
         if needed & {"words"}:
-            words_raw = _word_counts(raw)
+            words_raw = spaced_word_counts(raw)
             values["words"] = np.bincount(rows, weights=words_raw, minlength=n_rows)
         prose, _ = strip_code(raw)
         text_len = pc.utf8_length(prose).to_numpy().astype(np.float64)
@@ -190,7 +187,8 @@ class QualityHeuristics(MapStep):
         real = pc.greater(pc.utf8_length(flat), 0)  # the split yields "" for empty text and edge spaces
         flat, parents = flat.filter(real), parents[real.to_numpy(zero_copy_only=False)]
         n_words = np.bincount(parents, minlength=len(idx)).astype(np.float64)
-        symbol = pc.match_substring_regex(flat, _SYMBOL_WORD).to_numpy(zero_copy_only=False)
+        shapes = word_shapes(flat)
+        symbol = shapes.symbol
         n_ns = np.bincount(parents, weights=~symbol, minlength=len(idx))
         prose_turn = n_ns >= self.params.prose_min_words
         rep_turn = n_ns >= self.params.repetition_min_words
@@ -201,12 +199,10 @@ class QualityHeuristics(MapStep):
                 conv_prose = ns_rows >= self.params.prose_min_words
             if "mean_word_length" in needed:
                 # word length without the punctuation attached to it ("end." is 3 letters, as NLTK splits it)
-                bare = pc.replace_substring_regex(flat, r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$", "")
-                lens = pc.utf8_length(bare).to_numpy().astype(np.float64)
-                chars = np.bincount(rows[parents], weights=np.where(symbol, 0, lens), minlength=n_rows)
+                chars = np.bincount(rows[parents], weights=np.where(symbol, 0, shapes.bare_len), minlength=n_rows)
                 values["mean_word_length"] = np.where(conv_prose, chars / ns_rows, np.nan)
             if "stop_words" in needed:
-                values["stop_words"] = np.where(conv_prose, _stop_words(flat, rows[parents], n_rows), np.nan)
+                values["stop_words"] = np.where(conv_prose, _stop_words(shapes.stop, rows[parents], n_rows), np.nan)
             if "hash_ratio" in needed:
                 hashes = pc.count_substring(pc.replace_substring_regex(prose, _HEADING, ""), "#").to_numpy()
                 per_turn["hash_ratio"] = np.where(prose_turn, hashes / n_words, np.nan)
@@ -218,8 +214,7 @@ class QualityHeuristics(MapStep):
                 per_turn["bullet_lines"] = np.where(prose_turn, bullets / n_lines, np.nan)
                 per_turn["ellipsis_lines"] = np.where(prose_turn, ellipses / n_lines, np.nan)
             if "alpha_words" in needed:
-                alpha = pc.match_substring_regex(flat, r"\pL").to_numpy(zero_copy_only=False)
-                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=alpha, minlength=len(idx)) / n_words, np.nan)
+                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=shapes.has_letter, minlength=len(idx)) / n_words, np.nan)
             if needed & {"dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac"}:
                 for kind, pattern in (("line", r"\n+"), ("para", r"\n\s*\n")):
                     frac, char_frac = _duplicate_parts(prose, pattern, rep_turn)
@@ -327,20 +322,10 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.3g}"
 
 
-def _word_counts(texts: pa.Array) -> np.ndarray:
-    """Whitespace-separated words, with each character of scripts written without spaces one word."""
-    spaced = pc.count_substring_regex(pc.replace_substring_regex(texts, _UNSPACED, " "), _SPACED_WORD)
-    spaced = spaced.to_numpy().astype(np.float64)
-    unspaced = pc.count_substring_regex(texts, _UNSPACED).to_numpy().astype(np.float64)
-    return spaced + unspaced
-
-
-def _stop_words(flat: pa.Array, row_of_word: np.ndarray, n_rows: int) -> np.ndarray:
-    """Distinct Gopher stop words per row (case-insensitive, punctuation stripped)."""
-    bare = pc.replace_substring_regex(pc.utf8_lower(flat), r"\PL+", "")
-    which = pc.fill_null(pc.index_in(bare, value_set=pa.array(STOP_WORDS)), -1).to_numpy().astype(np.int64)
+def _stop_words(which: np.ndarray, row_of_word: np.ndarray, n_rows: int) -> np.ndarray:
+    """Distinct Gopher stop words per row, from each word's stop-word index (-1: none)."""
     hit = which >= 0
-    pairs = np.unique(row_of_word[hit] * len(STOP_WORDS) + which[hit].astype(np.int64))
+    pairs = np.unique(row_of_word[hit] * len(STOP_WORDS) + which[hit])
     return np.bincount(pairs // len(STOP_WORDS), minlength=n_rows).astype(np.float64)
 
 

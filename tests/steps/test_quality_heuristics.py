@@ -319,3 +319,36 @@ def test_end_to_end_language_then_quality(tmp_path):
     quality = stats["steps"][1]
     assert quality["step"] == "quality_heuristics" and quality["dropped"].get("dup_lines", 0) >= 1
     assert stats["rows_rejected"] == sum(sum(s["dropped"].values()) for s in stats["steps"])
+
+
+# ---------------------------------------------------------------------- compiled and RE2 paths agree
+
+EDGE_WORDS = ["the", "The.", "THE", "th-e", "(the)", "t1he", "...", "—", "«the»", "café", "naïve", "the\x01", "\x0bthe",
+              "to,", "Be!", "of's", "and/or", "with:", "have?", "that's", "**bold**", "$100", "+-=", "a", "`x`",
+              "你好", "the😀", "🙂", "E=mc²", "1,000", "_init_", "[1]", "#", "\x7f", "HAVE", "withx"]
+
+
+def real_turn_texts() -> list[str]:
+    texts = []
+    for name in ("sharegpt92k_cleaned_sample.json", "oasst_en_100_trees.jsonl", "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
+                 "alpaca_llamafactory_identity.json"):
+        for conv in read(name).column("conversations").to_pylist():
+            texts += [m["text"] for m in conv]
+    return texts
+
+
+def test_word_shapes_match_the_re2_reference_on_real_rows():
+    """The byte-scan path (ASCII) and RE2 (the reference, any script) give the same shapes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curate.steps._word_shapes import spaced_word_counts, spaced_word_counts_re2, word_shapes, word_shapes_re2
+
+    texts = pa.array(real_turn_texts() + [" ".join(EDGE_WORDS), "a\x0bb c\fd", "", "   ", "x\ty\rz\nw"])
+    words = pc.list_flatten(pc.utf8_split_whitespace(texts))
+    words = words.filter(pc.greater(pc.utf8_length(words), 0))
+    assert len(words) > 100_000 and pc.sum(pc.invert(pc.string_is_ascii(words))).as_py() > 100  # both paths exercised
+    fast, ref = word_shapes(words), word_shapes_re2(words)
+    for field in ("symbol", "bare_len", "has_letter", "stop"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(ref, field), err_msg=field)
+    np.testing.assert_array_equal(spaced_word_counts(texts), spaced_word_counts_re2(texts))
