@@ -47,6 +47,7 @@ RuleName = Literal[
 Role = Literal["system", "user", "assistant", "tool"]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
 TOP_N = (2, 3, 4)
+RAW_TEXT_METRICS = {"words", "digit_run"}  # measured on the whole turn; the rest on its prose
 DUP_N = (5, 6, 7, 8, 9, 10)
 
 
@@ -179,6 +180,24 @@ class QualityHeuristics(MapStep):
         if needed & {"words"}:
             words_raw = spaced_word_counts(raw)
             values["words"] = np.bincount(rows, weights=words_raw, minlength=n_rows)
+        per_turn: dict[str, np.ndarray] = {}
+        prose = raw
+        if needed - RAW_TEXT_METRICS:  # rules that are off cost nothing: no code stripping, no word split
+            prose = self._prose_metrics(raw, rows, n_rows, needed, values, per_turn)
+        if "digit_run" in needed:
+            # on the whole turn, code included: a 5,000-zero string is garbage wherever it is
+            per_turn["digit_run"] = _digit_runs(raw).astype(np.float64)
+        for metric, v in per_turn.items():
+            if metric not in needed:
+                continue
+            lower_is_worse = metric == "alpha_words"
+            values[metric], worst_turn[metric] = _worst(rows, positions, v, n_rows, lower_is_worse)
+        return self._decide(table, active, thresholds, values, worst_turn, (prose, raw), idx_by_turn=(rows, positions))
+
+    def _prose_metrics(self, raw: pa.Array, rows: np.ndarray, n_rows: int, needed: set[str], values: dict, per_turn: dict) -> pa.Array:
+        """The metrics measured on each turn's prose (code removed), into values (per row) and
+        per_turn; returns the prose."""
+        n_turns = len(raw)
         prose, _ = strip_code(raw)
         text_len = pc.utf8_length(prose).to_numpy().astype(np.float64)
         words = pc.utf8_split_whitespace(prose)
@@ -186,14 +205,13 @@ class QualityHeuristics(MapStep):
         flat = pc.list_flatten(words)
         real = pc.greater(pc.utf8_length(flat), 0)  # the split yields "" for empty text and edge spaces
         flat, parents = flat.filter(real), parents[real.to_numpy(zero_copy_only=False)]
-        n_words = np.bincount(parents, minlength=len(idx)).astype(np.float64)
+        n_words = np.bincount(parents, minlength=n_turns).astype(np.float64)
         shapes = word_shapes(flat)
         symbol = shapes.symbol
-        n_ns = np.bincount(parents, weights=~symbol, minlength=len(idx))
+        n_ns = np.bincount(parents, weights=~symbol, minlength=n_turns)
         prose_turn = n_ns >= self.params.prose_min_words
         rep_turn = n_ns >= self.params.repetition_min_words
         with np.errstate(divide="ignore", invalid="ignore"):
-            per_turn: dict[str, np.ndarray] = {}
             if needed & {"mean_word_length", "stop_words"}:
                 ns_rows = np.bincount(rows, weights=n_ns, minlength=n_rows)
                 conv_prose = ns_rows >= self.params.prose_min_words
@@ -214,24 +232,16 @@ class QualityHeuristics(MapStep):
                 per_turn["bullet_lines"] = np.where(prose_turn, bullets / n_lines, np.nan)
                 per_turn["ellipsis_lines"] = np.where(prose_turn, ellipses / n_lines, np.nan)
             if "alpha_words" in needed:
-                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=shapes.has_letter, minlength=len(idx)) / n_words, np.nan)
+                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=shapes.has_letter, minlength=n_turns) / n_words, np.nan)
             if needed & {"dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac"}:
                 for kind, pattern in (("line", r"\n+"), ("para", r"\n\s*\n")):
                     frac, char_frac = _duplicate_parts(prose, pattern, rep_turn)
                     per_turn[f"dup_{kind}_frac"] = np.where(rep_turn, frac, np.nan)
                     per_turn[f"dup_{kind}_char_frac"] = np.where(rep_turn, char_frac / text_len, np.nan)
             if needed & {f"top_{n}gram" for n in TOP_N} | {f"dup_{n}gram" for n in DUP_N}:
-                for name, chars in _ngram_metrics(flat, parents, rep_turn, len(idx)).items():
+                for name, chars in _ngram_metrics(flat, parents, rep_turn, n_turns).items():
                     per_turn[name] = np.where(rep_turn, chars / text_len, np.nan)
-            if "digit_run" in needed:
-                # on the whole turn, code included: a 5,000-zero string is garbage wherever it is
-                per_turn["digit_run"] = _digit_runs(raw).astype(np.float64)
-        for metric, v in per_turn.items():
-            if metric not in needed:
-                continue
-            lower_is_worse = metric == "alpha_words"
-            values[metric], worst_turn[metric] = _worst(rows, positions, v, n_rows, lower_is_worse)
-        return self._decide(table, active, thresholds, values, worst_turn, (prose, raw), idx_by_turn=(rows, positions))
+        return prose
 
     # ------------------------------------------------------------------ verdict
 
