@@ -180,3 +180,37 @@ def test_bad_inputs():
 ])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "toxicity", step_yaml, message)
+
+
+def test_text_preparation_equals_its_regex_definition():
+    """prepare() spaces out punctuation and collapses whitespace in one byte scan; the model was
+    trained on the two-regex definition, so the bytes must be the same (real rows, odd bytes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curate.steps._toxicity_text import MAX_CHARS, prepare
+
+    def by_regex(texts):
+        t = pc.utf8_lower(pc.utf8_slice_codeunits(texts, 0, MAX_CHARS))
+        t = pc.replace_substring_regex(t, r"https?://\S+|www\.\S+", " ")
+        t = pc.replace_substring_regex(t, r"@\w+|&#?\w+;|\brt\b", " ")
+        t = pc.replace_substring_regex(t, r"([.!?,;:()\"'*])", " \\1 ")
+        return pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r"\s+", " "))
+
+    with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
+        texts = [r["tweet"] for r in csv.DictReader(f)]
+    texts += sharegpt_sample_turns()
+    texts += ["", " ", "a\u000bb", "x\u00a0.\u00a0y", "(((wow)))...!!!", "tab\there\r\n\fnext", "é'à'ü", "😀!😀", "rt @me: &amp; x@https://a.b c"]
+    arr = pa.array(texts + [None])
+    assert len(texts) > 20_000
+    assert prepare(arr).to_pylist() == by_regex(arr).to_pylist()
+    assert prepare(arr.slice(5, 100)).to_pylist() == by_regex(arr.slice(5, 100)).to_pylist()  # an offset into the buffers
+
+
+def sharegpt_sample_turns() -> list[str]:
+    from curate.readers import plan, read_shard
+    from curate.records import FieldNames
+
+    path = SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json"
+    convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("conversations").to_pylist()
+    return [m["text"] for conv in convs for m in conv]
