@@ -68,6 +68,7 @@ class _FastText:
             raise UserError(f"toxicity: the offline model is missing: {path} (reinstall curate)")
         fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
         self.model = fasttext.load_model(str(path))
+        prepare(pa.array(["load the compiled kernel"]))  # numba's one-off load lands in setup, once per worker
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
         lines = prepare(texts).to_pylist()
