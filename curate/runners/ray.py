@@ -26,6 +26,22 @@ def _named(fn, label: str):
     return fn
 
 
+def _schedule_promptly() -> None:
+    """Let Ray Data hand a free CPU its next shard within ~20 ms instead of ~100 ms.
+
+    Its executor waits for *all* running tasks, up to WAIT_FOR_TASK_COMPLETION_TIMEOUT_S (0.1 s),
+    before it schedules more; with ~1 s shards that left each worker idle 0.1-0.2 s per shard.
+    Measured on 1M rows, 2 CPUs, exact + near dedup: 104 s -> 87 s (the executor's loop costs the
+    driver a little CPU more). A private constant of the driver's Ray: if a release drops it,
+    nothing breaks, runs are only slower."""
+    try:
+        from ray.data._internal.execution import streaming_executor_state as state
+    except ImportError:
+        return
+    if isinstance(getattr(state, "WAIT_FOR_TASK_COMPLETION_TIMEOUT_S", None), float):
+        state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S = min(state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S, 0.02)
+
+
 class _SegmentActor:
     """One per actor: the engine (and its models) survives across shards.
 
@@ -61,6 +77,7 @@ class RayRunner:
             else:
                 ray.init(num_cpus=num_cpus, **kwargs)
                 self._started_ray = True
+        _schedule_promptly()
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         for attr in ("enable_operator_progress_bars", "print_on_execution_start"):
