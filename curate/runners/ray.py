@@ -31,8 +31,8 @@ def _schedule_promptly() -> None:
 
     Its executor waits for *all* running tasks, up to WAIT_FOR_TASK_COMPLETION_TIMEOUT_S (0.1 s),
     before it schedules more; with ~1 s shards that left each worker idle 0.1-0.2 s per shard.
-    Measured on 1M rows, 2 CPUs, exact + near dedup: 104 s -> 87 s (the executor's loop costs the
-    driver a little CPU more). A private constant of the driver's Ray: if a release drops it,
+    Measured on 1M rows, 2 CPUs, exact + near dedup, two runs each: ~105 s -> ~94 s (the executor's
+    loop costs the driver a little more CPU). A private constant of the driver's Ray: if a release drops it,
     nothing breaks, runs are only slower."""
     try:
         from ray.data._internal.execution import streaming_executor_state as state

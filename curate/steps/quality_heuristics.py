@@ -12,7 +12,8 @@ live in rules/quality_heuristics.yaml. Chat is not web text, so:
   * English-only rules are skipped for rows whose `lang` (from the language step) is another
     language, and counted as `skipped_non_english:<rule>`.
 Everything but the longest-digit-run refinement is vectorised over the batch's turns (Arrow
-compute for splitting/regex, numpy hashing for n-grams: no per-turn Python loop).
+compute for splitting/regex, a numba byte scan for per-word shapes (`_word_shapes`), numpy hashing
+for n-grams: no per-turn Python loop). Rules that are off cost nothing.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ RuleName = Literal[
 Role = Literal["system", "user", "assistant", "tool"]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
 TOP_N = (2, 3, 4)
-RAW_TEXT_METRICS = {"words", "digit_run"}  # measured on the whole turn; the rest on its prose
 DUP_N = (5, 6, 7, 8, 9, 10)
+RAW_TEXT_METRICS = {"words", "digit_run"}  # measured on the whole turn; the rest on its prose
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,6 @@ CONVERSATION_METRICS = ("words", "mean_word_length", "stop_words")
 THRESHOLD_KEYS = tuple(c.threshold for checks in RULES.values() for c in checks)
 METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in checks))
 
-# Scripts written without spaces: each character counts as a word for the length rules.
 _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
 _ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"

@@ -9,7 +9,7 @@ Backends:
             download at run time; `curate models download` fetches them on a connected machine).
             Loaded once per Ray actor; texts sorted by length and batched; long turns scored in
             overlapping windows of the model's length, max over windows; on CPUs with native bf16 the
-            matrix products run in bf16 (about 3.5x fp32; benchmarks/toxicity/precision.py measures
+            matrix products run in bf16 (about 3x fp32; benchmarks/toxicity/precision.py measures
             what that changes), int8 on request.
 A fallback is never silent: asking for detoxify without weights under `backend: auto` scores with
 fasttext and says so (`fallback:detoxify_weights_missing`), which the report shows at the top.
