@@ -17,7 +17,6 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field
 
 from curate.errors import UserError
@@ -57,10 +56,7 @@ class AiBoilerplate(MapStep):
         if self._lists is not None:
             return
         path = self.ctx.rules_dir / "ai_boilerplate.yaml"
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read the phrase lists: {str(e).splitlines()[0]}") from None
+        data = self.ctx.rules_yaml("ai_boilerplate.yaml", "the phrase lists")
         names = self.params.lists or list(data)
         for name in list(names) + list(self.params.actions):
             if name not in data:

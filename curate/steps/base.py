@@ -23,8 +23,10 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import yaml
 from pydantic import BaseModel, ConfigDict
 
+from curate.errors import UserError
 from curate.schema import DROP_DETAIL, DROP_REASON, DROP_SPAN, DROP_STEP, DROP_TURN, KEY, alive_mask
 from curate.stats import StepStats
 
@@ -41,6 +43,15 @@ class StepContext:
 
     rules_dir: Path
     cache_dir: Path | None = None
+
+    def rules_yaml(self, name: str, what: str):
+        """A YAML file of the rules folder, parsed (an empty file is {}); unreadable or malformed
+        is a one-line error naming the file and what it holds."""
+        path = Path(self.rules_dir) / name
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise UserError(f"{path}: cannot read {what}: {str(e).splitlines()[0]}") from None
 
 
 @dataclass

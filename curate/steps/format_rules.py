@@ -24,7 +24,6 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import yaml
 from pydantic import Field
 
 from curate.registry import register
@@ -67,7 +66,7 @@ class FormatRules(MapStep):
 
     def setup(self) -> None:
         if self._errors is None:
-            phrases = (yaml.safe_load((self.ctx.rules_dir / "format_rules.yaml").read_text()) or {}).get("error_replies", [])
+            phrases = self.ctx.rules_yaml("format_rules.yaml", "the error-reply phrases").get("error_replies", [])
             self._errors = re.compile(r"\A\s*(" + "|".join(re.escape(p) for p in phrases) + r")", re.I)
 
     def process(self, table: pa.Table) -> StepOutput:

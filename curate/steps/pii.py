@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field, field_validator
 
 from curate.errors import UserError
@@ -240,10 +239,7 @@ class Pii(MapStep):
         if self._redactor is not None:
             return
         path = self.ctx.rules_dir / "pii.yaml"
-        try:
-            rules = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read the PII rules: {str(e).splitlines()[0]}") from None
+        rules = self.ctx.rules_yaml("pii.yaml", "the PII rules")
         if not isinstance(rules, dict) or not all(isinstance(rules.get(k) or {}, dict) for k in ("email", "phone", "credit_card", "secrets")):
             raise UserError(f"{path}: email, phone, credit_card and secrets must each be a mapping (see the shipped rules/pii.yaml)")
         self._redactor = Redactor(rules, self.params)

@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field
 
 from curate.errors import UserError
@@ -186,7 +185,7 @@ class Toxicity(MapStep):
     def thresholds(self) -> dict[str, float]:
         """Label -> threshold: rules/toxicity.yaml for this backend, then the params (read once)."""
         if self._thresholds is None:
-            file = yaml.safe_load((Path(self.ctx.rules_dir) / "toxicity.yaml").read_text()) or {}
+            file = self.ctx.rules_yaml("toxicity.yaml", "the toxicity thresholds")
             self._thresholds = {**file.get(self.kind, {}), **self.params.thresholds}
         return self._thresholds
 

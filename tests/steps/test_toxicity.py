@@ -214,3 +214,14 @@ def sharegpt_sample_turns() -> list[str]:
     path = SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json"
     convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("conversations").to_pylist()
     return [m["text"] for conv in convs for m in conv]
+
+
+def test_malformed_thresholds_file_is_one_line(tmp_path):
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    (rules / "toxicity.yaml").write_text("fasttext: {toxicity: [0.9\n")
+    s = Toxicity(ToxicityParams(), StepContext(rules_dir=rules))
+    with pytest.raises(UserError, match=r"toxicity.yaml: cannot read the toxicity thresholds: "):
+        s.thresholds()
