@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import html
 import json
 import sys
@@ -30,19 +29,20 @@ from curate.steps.base import StepContext  # noqa: E402
 from curate.steps.toxicity import Toxicity, ToxicityParams  # noqa: E402
 from tests.helpers import rows_table  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precision import random_bert_base  # noqa: E402
+from train_offline import held_out  # noqa: E402
+
 TOX = REPO.parent / "shared" / "data" / "toxicity"
 
 
 def held_out_sets() -> dict[str, list[tuple[str, bool]]]:
-    def held(t: str) -> bool:
-        return int(hashlib.sha256(t.encode()).hexdigest(), 16) % 5 == 0
-
     with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
         dav = [(html.unescape(r["tweet"]), r["class"] in ("0", "1")) for r in csv.DictReader(f)]
     tg = [(r["text"], r["label"] == "hate") for r in map(json.loads, (TOX / "toxigen_demonstrations.jsonl").read_text().splitlines())]
     with open(TOX / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="") as f:
         wiki = [(r["comment"], r["toxic"] == "True") for r in csv.DictReader(f)]
-    return {"davidson (held out)": [r for r in dav if held(r[0])], "toxigen (held out)": [r for r in tg if held(r[0])],
+    return {"davidson (held out)": [r for r in dav if held_out(r[0])], "toxigen (held out)": [r for r in tg if held_out(r[0])],
             "wikipedia (never trained on)": wiki}
 
 
@@ -66,24 +66,12 @@ def offline_table() -> None:
 
 def detoxify_table(n: int) -> None:
     import torch
-    import transformers
     from detoxify import Detoxify
 
-    d = Path(tempfile.mkdtemp())
     texts = [t for rows in held_out_sets().values() for t, _ in rows][:n]
-    words = sorted({w for t in texts for w in t.lower().split()})[:30000]
-    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
-    cfg = transformers.BertConfig(vocab_size=len(words) + 5, num_labels=6)  # bert-base: 12 layers, hidden 768
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(cfg)
-    cfg.save_pretrained(d)
-    transformers.BertTokenizer(str(d / "vocab.txt")).save_pretrained(d)
-    classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    torch.save({"config": {"arch": {"args": {"model_type": str(d), "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}}, "dataset": {"args": {"classes": classes}}},
-                "state_dict": model.state_dict()}, d / "original.ckpt")
+    ckpt = random_bert_base(Path(tempfile.mkdtemp()), texts)
     torch.set_num_threads(1)
-    naive = Detoxify(checkpoint=str(d / "original.ckpt"), huggingface_config_path=str(d))
+    naive = Detoxify(checkpoint=str(ckpt), huggingface_config_path=str(ckpt.parent))
     start = time.perf_counter()
     for t in texts:
         naive.predict(t)
@@ -98,7 +86,7 @@ def detoxify_table(n: int) -> None:
                       ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
                       ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
                       ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"})):
-        s = Toxicity(ToxicityParams(checkpoint=str(d / "original.ckpt"), hf_config=str(d), **kw), StepContext(rules_dir=REPO / "rules"))
+        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "rules"))
         s.setup()
         table = rows_table([[("user", t)] for t in texts])
         start = time.perf_counter()
