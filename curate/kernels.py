@@ -1,7 +1,10 @@
-"""Pieces the compiled (numba) kernels share: an Arrow string array's bytes as numpy, and the
-MurmurHash3 finaliser that turns a rolling hash into well-mixed bits."""
+"""Pieces the compiled (numba) kernels share: an Arrow string array's bytes as numpy, the class of
+each ASCII byte as RE2 sees it, and the MurmurHash3 finaliser that turns a rolling hash into
+well-mixed bits."""
 
 from __future__ import annotations
+
+from functools import cache
 
 import numba
 import numpy as np
@@ -21,6 +24,24 @@ def utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+OTHER, LETTER, DIGIT, SYMBOL, SPACE = 0, 1, 2, 3, 4
+
+
+@cache
+def ascii_classes() -> np.ndarray:
+    """Class of each byte as RE2 sees it, asked of RE2 itself so that byte scans and regexes agree:
+    LETTER `\\pL`, DIGIT `\\pN`, SYMBOL `[\\p{P}\\p{S}]`, SPACE `\\s` ([\\t\\n\\f\\r ]); bytes >= 128
+    (parts of non-ASCII characters) are OTHER. Built on first use (Arrow imports pandas on its first
+    string conversion: not a cost for importing this module)."""
+    import pyarrow.compute as pc
+
+    chars = pa.array([chr(i) for i in range(128)])
+    table = np.full(256, OTHER, np.uint8)
+    for cls, pattern in ((SYMBOL, r"^[\p{P}\p{S}]$"), (DIGIT, r"^\pN$"), (LETTER, r"^\pL$"), (SPACE, r"^\s$")):
+        table[:128][np.array(pc.match_substring_regex(chars, pattern).to_pylist())] = cls
+    return table
+
+
 @numba.njit(inline="always")
 def fmix64(h):
     """MurmurHash3's 64-bit finaliser: a bijection that spreads every input bit over the output."""
@@ -32,12 +53,11 @@ def fmix64(h):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ascii_space_counts(data, offsets, out):
+def _ascii_space_counts(data, offsets, classes, out):
     for d in range(offsets.shape[0] - 1):
         n = 0
         for i in range(offsets[d], offsets[d + 1]):
-            c = data[i]
-            n += c == 32 or c == 9 or c == 10 or c == 12 or c == 13
+            n += classes[data[i]] == 4  # SPACE
         out[d] = n
 
 
@@ -46,5 +66,5 @@ def ascii_space_counts(texts: pa.Array) -> np.ndarray:
     than `pc.count_substring_regex(texts, r"\\s")`, which makes one match per space."""
     data, offsets = utf8_buffers(texts)
     out = np.zeros(len(offsets) - 1, np.int64)
-    _ascii_space_counts(data, offsets, out)
+    _ascii_space_counts(data, offsets, ascii_classes(), out)
     return out

@@ -8,11 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import utf8_buffers
+from curate.kernels import SPACE, ascii_classes, utf8_buffers
 
 MAX_CHARS = 2000
 PUNCTUATION = b".!?,;:()\"'*"  # each becomes its own token
-SPACES = b"\t\n\f\r "  # RE2's \s
 
 
 def prepare(texts: pa.Array) -> pa.Array:
@@ -27,8 +26,6 @@ def prepare(texts: pa.Array) -> pa.Array:
 
 _IS_PUNCT = np.zeros(256, np.bool_)
 _IS_PUNCT[list(PUNCTUATION)] = True
-_IS_SPACE = np.zeros(256, np.bool_)
-_IS_SPACE[list(SPACES)] = True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -61,6 +58,6 @@ def _space_out(texts: pa.Array) -> pa.Array:
     data, offsets = utf8_buffers(texts)
     out = np.empty(3 * int(offsets[-1] - offsets[0]) + 1, np.uint8)
     out_offsets = np.zeros(len(offsets), np.int64)
-    _space_out_kernel(data, offsets, _IS_PUNCT, _IS_SPACE, out, out_offsets)
+    _space_out_kernel(data, offsets, _IS_PUNCT, ascii_classes() == SPACE, out, out_offsets)  # RE2's \s
     spaced = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])).cast(pa.string())
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), spaced) if texts.null_count else spaced

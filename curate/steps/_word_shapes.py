@@ -6,7 +6,7 @@ letter (`\\pL`), and which Gopher stop word it is once lower-cased with every no
 Per text: how many whitespace-separated tokens hold a letter or digit (`\\S*[\\pL\\pN]\\S*`).
 
 Each of those was one RE2 pass over every word (RE2 makes one match per word, ~40 % of the step's
-time). Most chat text is ASCII, where the character classes are a 128-entry table; the table is
+time). Most chat text is ASCII, where the character classes are a table (kernels.ascii_classes)
 built by asking RE2 itself, so both paths agree by construction (tests/steps/test_quality_heuristics
 checks them against each other on real rows). Words or texts with any non-ASCII byte take the RE2
 path, which is also the reference.
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import utf8_buffers
+from curate.kernels import ascii_classes, utf8_buffers
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
 SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
@@ -29,19 +29,6 @@ EDGE_SYMBOLS = r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$"
 UNSPACED = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]"
 SPACED_WORD = r"\S*[\pL\pN]\S*"  # a run with a letter or digit in it
 
-OTHER, LETTER, DIGIT, SYMBOL, SPACE = 0, 1, 2, 3, 4
-
-
-def _ascii_classes() -> np.ndarray:
-    """Class of each ASCII byte as RE2 sees it (SPACE is RE2's `\\s`: [\\t\\n\\f\\r ])."""
-    chars = pa.array([chr(i) for i in range(128)])
-    table = np.full(128, OTHER, np.uint8)
-    for cls, pattern in ((SYMBOL, r"^[\p{P}\p{S}]$"), (DIGIT, r"^\pN$"), (LETTER, r"^\pL$"), (SPACE, r"^\s$")):
-        table[pc.match_substring_regex(chars, pattern).to_numpy(zero_copy_only=False)] = cls
-    return table
-
-
-CLASSES = _ascii_classes()
 
 
 def _code(word: str) -> int:
@@ -120,7 +107,7 @@ def word_shapes(words: pa.Array) -> WordShapes:
     data, offsets = utf8_buffers(words)
     non_ascii = np.zeros(n, bool)
     out = WordShapes(np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1, np.int64))
-    _ascii_word_shapes(data, offsets, CLASSES, STOP_CODES, STOP_MAX, non_ascii, out.symbol, out.bare_len, out.has_letter, out.stop)
+    _ascii_word_shapes(data, offsets, ascii_classes(), STOP_CODES, STOP_MAX, non_ascii, out.symbol, out.bare_len, out.has_letter, out.stop)
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
         sub = words.take(pa.array(rest, pa.int64()))
@@ -145,7 +132,7 @@ def spaced_word_counts(texts: pa.Array) -> np.ndarray:
     n = len(texts)
     non_ascii = np.zeros(n, bool)
     out = np.zeros(n, np.int64)
-    _ascii_spaced_words(data, offsets, CLASSES, non_ascii, out)
+    _ascii_spaced_words(data, offsets, ascii_classes(), non_ascii, out)
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
         out[rest] = spaced_word_counts_re2(texts.take(pa.array(rest, pa.int64())))
