@@ -412,7 +412,8 @@ class Decontaminate(MapStep):
         idx = self.index
         values, counts = np.unique(offsets, return_counts=True)
         off = int(values[np.argmax(counts)])
-        item = idx.token_hash[idx.token_first[it] : idx.token_first[it] + idx.token_count[it]]
+        own = slice(idx.token_first[it], idx.token_first[it] + idx.token_count[it])  # the item's tokens
+        item = idx.token_hash[own]
         turn = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
         at = np.arange(len(item)) + off
         found = np.zeros(len(item), bool)
@@ -420,7 +421,7 @@ class Decontaminate(MapStep):
             j = at + shift
             inside = (j >= 0) & (j < len(turn))
             found[inside] |= turn[j[inside]] == item[inside]
-        w = idx.token_weight[idx.token_first[it] : idx.token_first[it] + idx.token_count[it]]
+        w = idx.token_weight[own]
         # the mean of the plain and the rarity-weighted share: a changed stem word ("following") costs
         # little, a changed name ("Bretton") more, and a stem shared with other content words fails
         return float((found.mean() + (w * found).sum() / max(w.sum(), 1e-9)) / 2)
@@ -443,7 +444,7 @@ class Decontaminate(MapStep):
                     strict = idx.exact[it] or (d, it) in retyped_hits
                     # more than half: an item with two numbers ("40 pages ... 160 pages") needs both
                     share = np.isin(nums, turn_tokens).mean()
-                    if share < 1.0 if strict else share <= 0.5:
+                    if not (share == 1.0 if strict else share > 0.5):
                         continue
             best[row] = (d, it, score, a, b)
         cols = {c: [None] * n for c in self.columns}
