@@ -10,9 +10,10 @@ atomically, with the shard's stats beside it: a rerun with --resume skips pieces
 any runner produces the same bytes.
 
 Run directory while running (DIR/_work), moved into place at the end:
-  seg<k>/shard-<s>.parquet       rows after segment k (all rows, rejected ones still marked)
+  seg<k>/shard-<s>.arrow         rows after segment k (all rows, rejected ones still marked)
   seg<k>/shard-<s>.stats.json    what that piece counted
-  step<i>/summary/part-<p>/shard-<s>.parquet, step<i>/partial-<p>.parquet, step<i>/decisions.parquet
+  step<i>/summary/part-<p>/shard-<s>.arrow, step<i>/partial-<p>.arrow, step<i>/decisions.arrow
+  (Arrow IPC files: see writers.write_work_atomic)
   out/kept, out/rejected, out/quarantine, out/kept_jsonl
 """
 
@@ -28,7 +29,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curate.readers import SHARD_SHIFT, Shard, read_shard
 from curate.records import FieldNames
@@ -36,7 +36,7 @@ from curate.registry import get_step
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
-from curate.writers import write_jsonl, write_parquet_atomic
+from curate.writers import read_work, write_jsonl, write_parquet_atomic, write_work_atomic
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -156,7 +156,7 @@ class Engine:
             stats.read_seconds = time.perf_counter() - start
         else:
             prev = self.segments[seg.index - 1]
-            rows = pq.read_table(self.seg_dir(prev) / f"shard-{shard.index:06d}.parquet")
+            rows = read_work(self.seg_dir(prev) / f"shard-{shard.index:06d}.arrow")
         if seg.apply_global is not None:
             step = self._step(seg.apply_global)
             rows, st = apply_decisions(step, rows, self._shard_decisions(seg.apply_global, shard.index))
@@ -174,7 +174,7 @@ class Engine:
         if seg.final:
             self._write_final(rows, shard.index, stats)
         else:
-            write_parquet_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.parquet", work=True)
+            write_work_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.arrow")
         stats.write_seconds = time.perf_counter() - start
         result = stats.to_dict()
         _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
@@ -192,42 +192,42 @@ class Engine:
         for p in range(step.num_partitions()):
             part = summary.filter(pa.array(parts == p)) if summary.num_rows else summary
             if part.num_rows:
-                write_parquet_atomic(part, base / f"part-{p:05d}" / f"shard-{shard:06d}.parquet", work=True)
+                write_work_atomic(part, base / f"part-{p:05d}" / f"shard-{shard:06d}.arrow")
 
     def resolve_partition(self, pos: int, partition: int) -> int:
         """Resolve one partition of a global step's summaries; return rows written."""
         step = self._step(pos)
         assert isinstance(step, GlobalStep)
         folder = self.step_dir(pos) / "summary" / f"part-{partition:05d}"
-        files = sorted(folder.glob("shard-*.parquet")) if folder.exists() else []
-        tables = [pq.read_table(f) for f in files]
+        files = sorted(folder.glob("shard-*.arrow")) if folder.exists() else []
+        tables = [read_work(f) for f in files]
         summaries = pa.concat_tables(tables) if tables else None
         result = step.resolve_partition(summaries) if summaries is not None else step.decision_schema().empty_table()
-        write_parquet_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.parquet", work=True)
+        write_work_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.arrow")
         return result.num_rows
 
     def partition_done(self, pos: int, partition: int) -> bool:
-        return (self.step_dir(pos) / f"partial-{partition:05d}.parquet").exists()
+        return (self.step_dir(pos) / f"partial-{partition:05d}.arrow").exists()
 
     def finalize(self, pos: int) -> int:
         """Partials -> one decisions file, sorted by key so shards can read their slice."""
         step = self._step(pos)
         assert isinstance(step, GlobalStep)
         partials = [
-            pq.read_table(self.step_dir(pos) / f"partial-{p:05d}.parquet") for p in range(step.num_partitions())
+            read_work(self.step_dir(pos) / f"partial-{p:05d}.arrow") for p in range(step.num_partitions())
         ]
         decisions = step.finalize(partials)
         decisions = concat_or_empty([decisions], step.decision_schema())
         decisions = decisions.take(pc.sort_indices(decisions, sort_keys=[(KEY, "ascending")]))
-        write_parquet_atomic(decisions, self.decisions_path(pos), work=True)
+        write_work_atomic(decisions, self.decisions_path(pos))
         return decisions.num_rows
 
     def decisions_path(self, pos: int) -> Path:
-        return self.step_dir(pos) / "decisions.parquet"
+        return self.step_dir(pos) / "decisions.arrow"
 
     def _shard_decisions(self, pos: int, shard: int) -> pa.Table:
         if pos not in self._decisions:
-            self._decisions[pos] = pq.read_table(self.decisions_path(pos))
+            self._decisions[pos] = read_work(self.decisions_path(pos))
         decisions = self._decisions[pos]
         keys = decisions.column(KEY)
         lo, hi = shard << SHARD_SHIFT, (shard + 1) << SHARD_SHIFT

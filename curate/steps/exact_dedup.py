@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.registry import register
@@ -54,13 +55,12 @@ class ExactDedup(GlobalStep):
         first_in_group = np.concatenate([[True], h[1:] != h[:-1]])
         group_start = np.maximum.accumulate(np.where(first_in_group, np.arange(len(h)), 0))
         dup = ~first_in_group
-        ids = summaries.column("id").to_numpy(zero_copy_only=False)[order]
-        kept_id = ids[group_start[dup]]
+        kept_id = summaries.column("id").take(pa.array(order[group_start[dup]]))
         return pa.table(
             {
                 KEY: pa.array(keys[order][dup], pa.int64()),
                 DROP_REASON: pa.array(["exact_duplicate"] * int(dup.sum()), pa.string()),
-                DROP_DETAIL: pa.array([f"duplicate of {k}" for k in kept_id], pa.string()),
-                "duplicate_of": pa.array(kept_id, pa.string()),
+                DROP_DETAIL: pc.binary_join_element_wise("duplicate of ", kept_id, ""),
+                "duplicate_of": kept_id,
             }
         )

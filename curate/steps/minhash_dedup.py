@@ -131,31 +131,34 @@ class MinhashDedup(GlobalStep):
             return _edges_schema().empty_table()
         keys = summaries.column(KEY).to_numpy()
         buckets = summaries.column("_bucket").to_numpy()
-        order = np.lexsort((keys, buckets))
-        bk, keys = buckets[order], keys[order]
+        order = np.lexsort((keys, buckets))  # by bucket, then input order
+        bk = buckets[order]
         same_as_prev = np.concatenate([[False], bk[1:] == bk[:-1]])
         group_start = np.maximum.accumulate(np.where(~same_as_prev, np.arange(len(bk)), 0))
         member = np.nonzero(same_as_prev)[0]  # every row but the first of its bucket
-        # star (to the bucket's first row) and chain (to the previous row) edges
-        src = np.concatenate([group_start[member], member - 1])
-        dst = np.concatenate([member, member])
-        pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2), np.int64)
-        src, dst = pairs[:, 0], pairs[:, 1]
-        src, dst = src[keys[src] != keys[dst]], dst[keys[src] != keys[dst]]
+        # star (to the bucket's first row) and chain (to the previous row) edges, as rows of `summaries`
+        src = order[np.concatenate([group_start[member], member - 1])]
+        dst = order[np.concatenate([member, member])]
+        differ = keys[src] != keys[dst]  # the same document in two rows of one bucket is no pair
+        src, dst = src[differ], dst[differ]
         if len(src) == 0:
             return _edges_schema().empty_table()
+        # One edge per pair of rows, in (src key, dst key) order: keys are unique per row in a bucket.
+        n = np.int64(summaries.num_rows)
+        pairs = np.unique(src.astype(np.int64) * n + dst)
+        src, dst = pairs // n, pairs % n
+        # Only the rows in a pair are read past this point: most rows are alone in their bucket.
         width = self.params.num_perm
         raw = np.frombuffer(summaries.column("_sketch").combine_chunks().buffers()[1], np.uint8)
-        sketches = raw[: summaries.num_rows * width].reshape(-1, width)[order]
+        sketches = raw[: summaries.num_rows * width].reshape(-1, width)
         sim = _minhash.estimated_jaccard(sketches[src], sketches[dst])
         ok = sim >= self.params.min_similarity
         src, dst, sim = src[ok], dst[ok], sim[ok]
-        ids = summaries.column("id").to_numpy(zero_copy_only=False)[order]
-        rank = summaries.column("_rank").to_numpy()[order]
+        ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
         return pa.table(
             {
                 "src": pa.array(keys[src], pa.int64()), "dst": pa.array(keys[dst], pa.int64()),
-                "src_id": pa.array(ids[src], pa.string()), "dst_id": pa.array(ids[dst], pa.string()),
+                "src_id": ids.take(pa.array(src)), "dst_id": ids.take(pa.array(dst)),
                 "src_rank": pa.array(rank[src], pa.float64()), "dst_rank": pa.array(rank[dst], pa.float64()),
                 "sim": pa.array(sim, pa.float32()),
             },
