@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from curate.readers import SHARD_SHIFT, Shard, read_shard
 from curate.records import FieldNames
 from curate.registry import get_step
+from curate.report import distributions
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
@@ -247,6 +248,7 @@ class Engine:
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
+        stats.distributions = distributions.count(kept, "kept") + distributions.count(rejected, "rejected")
 
 
 _shards_done_here = 0

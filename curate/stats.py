@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from curate.report import distributions
+
 
 @dataclass
 class StepStats:
@@ -63,6 +65,7 @@ class RunStats:
     read_seconds: float = 0.0
     write_seconds: float = 0.0
     steps: dict[str, StepStats] = field(default_factory=dict)  # "position:name" -> stats
+    distributions: Counter = field(default_factory=Counter)  # the report's, see report/distributions.py
 
     def add_step(self, label: str, stats: StepStats) -> None:
         self.steps[label] = self.steps.get(label, StepStats()) + stats
@@ -76,6 +79,7 @@ class RunStats:
             read_seconds=self.read_seconds + other.read_seconds,
             write_seconds=self.write_seconds + other.write_seconds,
             steps=dict(self.steps),
+            distributions=self.distributions + other.distributions,
         )
         for label, s in other.steps.items():
             merged.add_step(label, s)
@@ -105,6 +109,7 @@ class RunStats:
                 {"index": int(label.split(":", 1)[0]), "step": label.split(":", 1)[1], **s.to_dict()}
                 for label, s in sorted(self.steps.items(), key=lambda kv: int(kv[0].split(":", 1)[0]))
             ],
+            "distributions": distributions.nest(self.distributions),
         }
 
     @classmethod
@@ -117,4 +122,5 @@ class RunStats:
             read_seconds=d.get("read_seconds", 0.0),
             write_seconds=d.get("write_seconds", 0.0),
             steps={f"{s['index']}:{s['step']}": StepStats.from_dict(s) for s in d.get("steps", [])},
+            distributions=distributions.flatten(d.get("distributions", {})),
         )

@@ -54,6 +54,25 @@ def test_every_run_writes_a_report_with_the_numbers_of_stats_json(sample_run):
     assert not re.search(r"""\s(src|href)=["']?(https?:)?//""", html)
 
 
+def test_distributions_in_stats_json_count_the_published_rows(sample_run):
+    """The final segment counts turns, tokens and languages per shard; the sums must be what the
+    kept/ and rejected/ files hold (the report draws its before/after charts from them)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    out, stats = sample_run
+    dist = stats["distributions"]
+    for side in ("kept", "rejected"):
+        rows = ds.dataset(out / side, format="parquet").to_table(columns=["conversations", "lang"])
+        assert sum(dist[side]["turns"].values()) == rows.num_rows == stats[f"rows_{side}"]
+        turns = pc.list_flatten(rows.column("conversations"))
+        assert sum(dist[side]["tokens"].values()) == len(turns)
+        long_turns = sum(n for label, n in dist[side]["tokens"].items() if label != "<1K")
+        assert long_turns == pc.sum(pc.greater_equal(pc.utf8_length(pc.struct_field(turns, "text")), 4096)).as_py()
+        langs = {k: v for k, v in zip(*[c.to_pylist() for c in pc.value_counts(rows.column("lang")).flatten()]) if k}
+        assert dist[side]["lang"] == langs
+
+
 def test_report_rerenders_from_the_run_files_alone(sample_run, tmp_path):
     out, _ = sample_run
     copy = tmp_path / out.name

@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from curate.report.distributions import TOKEN_EDGES, TOKEN_LABELS, TURN_EDGES, TURN_LABELS, bin_counts
+
 SAMPLES_PER_REASON = 5
 QUARANTINE_SAMPLES = 20
 CLUSTERS = 12
@@ -24,11 +26,6 @@ CONTAM_PER_SET = 6
 TEXT_LIMIT = 1500
 BATCH = 4096
 
-# FastChat's token buckets; tokens are estimated as characters / 4.
-TOKEN_EDGES = [0, 1024, 2048, 4096, 8192, 16384, 32768]
-TOKEN_LABELS = ["<1K", "1K-2K", "2K-4K", "4K-8K", "8K-16K", "16K-32K", ">32K"]
-TURN_EDGES = [1, 2, 3, 4, 5, 7, 9, 13, 17, 33, 65]
-TURN_LABELS = ["1", "2", "3", "4", "5-6", "7-8", "9-12", "13-16", "17-32", "33-64", "65+"]
 SCORE_BINS = 20
 
 
@@ -46,8 +43,16 @@ class Histogram:
 
     def add(self, values: np.ndarray, rejected: bool) -> None:
         values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
-        idx = np.clip(np.searchsorted(self.edges, values, side="right") - 1, 0, len(self.edges) - 1)
-        np.add.at(self.rejected if rejected else self.kept, idx, 1)
+        counts = self.rejected if rejected else self.kept
+        counts += bin_counts(values, self.edges)
+
+    @classmethod
+    def from_counts(cls, edges: list[float], labels: list[str], counts: dict) -> Histogram:
+        """From stats.json's distributions: {"kept": {label: n}, "rejected": {...}}."""
+        h = cls(edges)
+        for side in ("kept", "rejected"):
+            getattr(h, side)[:] = [counts.get(side, {}).get(label, 0) for label in labels]
+        return h
 
 
 @dataclass
@@ -89,6 +94,8 @@ def _batches(files: list[Path], wanted: list[str]):
     for f in files:
         pf = pq.ParquetFile(f)
         cols = [c for c in wanted if c in pf.schema_arrow.names]
+        if not cols:
+            continue
         yield from pf.iter_batches(batch_size=BATCH, columns=cols)
 
 
@@ -107,10 +114,17 @@ def load(run_dir: Path, manifest: dict | None = None) -> ReportData:
     data = ReportData(run_dir, stats, manifest, yaml.safe_load(text) or {}, text)
     kept_files, rejected_files = _files(run_dir, "kept"), _files(run_dir, "rejected")
     data.columns = _schema_names(kept_files) | _schema_names(rejected_files)
+    # Turns, tokens and languages were counted by the run's final segment (stats.json).
+    dist = stats.get("distributions", {})
+    per_kind = {kind: {side: dist.get(side, {}).get(kind, {}) for side in ("kept", "rejected")} for kind in ("turns", "tokens", "lang")}
+    data.turns = Histogram.from_counts(TURN_EDGES, TURN_LABELS, per_kind["turns"])
+    data.tokens = Histogram.from_counts(TOKEN_EDGES, TOKEN_LABELS, per_kind["tokens"])
+    data.langs = {side: Counter(per_kind["lang"][side]) for side in ("kept", "rejected")}
     score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity"))
-    _score_ranges(data, kept_files + rejected_files, score_cols)
-    for files, rejected in ((kept_files, False), (rejected_files, True)):
-        _distributions(data, files, rejected, score_cols)
+    if score_cols:
+        _score_ranges(data, kept_files + rejected_files, score_cols)
+        for files, rejected in ((kept_files, False), (rejected_files, True)):
+            _score_histograms(data, files, rejected, score_cols)
     _samples(data, rejected_files)
     _cluster_kept_rows(data, kept_files + rejected_files)
     _quarantine(data, _files(run_dir, "quarantine"))
@@ -135,15 +149,8 @@ def _score_ranges(data: ReportData, files: list[Path], cols: list[str]) -> None:
             data.scores[c] = Histogram(list(np.linspace(a, b, SCORE_BINS + 1)[:-1]))
 
 
-def _distributions(data: ReportData, files: list[Path], rejected: bool, score_cols: list[str]) -> None:
-    for batch in _batches(files, ["conversations", "lang", *score_cols]):
-        conv = batch.column("conversations")
-        data.turns.add(pc.list_value_length(conv).fill_null(0).to_numpy(), rejected)
-        texts = pc.list_flatten(conv).field("text")
-        data.tokens.add(pc.utf8_length(texts).fill_null(0).to_numpy() / 4.0, rejected)
-        if "lang" in batch.schema.names:
-            data.langs["rejected" if rejected else "kept"].update(
-                {k: v for k, v in zip(*[x.to_pylist() for x in pc.value_counts(batch.column("lang")).flatten()]) if k is not None})
+def _score_histograms(data: ReportData, files: list[Path], rejected: bool, score_cols: list[str]) -> None:
+    for batch in _batches(files, score_cols):
         for c in score_cols:
             if c in batch.schema.names and c in data.scores:
                 data.scores[c].add(batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64), rejected)

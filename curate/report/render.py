@@ -7,7 +7,8 @@ from __future__ import annotations
 from html import escape
 
 from curate.report import svg
-from curate.report.data import TOKEN_LABELS, TURN_LABELS, ReportData, thresholds
+from curate.report.data import ReportData, thresholds
+from curate.report.distributions import TOKEN_LABELS, TURN_LABELS
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2330;margin:0;background:#f5f6f8}
