@@ -22,6 +22,7 @@ BENCH = Path(os.environ.get("CURATE_BENCH", REPO.parent / "shared" / "bench"))
 CURATE_TOOLS = {
     "curate": ("dedup", 1, ["--steps", "dedup"]),
     "curate-2cpu": ("dedup", 2, ["--steps", "dedup"]),
+    "curate-ray1cpu": ("dedup", 1, ["--steps", "dedup", "--runner", "ray"]),  # Ray's own scaling
     "curate-decon": ("decon", 1, ["--steps", "decontam"]),
 }
 

@@ -126,3 +126,17 @@ def test_user_error_raised_in_a_ray_worker_is_one_line(ray_cluster):
         ray.data.from_items([{"a": 1}]).map_batches(fail, batch_size=1).take_all()
     assert not isinstance(exc.value, UserError)  # Ray wrapped it
     assert _user_facing(exc.value) == "toxicity.checkpoint: file not found: /models/x.ckpt"
+
+
+def test_ray_data_scheduling_constants_are_lowered_on_this_ray(ray_cluster):
+    """A canary for Ray upgrades: the runner lowers two private Ray Data constants (see
+    runners/ray.py, _schedule_promptly). If a release renames them the runner still works, only
+    slower; this test says so instead of a benchmark weeks later."""
+    from ray.data._internal.execution import streaming_executor_state as state
+    from ray.data._internal.execution.resource_manager import ResourceManager
+
+    from curate.runners.ray import RayRunner
+
+    RayRunner(progress=False)  # joins the test's Ray; close() would leave it running
+    assert state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S <= 0.02
+    assert ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S <= 0.1

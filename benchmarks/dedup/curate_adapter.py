@@ -1,6 +1,6 @@
 """curate as a tool of ../shared/bench: the adapter contract of its tools/common.py.
 
-  python curate_adapter.py --corpus DATA --out OUT [--threads N] [--steps dedup|decontam]
+  python curate_adapter.py --corpus DATA --out OUT [--threads N] [--steps dedup|decontam] [--runner ray]
 
 Writes a pipeline with the peers' settings (word 5-grams, 14 bands x 8 rows, seed 1), runs
 `curate run` (the local runner for one thread, embedded Ray with N CPUs otherwise) and maps
@@ -33,13 +33,16 @@ def main():
     ap = parser(__doc__)
     ap.add_argument("--steps", default="dedup", choices=sorted(STEPS))
     ap.add_argument("--shard-rows", type=int, default=20000)
+    ap.add_argument("--runner", choices=["auto", "ray"], default="auto",
+                    help="auto: the local runner for one thread, Ray otherwise; ray: Ray even on one CPU")
     args = ap.parse_args()
     curate = os.path.join(os.path.dirname(sys.executable), "curate")
     st = Stages()
     work = os.path.abspath(os.path.join(args.out, "work"))
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    runner = "{type: local}" if args.threads == 1 else f"{{type: ray, num_cpus: {args.threads}}}"
+    ray = args.runner == "ray" or args.threads > 1
+    runner = f"{{type: ray, num_cpus: {args.threads}}}" if ray else "{type: local}"
     values = {"corpus": os.path.abspath(os.path.join(args.corpus, "corpus.jsonl")),
               "evals": os.path.abspath(os.path.join(args.corpus, "evals")),
               "out": os.path.join(work, "out"), "runner": runner, "shard_rows": args.shard_rows}
@@ -59,7 +62,7 @@ def main():
         columns=["id", "_curate_drop_step"]).to_pylist()
     write_ids(args.out, "removed.txt", [r["id"] for r in rejected if r["_curate_drop_step"] in ("exact_dedup", "minhash_dedup")])
     write_ids(args.out, "contaminated.txt", [r["id"] for r in rejected if r["_curate_drop_step"] == "decontaminate"])
-    settings = f"curate {args.steps} ({'local runner' if args.threads == 1 else f'Ray, {args.threads} CPUs'}); pipeline: {values['steps'].strip()}"
+    settings = f"curate {args.steps} ({f'Ray, {args.threads} CPUs' if ray else 'local runner'}); pipeline: {values['steps'].strip()}"
     write_info(args.out, tool="curate", stages=st.times, settings=settings.replace("\n", ";"))
     shutil.rmtree(work, ignore_errors=True)  # the kept set of a 1M corpus is GBs
 
