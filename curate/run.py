@@ -32,6 +32,7 @@ from curate.report import write_report
 from curate.runners import make_runner
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep
+from curate.writers import WORK_FILE_FORMAT
 
 OUTPUT_DIRS = ("kept", "rejected", "quarantine", "kept_jsonl")
 RUN_FILES = ("stats.json", "manifest.json", "pipeline.yaml", "report.html")
@@ -147,7 +148,7 @@ def execute(
         resolved = pipeline.resolved()
         fingerprint = hashlib.sha256(
             json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                        "format": resolved["output"]["format"]}, sort_keys=True).encode()
+                        "format": resolved["output"]["format"], "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
         ).hexdigest()
         work = run_dir / WORK_DIR
         if not resume and work.exists():

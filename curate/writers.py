@@ -24,6 +24,10 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Part of every run's fingerprint: --resume never reads work files written in another format.
+WORK_FILE_FORMAT = "arrow-ipc"
+
+
 def write_work_atomic(table: pa.Table, path: Path) -> None:
     """An intermediate file under _work/, written once and read once by the next phase: Arrow IPC,
     uncompressed, so writing is a copy and reading a memory map. A 20k-row shard (54 MB) took
