@@ -135,8 +135,31 @@ def test_ray_data_scheduling_constants_are_lowered_on_this_ray(ray_cluster):
     from ray.data._internal.execution import streaming_executor_state as state
     from ray.data._internal.execution.resource_manager import ResourceManager
 
-    from curate.runners.ray import RayRunner
+    from curate.runners.ray import RayRunner, _RayWithPromptWait
 
     RayRunner(progress=False)  # joins the test's Ray; close() would leave it running
-    assert state.WAIT_FOR_TASK_COMPLETION_TIMEOUT_S <= 0.02
+    assert isinstance(state.ray, _RayWithPromptWait)
     assert ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S <= 0.1
+
+
+def test_prompt_wait_gives_ray_wait_all_answer_without_sleeping_out_the_timeout(ray_cluster):
+    """The executor's wait: every ready task (as Ray's wait-for-all with a timeout would give),
+    returned once one is ready instead of when the timeout ends; nothing ready -> nothing."""
+    import time
+
+    from curate.runners.ray import _RayWithPromptWait
+
+    ray = ray_cluster
+
+    @ray.remote(num_cpus=0)
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    quick, slow = nap.remote(0), nap.remote(60)
+    ray.get(quick)
+    try:
+        assert _RayWithPromptWait.wait([quick, slow], num_returns=2, timeout=30) == ([quick], [slow])
+        assert _RayWithPromptWait.wait([slow], num_returns=1, timeout=0.05) == ([], [slow])
+    finally:
+        ray.cancel(slow, force=True)
