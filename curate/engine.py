@@ -37,7 +37,7 @@ from curate.report import distributions
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
-from curate.writers import read_work, write_jsonl, write_parquet_atomic, write_work_atomic
+from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -94,10 +94,8 @@ class RunPlan:
 
 
 def _write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
 class Engine:
@@ -128,6 +126,12 @@ class Engine:
     def out_dir(self) -> Path:
         return self.work / "out"
 
+    def shard_rows_path(self, seg: Segment, shard: int) -> Path:
+        return self.seg_dir(seg) / f"shard-{shard:06d}.arrow"
+
+    def partial_path(self, pos: int, partition: int) -> Path:
+        return self.step_dir(pos) / f"partial-{partition:05d}.arrow"
+
     def shard_stats_path(self, seg: Segment, shard: int) -> Path:
         return self.seg_dir(seg) / f"shard-{shard:06d}.stats.json"
 
@@ -157,7 +161,7 @@ class Engine:
             stats.read_seconds = time.perf_counter() - start
         else:
             prev = self.segments[seg.index - 1]
-            rows = read_work(self.seg_dir(prev) / f"shard-{shard.index:06d}.arrow")
+            rows = read_work(self.shard_rows_path(prev, shard.index))
         if seg.apply_global is not None:
             step = self._step(seg.apply_global)
             rows, st = apply_decisions(step, rows, self._shard_decisions(seg.apply_global, shard.index))
@@ -175,7 +179,7 @@ class Engine:
         if seg.final:
             self._write_final(rows, shard.index, stats)
         else:
-            write_work_atomic(rows, self.seg_dir(seg) / f"shard-{shard.index:06d}.arrow")
+            write_work_atomic(rows, self.shard_rows_path(seg, shard.index))
         stats.write_seconds = time.perf_counter() - start
         result = stats.to_dict()
         _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
@@ -204,19 +208,17 @@ class Engine:
         tables = [read_work(f) for f in files]
         summaries = pa.concat_tables(tables) if tables else None
         result = step.resolve_partition(summaries) if summaries is not None else step.decision_schema().empty_table()
-        write_work_atomic(result, self.step_dir(pos) / f"partial-{partition:05d}.arrow")
+        write_work_atomic(result, self.partial_path(pos, partition))
         return result.num_rows
 
     def partition_done(self, pos: int, partition: int) -> bool:
-        return (self.step_dir(pos) / f"partial-{partition:05d}.arrow").exists()
+        return self.partial_path(pos, partition).exists()
 
     def finalize(self, pos: int) -> int:
         """Partials -> one decisions file, sorted by key so shards can read their slice."""
         step = self._step(pos)
         assert isinstance(step, GlobalStep)
-        partials = [
-            read_work(self.step_dir(pos) / f"partial-{p:05d}.arrow") for p in range(step.num_partitions())
-        ]
+        partials = [read_work(self.partial_path(pos, p)) for p in range(step.num_partitions())]
         decisions = step.finalize(partials)
         decisions = concat_or_empty([decisions], step.decision_schema())
         decisions = decisions.take(pc.sort_indices(decisions, sort_keys=[(KEY, "ascending")]))

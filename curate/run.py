@@ -32,7 +32,7 @@ from curate.report import write_report
 from curate.runners import make_runner
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep
-from curate.writers import WORK_FILE_FORMAT
+from curate.writers import WORK_FILE_FORMAT, atomic_path
 
 OUTPUT_DIRS = ("kept", "rejected", "quarantine", "kept_jsonl")
 RUN_FILES = ("stats.json", "manifest.json", "pipeline.yaml", "report.html")
@@ -103,9 +103,8 @@ def _publish(work: Path, run_dir: Path) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def execute(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,12 +18,19 @@ PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statist
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system", "tool": "tool"}
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed to `path` once the block succeeds, so a
+    reader (or a --resume after a crash) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, **PARQUET_OPTIONS)
+    yield tmp
     os.replace(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
 
 
 # Part of every run's fingerprint: --resume never reads work files written in another format.
@@ -32,11 +41,8 @@ def write_work_atomic(table: pa.Table, path: Path) -> None:
     """An intermediate file under _work/, written once and read once by the next phase: Arrow IPC,
     uncompressed, so writing is a copy and reading a memory map. A 20k-row shard (54 MB) took
     142 ms to write and 105 ms to read as LZ4 Parquet; 16 ms and 1 ms this way, for 1.7x the disk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    os.replace(tmp, path)
 
 
 def read_work(path: Path) -> pa.Table:
@@ -62,9 +68,6 @@ def _record(row: dict, fmt: str) -> dict:
 
 def write_jsonl(table: pa.Table, path: Path, fmt: str) -> None:
     """The kept rows in the chosen chat format, one JSON object per line; input fields restored."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for batch in table.select(["id", "conversations", "extra"]).to_batches(max_chunksize=2048):
             f.writelines(json.dumps(_record(row, fmt), ensure_ascii=False) + "\n" for row in batch.to_pylist())
-    os.replace(tmp, path)

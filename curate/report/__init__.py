@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from curate.errors import UserError
+from curate.writers import atomic_path
 
 
 def write_report(run_dir: Path, manifest: dict | None = None) -> Path:
@@ -20,7 +20,6 @@ def write_report(run_dir: Path, manifest: dict | None = None) -> Path:
         raise UserError(f"{run_dir}: not a finished curate run (no stats.json)")
     html = render(load(run_dir, manifest))
     path = run_dir / "report.html"
-    tmp = run_dir / ".report.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return path
