@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -188,8 +187,8 @@ def execute(
         runner.close()
         raise
     # Stopping an embedded Ray waits ~1.4 s for its processes to exit: that overlaps publishing.
-    closing = threading.Thread(target=runner.close, name="curate-runner-close")
-    closing.start()
+    closing = ThreadPoolExecutor(max_workers=1)
+    closed = closing.submit(runner.close)
     try:
         if not totals.identity_holds():
             raise IdentityError(
@@ -221,5 +220,6 @@ def execute(
         _write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         shutil.rmtree(work, ignore_errors=True)
     finally:
-        closing.join()
+        closing.shutdown()
+    closed.result()  # an error while stopping the runner is raised, not lost in the thread
     return RunResult(run_dir=run_dir, stats=stats)
