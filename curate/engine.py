@@ -83,6 +83,7 @@ class RunPlan:
     rules_dir: str
     field_names: dict = field(default_factory=dict)
     output_format: str = "parquet"
+    stats_by: str | None = "source"  # counts per value of this column (output.stats_by)
     fingerprint: str = ""  # of inputs + config + code version: what --resume trusts
 
     def segment_fingerprint(self, seg: Segment) -> str:
@@ -250,7 +251,8 @@ class Engine:
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
-        stats.distributions = distributions.count(kept, "kept") + distributions.count(rejected, "rejected")
+        stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
+                               + distributions.count(rejected, "rejected", self.plan.stats_by))
 
 
 _shards_done_here = 0

@@ -74,6 +74,8 @@ class ReportData:
     contamination_counts: Counter = field(default_factory=Counter)
     quarantine: list[dict] = field(default_factory=list)
     columns: set[str] = field(default_factory=set)
+    # output.stats_by: (column, {value: (kept, rejected, Counter of reasons)}), from stats.json
+    by_value: tuple[str, dict[str, tuple[int, int, Counter]]] | None = None
 
     @property
     def step_names(self) -> list[str]:
@@ -84,6 +86,20 @@ class ReportData:
             if isinstance(item, dict) and name in item:
                 return item[name] or {}
         return {}
+
+
+def _by_value(dist: dict, column: str | None):
+    """Kept, rejected and reasons per value of the stats_by column, counted by the run."""
+    if not column:
+        return None
+    kind = f"by_{column}"
+    kept, rejected = dist.get("kept", {}).get(kind, {}), dist.get("rejected", {}).get(kind, {})
+    reasons: dict[str, Counter] = {}
+    for reason, values in dist.get(f"reasons_by_{column}", {}).items():
+        for value, n in values.items():
+            reasons.setdefault(value, Counter())[reason] += n
+    values = sorted(set(kept) | set(rejected), key=lambda v: (-(kept.get(v, 0) + rejected.get(v, 0)), v))
+    return column, {v: (kept.get(v, 0), rejected.get(v, 0), reasons.get(v, Counter())) for v in values}
 
 
 def _files(run_dir: Path, sub: str) -> list[Path]:
@@ -120,6 +136,7 @@ def load(run_dir: Path, manifest: dict | None = None) -> ReportData:
     data.turns = Histogram.from_counts(TURN_EDGES, TURN_LABELS, per_kind["turns"])
     data.tokens = Histogram.from_counts(TOKEN_EDGES, TOKEN_LABELS, per_kind["tokens"])
     data.langs = {side: Counter(per_kind["lang"][side]) for side in ("kept", "rejected")}
+    data.by_value = _by_value(dist, (data.pipeline.get("output") or {}).get("stats_by"))
     score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity"))
     if score_cols:
         _score_ranges(data, kept_files + rejected_files, score_cols)
