@@ -31,14 +31,14 @@ class InputConfig(_Strict):
     format: Literal["auto", "sharegpt", "openai", "alpaca", "parquet"] = "auto"
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="rename input keys: id, conversations, role, text, instruction, input, output, system, history",
+        description="rename input keys: id, conversations, role, text, instruction, input, output, system, history, tools",
     )
     shard_rows: int = Field(10_000, ge=1, le=10_000_000, description="records per unit of work")
 
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = ("id", "conversations", "role", "text", "instruction", "input", "output", "system", "history")
+        allowed = ("id", "conversations", "role", "text", "instruction", "input", "output", "system", "history", "tools")
         for key in v:
             if key not in allowed:
                 raise ValueError(f"unknown column role {key!r}; allowed: {', '.join(allowed)}")

@@ -89,7 +89,7 @@ def test_every_row_renders_through_the_chat_template(kept, template):
             # DeepSeek-R1's template renders calls only for a turn whose content is none, but
             # transformers >= 5 drops None-valued keys before rendering, so the template reads an
             # undefined content and fails. With "" instead it would drop the calls without a word:
-            # the kept set keeps OpenAI's null (transformers 4 renders it). See docs/post_training.md.
+            # the kept set keeps OpenAI's null (transformers 4 renders it). See docs/schema.md.
             with pytest.raises(jinja2.exceptions.UndefinedError):
                 tok.apply_chat_template(row["messages"], tools=tools, tokenize=False)
             continue

@@ -91,3 +91,19 @@ def test_stats_by_must_name_a_column(tmp_path):
 def test_config_error_through_the_helper(tmp_path):
     assert_step_config_error(tmp_path, "toxicity", "{parts: [answer]}",
                              "steps[0].parts[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'answer')")
+
+
+def test_the_post_training_recipe_runs_on_its_default_input(tmp_path, monkeypatch):
+    from curate.config import load_pipeline
+    from curate.run import execute
+    from tests.helpers import REPO, assert_identity
+
+    monkeypatch.chdir(REPO)  # the recipe's paths are relative to the repository root
+    pipeline = load_pipeline("pipelines/post_training.yaml", overrides={"output.path": str(tmp_path / "out")})
+    result = execute(pipeline, runner_kind="local", log=lambda m: None)
+    stats = json.loads((result.run_dir / "stats.json").read_text())
+    assert_identity(stats)
+    assert stats["rows_in"] == 228 + 42 and stats["rows_quarantined"] == 0
+    dropped = Counter(r for s in stats["steps"] for r, n in s["dropped"].items() for _ in range(n))
+    assert "empty_turn" not in dropped and "roles_not_alternating" not in dropped
+    assert stats["rows_kept"] > 200

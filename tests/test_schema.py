@@ -58,13 +58,13 @@ def test_visible_text_and_calls():
     assert not np.any(["should call" in s for s in texts])  # no trace in the visible text
 
 
-def test_the_parts_table_in_the_docs_is_the_code():
+def test_the_parts_table_in_the_readme_is_the_code():
     import re
 
     from curate.registry import all_steps
     from tests.helpers import REPO
 
-    doc = (REPO / "docs" / "parts.md").read_text()
+    doc = (REPO / "README.md").read_text()
     table = {m[0]: m[1].split(", ") for m in re.findall(r"^\| `(\w+)` \| `parts` \| `\[([^\]]*)\]` \|", doc, re.M)}
     declared = {name: cls.Params.model_fields["parts"].default for name, cls in all_steps().items()
                 if "parts" in cls.Params.model_fields}
