@@ -6,7 +6,7 @@ Three clean sets, as records a reader takes:
   reasoning  LLaMA-Factory's reason_tool_use demo as OpenAI messages with the trace inline
              (`<think>\\n...\\n</think>\\n\\nanswer`, the OpenThoughts / R1 shape), calls as `tool_calls`
   bfcl       Berkeley Function-Calling items (simple, multiple, parallel, live) as a user turn and the
-             assistant's ground-truth calls (first acceptable value, optional ones left out), with the
+             assistant's ground-truth calls (the first acceptable value that is given), with the
              item's functions as `tools`: the set's target is the call, so it ends on it
 """
 
@@ -49,8 +49,19 @@ def reasoning() -> list[dict]:
     return out
 
 
-def _first_value(options):
-    return options[0] if isinstance(options, list) and options else options
+def _choose(options):
+    """BFCL lists the acceptable values of each argument ("" = may be left out), nested inside
+    objects: the first value that is given, resolved recursively ("" when there is none)."""
+    given = [o for o in options if o != ""] if isinstance(options, list) else [options]
+    return _resolve(given[0]) if given else ""
+
+
+def _resolve(value):
+    if isinstance(value, dict):
+        return {k: c for k, c in ((k, _choose(v)) for k, v in value.items()) if c != ""}
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    return value
 
 
 def bfcl() -> list[dict]:
@@ -64,7 +75,7 @@ def bfcl() -> list[dict]:
             calls = []
             for call in truth:
                 (fname, args), = call.items()
-                chosen = {k: _first_value(v) for k, v in args.items() if _first_value(v) != ""}
+                chosen = _resolve(args)
                 calls.append({"type": "function", "function": {"name": fname, "arguments": json.dumps(chosen)}})
             out.append({"id": item["id"], "messages": item["question"][0] + [{"role": "assistant", "content": "", "tool_calls": calls}],
                         "tools": item["function"]})

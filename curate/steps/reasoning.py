@@ -60,7 +60,7 @@ REASONS = ("reasoning_in_user_turn", "reasoning_unclosed", "reasoning_unopened",
 
 class ReasoningParams(Params):
     delimiters: list[tuple[str, str]] = Field(
-        [list(p) for p in DEFAULT_DELIMITERS], min_length=1, max_length=32,
+        list(DEFAULT_DELIMITERS), min_length=1, max_length=32,
         description="[open, close] pairs that enclose a trace inside assistant content")
     policy: Literal["any", "require", "forbid"] = Field(
         "any", description="any | require (thinking-on: the final assistant turn has a non-empty trace) | forbid (thinking-off: no non-empty trace)")

@@ -24,8 +24,9 @@ Tool messages with a `tool_call_id` answer the call with that id. Without one (S
 default) a single result may answer all the calls of the turn before it, since LLaMA-Factory and
 glaive put parallel results in one observation.
 
-Schemas: BFCL writes Python type names (`dict`, `float`, `tuple`, `any`); they are read as their
-JSON-schema types. Each distinct schema is compiled once per worker; each distinct `tools` string is
+Schemas: BFCL and APIGen / xLAM write Python type names (`dict`, `float`, `tuple`, `str, optional`,
+`List[int]`); they are read as their JSON-schema types, and a name that names none (`any`) constrains
+nothing. Each distinct schema is compiled once per worker; each distinct `tools` string is
 parsed once. Rows without calls, tool messages or tools are never looked at in Python.
 """
 
@@ -44,9 +45,10 @@ from curate.registry import register
 from curate.steps._messages import excerpt, flatten
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
-# Python / BFCL type names -> JSON-schema types ("any": no constraint).
-TYPE_ALIASES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "str": "string",
-                "int": "integer", "bool": "boolean", "any": None}
+JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
+# Python type names (BFCL, APIGen / xLAM) -> JSON-schema types.
+TYPE_ALIASES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "set": "array", "str": "string",
+                "int": "integer", "bool": "boolean"}
 # jsonschema's validator keyword -> our reason.
 SCHEMA_REASONS = {"required": "tool_argument_missing", "type": "tool_argument_type", "enum": "tool_argument_enum",
                   "const": "tool_argument_enum", "additionalProperties": "tool_argument_unexpected"}
@@ -59,16 +61,25 @@ class ToolCallsParams(Params):
     grouped_results: bool = Field(True, description="one id-less tool message may answer all calls of the turn before it")
 
 
+def _json_type(name: str) -> str | None:
+    """'str, optional' -> 'string', 'List[int]' -> 'array', 'dict' -> 'object'; None: unknown ('any')."""
+    base = name.split(",")[0].strip().lower()
+    base = base.split("[")[0].removeprefix("typing.").strip()
+    return base if base in JSON_TYPES else TYPE_ALIASES.get(base)
+
+
 def _normalise(schema):
-    """BFCL's Python type names to JSON-schema ones, recursively (a copy)."""
+    """Python type names to JSON-schema ones, recursively (a copy); a type name we cannot read
+    ('any', 'callable') constrains nothing rather than failing a real row's schema."""
     if isinstance(schema, dict):
         out = {k: _normalise(v) for k, v in schema.items()}
         t = out.get("type")
-        if isinstance(t, str) and t in TYPE_ALIASES:
-            if TYPE_ALIASES[t] is None:
+        if isinstance(t, str) and t not in JSON_TYPES:
+            mapped = _json_type(t)
+            if mapped is None:
                 del out["type"]
             else:
-                out["type"] = TYPE_ALIASES[t]
+                out["type"] = mapped
         return out
     if isinstance(schema, list):
         return [_normalise(v) for v in schema]

@@ -86,13 +86,15 @@ def test_rows_without_tools_check_form_and_answers_only():
     assert reasons(out) == [None, "tool_arguments_not_json"]
 
 
-def test_bfcl_python_type_names_and_open_end_keep():
+def test_python_type_names_and_open_end_keep():
     bfcl = {"name": "calc", "parameters": {"type": "dict", "properties": {
-        "x": {"type": "float"}, "xs": {"type": "tuple", "items": {"type": "integer"}}, "o": {"type": "any"}}, "required": ["x"]}}
-    ok = [msg("user", "q"), msg("assistant", "", calls=[("calc", {"x": 1, "xs": [1, 2], "o": None})])]
+        "x": {"type": "float"}, "xs": {"type": "tuple", "items": {"type": "integer"}}, "o": {"type": "any"},
+        "s": {"type": "str, optional"}, "ls": {"type": "List[str]"}}, "required": ["x"]}}
+    ok = [msg("user", "q"), msg("assistant", "", calls=[("calc", {"x": 1, "xs": [1, 2], "o": None, "s": "a", "ls": ["b"]})])]
     bad = [msg("user", "q"), msg("assistant", "", calls=[("calc", {"x": "one"})])]
-    out, _ = run_step([ok, bad], [[bfcl], [bfcl]], open_end="keep")
-    assert reasons(out) == [None, "tool_argument_type"]
+    bad_s = [msg("user", "q"), msg("assistant", "", calls=[("calc", {"x": 1, "s": 2})])]
+    out, _ = run_step([ok, bad, bad_s], [[bfcl]] * 3, open_end="keep")
+    assert reasons(out) == [None, "tool_argument_type", "tool_argument_type"]
     out, _ = run_step([ok], [[bfcl]])
     assert reasons(out) == ["tool_call_open_at_end"]
 
@@ -100,7 +102,7 @@ def test_bfcl_python_type_names_and_open_end_keep():
 def test_bad_input_is_a_reason_never_a_traceback():
     convs = [call_conv({"city": "x"})] * 5 + [call_conv("{" * 100_000)]
     tools = ['{"not": "a list"}', "not json", '[{"description": "no name"}]',
-             '[{"name": "get_weather", "parameters": {"type": "no-such-type"}}]', "[1, 2]", [WEATHER]]
+             '[{"name": "get_weather", "parameters": {"type": "object", "required": "city"}}]', "[1, 2]", [WEATHER]]
     out, _ = run_step(convs, tools)
     assert reasons(out) == ["tools_invalid"] * 5 + ["tool_arguments_not_json"]
     details = out.column("_curate_drop_detail").to_pylist()
