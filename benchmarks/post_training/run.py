@@ -5,8 +5,8 @@ character estimate (speed, and how often the two decide differently at a 4k budg
     PYTHONPATH=$PWD python benchmarks/post_training/run.py [--rows 100000] [--template-rows 20000]
 
 Rows: a third each of the reasoning set (traces inline, `<think>`), glaive and BFCL (see data.py),
-cycled; each copy of a reasoning record has its traces and answers repeated k times (k = 1 for 60%,
-else 4 / 8 / 16 / 24), glaive copies their final answer, so the lengths straddle 4k tokens. The rows
+cycled; each copy of a reasoning record has its traces and answers repeated k times (k = 1 for 70%,
+else 2 / 3 / 4 / 6), glaive copies their final answer, so the lengths straddle 4k tokens. The rows
 are written as JSONL and read through curate's readers in shards of 10,000 (what a worker gets);
 each step's `process` is timed per shard with one thread (RAYON_NUM_THREADS=1, Arrow on one CPU).
 No real model tokenizer ships offline, so the counts use a byte-level BPE tokenizer.json trained
@@ -44,7 +44,7 @@ SPECIALS = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<�
 
 
 def varied(rec: dict, name: str, rng: random.Random) -> dict:
-    k = 1 if rng.random() < 0.6 else rng.choice([4, 8, 16, 24])
+    k = 1 if rng.random() < 0.7 else rng.choice([2, 3, 4, 6])
     if k == 1 or name == "bfcl":
         return rec
     rec = json.loads(json.dumps(rec))
@@ -143,7 +143,7 @@ def main() -> None:
             return outs
 
         split = line("reasoning", {}, "defaults", tables)
-        line("tool_calls", {}, "defaults", tables)
+        line("tool_calls", {"open_end": "keep"}, "open_end: keep (BFCL items end on their call)", tables)
         est = line("token_budget", {"max_total_tokens": 4096, "max_completion_tokens": None}, "estimate, 4k total", split)
         few = []
         rows = 0

@@ -25,13 +25,12 @@ chat templates do (Qwen3, DeepSeek-R1), keeping those of the final answer's tool
 Rejected rows keep their original text, so the report highlights the delimiter in place. Columns:
 `reasoning_tokens` and `answer_tokens` (sums over the row's assistant turns, after stripping).
 
-All per-turn work is Arrow compute (substring counts, one RE2 extraction per delimiter pair over the
+All per-turn work is Arrow compute (substring counts, substring splits per delimiter pair over the
 turns that hold it); Python touches only the rejected rows, to write their detail.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Literal
 
@@ -90,12 +89,23 @@ def _count(texts: pa.Array, needle: str) -> np.ndarray:
 
 
 def _split(content: pa.Array, idx: np.ndarray, open_: str, close: str, implicit: bool):
-    """Trace and answer of the turns `idx` (each holds exactly one well-ordered trace, or an implicit one)."""
+    """Trace and answer of the turns `idx` (each holds one close and, unless implicit, one open);
+    ok is False where the open comes after the close.
+
+    Plain substring splits (split_pattern), not an RE2 extraction with captures: ~100x faster on
+    multi-kilobyte traces."""
     sub = content.take(pa.array(idx, pa.int64()))
-    opening = "" if implicit else re.escape(open_)
-    m = pc.extract_regex(sub, rf"(?s)^(?P<pre>.*?){opening}(?P<trace>.*?){re.escape(close)}(?P<post>.*)$")
-    ok = m.is_valid().to_numpy(zero_copy_only=False)
-    pre, trace, post = m.field("pre"), m.field("trace"), m.field("post")
+    halves = pc.split_pattern(sub, close, max_splits=1)
+    before, post = pc.list_element(halves, 0), pc.list_element(halves, 1)
+    if implicit:
+        pre, trace, ok = pa.array([""] * len(sub), pa.string()), before, np.ones(len(sub), bool)
+    else:
+        # A sentinel open at the end makes every split two parts: [pre, trace + open] where
+        # `before` held the open, [before, ""] where it did not.
+        parts = pc.split_pattern(pc.binary_join_element_wise(before, open_, ""), open_, max_splits=1)
+        pre, rest = pc.list_element(parts, 0), pc.list_element(parts, 1)
+        ok = pc.binary_length(rest).to_numpy(zero_copy_only=False) > 0
+        trace = pc.utf8_slice_codeunits(rest, 0, -len(open_))
     answer = pc.utf8_ltrim_whitespace(pc.binary_join_element_wise(pre, post, ""))
     return ok, pc.utf8_trim_whitespace(trace), answer
 

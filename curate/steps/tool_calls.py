@@ -26,7 +26,8 @@ glaive put parallel results in one observation.
 
 Schemas: BFCL and APIGen / xLAM write Python type names (`dict`, `float`, `tuple`, `str, optional`,
 `List[int]`); they are read as their JSON-schema types, and a name that names none (`any`) constrains
-nothing. Each distinct schema is compiled once per worker; each distinct `tools` string is
+nothing. Schemas are read as JSON Schema draft 7 (what OpenAI's function `parameters` are; checking a
+schema against the 2020-12 metaschema costs 4.5x more). Each distinct schema is compiled once per worker; each distinct `tools` string is
 parsed once. Rows without calls, tool messages or tools are never looked at in Python.
 """
 
@@ -104,7 +105,7 @@ class ToolCalls(MapStep):
         self._validators: dict[str, object] = {}
 
     def _validator(self, params: dict):
-        from jsonschema import Draft202012Validator
+        from jsonschema import Draft7Validator
         from jsonschema.exceptions import SchemaError
 
         key = json.dumps(params, sort_keys=True)
@@ -112,10 +113,10 @@ class ToolCalls(MapStep):
         if v is None:
             schema = _normalise(params)
             try:
-                Draft202012Validator.check_schema(schema)
+                Draft7Validator.check_schema(schema)
             except SchemaError as e:
                 raise ToolsError(f"parameters are not a valid JSON schema: {e.message}") from None
-            v = self._validators[key] = Draft202012Validator(schema)
+            v = self._validators[key] = Draft7Validator(schema)
         return v
 
     def _functions(self, tools: str) -> dict:
