@@ -152,29 +152,33 @@ def main() -> None:
                 break
             few.append(t.slice(0, min(t.num_rows, args.template_rows - rows)))
             rows += few[-1].num_rows
-        verdicts = {}
+        runs = {}
         for label, template in (("DeepSeek-R1", DEEPSEEK), ("Nemotron v2", NEMOTRON)):
-            outs = line("token_budget", {"chat_template": str(template), "tokenizer": str(tok), "max_total_tokens": 4096,
-                                         "max_completion_tokens": None}, f"{label} template + tokenizer.json, 4k total", few)
-            verdicts[label] = outs
+            for how, tok_path in (("tokenizer.json", str(tok)), ("estimate", None)):
+                params = {"chat_template": str(template), "tokenizer": tok_path, "max_total_tokens": 4096, "max_completion_tokens": None}
+                runs[label, how] = line("token_budget", params, f"{label} template + {how}, 4k total", few)
         line("token_budget", {"tokenizer": str(tok), "max_total_tokens": 4096, "max_completion_tokens": None},
-             "per turn, tokenizer.json, 4k total", few)
+             "per turn + tokenizer.json, 4k total", few)
 
-        print("\nchat-template count vs the character estimate, 4k total budget, same rows:\n")
-        print("| template | rows | over 4k (template) | over 4k (estimate) | decided differently | estimate / template tokens (median) |")
-        print("|---|---:|---:|---:|---:|---:|")
-        alive = lambda outs: np.concatenate([o.column("_curate_drop_reason").to_numpy(zero_copy_only=False) for o in outs])
-        tokens = lambda outs: np.concatenate([o.column("tokens_total").to_numpy(zero_copy_only=False) for o in outs])
+        def column(outs, name):
+            return np.concatenate([o.column(name).to_numpy(zero_copy_only=False) for o in outs])
+
         n = sum(t.num_rows for t in few)
-        e_reason, e_tokens = alive(est)[:n], tokens(est)[:n]
-        for label, outs in verdicts.items():
-            t_reason, t_tokens = alive(outs), tokens(outs)
-            e_over = e_reason == "over_total_tokens"
-            t_over = t_reason == "over_total_tokens"
-            ok = ~np.isnan(t_tokens.astype(float))
-            ratio = np.median(e_tokens[ok] / np.maximum(t_tokens[ok], 1))
-            print(f"| {label} | {n:,} | {t_over.sum():,} | {e_over.sum():,} | {(e_over != t_over).sum():,} ({(e_over != t_over).mean():.2%}) | {ratio:.2f} |")
-
+        per_turn_over = column(est, "_curate_drop_reason")[:n] == "over_total_tokens"
+        per_turn_tokens = column(est, "tokens_total")[:n].astype(float)
+        print("\nAt a 4k total budget, rows over it by each count, and rows decided differently from the count through")
+        print("the template and tokenizer.json (the trainer's view), same rows:\n")
+        print("| template | rows | over 4k: template + tokenizer | template + estimate (differ) | per-turn estimate (differ) | per-turn estimate / template tokens (median) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for label in ("DeepSeek-R1", "Nemotron v2"):
+            truth = column(runs[label, "tokenizer.json"], "_curate_drop_reason") == "over_total_tokens"
+            rendered_est = column(runs[label, "estimate"], "_curate_drop_reason") == "over_total_tokens"
+            t_tokens = column(runs[label, "tokenizer.json"], "tokens_total").astype(float)
+            ok = ~np.isnan(t_tokens) & ~np.isnan(per_turn_tokens)
+            ratio = np.median(per_turn_tokens[ok] / np.maximum(t_tokens[ok], 1))
+            d1, d2 = (rendered_est != truth), (per_turn_over != truth)
+            print(f"| {label} | {n:,} | {truth.sum():,} | {rendered_est.sum():,} ({d1.sum():,}, {d1.mean():.2%}) | "
+                  f"{per_turn_over.sum():,} ({d2.sum():,}, {d2.mean():.2%}) | {ratio:.2f} |")
 
 if __name__ == "__main__":
     main()

@@ -71,3 +71,11 @@ class TokenCounter:
         values = [v or "" for v in values]
         enc = tok.encode_batch(values, add_special_tokens=False) if values else []
         return np.fromiter((len(e.ids) for e in enc), np.int64, count=len(values))
+
+    def count_distinct(self, texts: pa.Array) -> np.ndarray:
+        """`count`, tokenizing each distinct string once (a row's `tools` repeats across a set)."""
+        encoded = pc.dictionary_encode(texts).combine_chunks() if isinstance(texts, pa.ChunkedArray) else pc.dictionary_encode(texts)
+        per_value = self.count(encoded.dictionary)
+        idx = encoded.indices.to_numpy(zero_copy_only=False)
+        valid = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+        return np.where(valid, per_value[np.where(valid, idx, 0)] if len(per_value) else 0, 0).astype(np.int64)

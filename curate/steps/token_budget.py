@@ -180,7 +180,7 @@ class TokenBudget(MapStep):
             call_tokens = np.zeros(len(calls), np.int64)
         per_turn = count(f.field("content")) + count(f.field("reasoning_content")) + call_tokens + self.params.turn_overhead
         tools = table.column("tools").combine_chunks() if "tools" in table.column_names else pa.nulls(table.num_rows, pa.string())
-        tools_tokens = count(tools)
+        tools_tokens = self._counter.count_distinct(tools)
         prompt = per_row_sum(np.where(in_completion, 0, per_turn), f) + tools_tokens
         total = per_row_sum(per_turn, f) + tools_tokens
         return prompt, total
