@@ -6,14 +6,7 @@ import json
 
 import pyarrow as pa
 
-from curate.readers import row_key
-
-CALL = pa.struct([pa.field("id", pa.string()), pa.field("type", pa.string()),
-                  pa.field("function", pa.struct([pa.field("name", pa.string()), pa.field("arguments", pa.string())]))])
-TURN = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string()),
-                  pa.field("reasoning_content", pa.string()), pa.field("tool_calls", pa.list_(CALL)),
-                  pa.field("tool_call_id", pa.string()), pa.field("name", pa.string()),
-                  pa.field("original_role", pa.string()), pa.field("extra", pa.string())])
+from curate.readers import row_key, rows_to_table
 
 
 def msg(role: str, content: str = "", reasoning: str | None = None, calls=None, call_id: str | None = None,
@@ -31,23 +24,13 @@ def msg(role: str, content: str = "", reasoning: str | None = None, calls=None, 
 
 
 def table(conversations: list[list[dict]], tools: list | None = None) -> pa.Table:
-    """tools: per row, a list (dumped to JSON), a string (as is) or None."""
-    n = len(conversations)
-    tools = tools if tools is not None else [None] * n
-    tool_col = [t if t is None or isinstance(t, str) else json.dumps(t) for t in tools]
-    cols = {
-        "id": pa.array([f"r{i}" for i in range(n)], pa.string()),
-        "messages": pa.array(conversations, pa.list_(TURN)),
-        "tools": pa.array(tool_col, pa.string()),
-        "source_file": pa.array(["test"] * n, pa.string()),
-        "source_index": pa.array(range(n), pa.int64()),
-        "extra": pa.nulls(n, pa.string()),
-        "_curate_key": pa.array([row_key(0, i) for i in range(n)], pa.int64()),
-    }
-    for c in ("_curate_drop_step", "_curate_drop_reason", "_curate_drop_detail", "_curate_drop_span"):
-        cols[c] = pa.nulls(n, pa.string())
-    cols["_curate_drop_turn"] = pa.nulls(n, pa.int32())
-    return pa.table(cols)
+    """Canonical rows (curate's row schema); tools: per row, a list (dumped to JSON), a string (as is) or None."""
+    tools = tools if tools is not None else [None] * len(conversations)
+    return rows_to_table([
+        {"id": f"r{i}", "messages": conv, "tools": t if t is None or isinstance(t, str) else json.dumps(t),
+         "source_file": "test", "source_index": i, "_curate_key": row_key(0, i)}
+        for i, (conv, t) in enumerate(zip(conversations, tools))
+    ])
 
 
 def function(name: str, properties: dict | None = None, required: list | None = None, openai: bool = True) -> dict:

@@ -60,10 +60,10 @@ def test_odd_but_valid_records_are_kept_not_lost(record_run):
     assert ids.count("dup") == 2  # duplicate ids are kept (they are different conversations)
     assert "7" in ids  # integer id kept as a string
     rows = {r["id"]: r for r in kept.to_pylist()}
-    extra_row = next(r for r in kept.to_pylist() if r["extra"] and "gpt-4" in r["extra"])
-    assert json.loads(extra_row["extra"]) == {"model": "gpt-4", "score": 0.5}
+    extra_row = next(r for r in kept.to_pylist() if r["model"] == "gpt-4")  # provenance: a column
+    assert json.loads(extra_row["extra"]) == {"score": 0.5}  # the rest carried through
     assert rows  # the 10 MB turn and the 100k-turn conversation survived intact
-    lengths = sorted(len(r["conversations"]) for r in kept.to_pylist())
+    lengths = sorted(len(r["messages"]) for r in kept.to_pylist())
     assert lengths[-1] == 100_000
 
 

@@ -29,9 +29,9 @@ def count(rows: pa.Table, side: str) -> Counter:
     out: Counter = Counter()
     if rows.num_rows == 0:
         return out
-    conv = rows.column("conversations")
+    conv = rows.column("messages")
     turns = pc.list_value_length(conv).fill_null(0).to_numpy()
-    tokens = pc.utf8_length(pc.struct_field(pc.list_flatten(conv), "text")).fill_null(0).to_numpy() / 4.0
+    tokens = pc.utf8_length(pc.struct_field(pc.list_flatten(conv), "content")).fill_null(0).to_numpy() / 4.0
     for kind, values, edges in (("turns", turns, TURN_EDGES), ("tokens", tokens, TOKEN_EDGES)):
         for label, n in zip(KINDS[kind], bin_counts(values, edges)):
             if n:

@@ -9,7 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-COLUMN = "messages"
+from curate.schema import MESSAGES
+
+COLUMN = MESSAGES
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 
 from curate.readers import INDEX_SHIFT
 from curate.registry import register
-from curate.schema import KEY, turns_of
+from curate.schema import KEY, MESSAGES, turns_of
 from curate.steps._tokens import TokenCounter, tokenizer_file
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
@@ -151,10 +151,10 @@ class SplitConversations(MapStep):
         flat = np.fromiter((i for ts in turn_lists for i in ts), np.int64)
         lengths = np.fromiter((len(ts) for ts in turn_lists), np.int64, count=len(turn_lists))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        conv = table.column("conversations").combine_chunks()
+        conv = table.column(MESSAGES).combine_chunks()
         values = conv.values.slice(conv.offsets[0].as_py(), int(t.offsets[-1]))
         new_conv = pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(flat)))
-        out = out.set_column(out.schema.get_field_index("conversations"), "conversations", new_conv)
+        out = out.set_column(out.schema.get_field_index(MESSAGES), MESSAGES, new_conv)
         part_arr = np.array([-1 if k is None else k for k in part], np.int64)
         split = part_arr >= 0
         new_ids = [f"{ids[r]}_{k}" if k is not None else ids[r] for r, k in zip(parent, part)]
