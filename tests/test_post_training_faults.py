@@ -54,3 +54,34 @@ def test_the_three_steps_give_the_same_bytes_local_and_on_ray(tmp_path, ray_clus
     assert set(rejected.column("_curate_drop_reason").to_pylist()) >= {"reasoning_unclosed"}
     kept = read_dir(tmp_path / "local" / "kept")
     assert kept.column("tokens_total").null_count == 0 and kept.column("reasoning_tokens").to_pylist()
+
+
+def test_bad_input_becomes_a_reason_end_to_end(tmp_path):
+    """Through the real reader and runner: arguments that are not JSON, a 5 MB trace (unclosed, and
+    closed but over the reasoning budget: the template renders no trace, so the total stays small),
+    a template that raises: each a reason on its row, nothing lost."""
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
+    records = [
+        {"id": "clean", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>t</think>a"}]},
+        {"id": "args", "messages": [{"role": "user", "content": "q"},
+                                    {"role": "assistant", "content": None, "tool_calls": [dict(call, function={"name": "f", "arguments": "{oops"})]},
+                                    {"role": "tool", "tool_call_id": "c1", "content": "r"}, {"role": "assistant", "content": "a"}]},
+        {"id": "unclosed", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000}]},
+        {"id": "long", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000 + "</think>a"}]},
+        {"id": "tool", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+                                    {"role": "tool", "tool_call_id": "c1", "content": "r"}, {"role": "assistant", "content": "a"}]},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tpl = tmp_path / "strict.jinja"
+    tpl.write_text("{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tool turns') }}{% endif %}"
+                   "{{ m.role }}: {{ m.content }}\n{% endfor %}")
+    steps = f"[{{reasoning: {{}}}}, {{tool_calls: {{}}}}, {{token_budget: {{chat_template: {json.dumps(str(tpl))}, max_reasoning_tokens: 100000}}}}]"
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps))
+    assert stats["rows_in"] == 5 and stats["rows_kept"] == 1 and stats["rows_quarantined"] == 0
+    rejected = read_dir(tmp_path / "out" / "rejected")
+    got = dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_reason").to_pylist()))
+    assert got == {"args": "tool_arguments_not_json", "unclosed": "reasoning_unclosed", "long": "over_reasoning_tokens",
+                   "tool": "chat_template_error"}
+    details = dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_detail").to_pylist()))
+    assert details["tool"] == "TemplateError: no tool turns" and all(len(d) < 600 for d in details.values())
