@@ -7,8 +7,10 @@ a string or a list of parts) and Alpaca (`instruction`, `input`, `output`, optio
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
+
+from curate import jsontext
 
 FORMATS = ("sharegpt", "openai", "alpaca")
 
@@ -78,7 +80,7 @@ def _type_name(value: object) -> str:
 
 def _message_extra(msg: dict, skip: tuple[str, ...]) -> str | None:
     rest = {k: v for k, v in msg.items() if k not in skip}
-    return json.dumps(rest, ensure_ascii=False) if rest else None
+    return jsontext.dumps(rest) if rest else None
 
 
 def _role(raw: object, where: str) -> str:
@@ -188,17 +190,37 @@ def to_row(record: object, fmt: str, names: FieldNames, default_id: str) -> dict
         turns, used = _alpaca(record, names)
     else:
         turns, used = _messages(record, fmt, names)
-    raw_id = record.get(names.id)
-    if raw_id is None or raw_id == "":
-        row_id = default_id
-    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        row_id = str(raw_id)
-    else:
-        raise RecordError(f"{names.id}: must be a string or integer (got {_type_name(raw_id)})")
+    row_id, id_rule = _row_id(record.get(names.id), default_id)
     used = used | {names.id}
     rest = {k: v for k, v in record.items() if k not in used}
+    if id_rule is not None and id_rule != "float" and "original_id" not in rest:
+        rest["original_id"] = record[names.id]  # the id the row could not keep
     return {
         "id": row_id,
         "conversations": turns,
-        "extra": json.dumps(rest, ensure_ascii=False) if rest else None,
+        "extra": jsontext.dumps(rest) if rest else None,
+        "id_rule": id_rule,
     }
+
+
+def _row_id(raw: object, default_id: str) -> tuple[str, str | None]:
+    """(the row's id, None or why the input's id was not used as written). The id rule:
+    a string is kept as is; an integer is written in decimal (one of more than 4,300 digits too);
+    a finite float becomes its shortest round-trip form ("1.5"); a missing, null or empty id, and
+    one that is a boolean, NaN, infinity, object or list, becomes `<file>:<index>` (the record is
+    never quarantined for its id; the input's value stays in the row's `original_id` field).
+    Ids that collide after this (1 and "1", or a repeated id) are made unique after the run:
+    see curate/ids.py."""
+    if raw is None or raw == "":
+        return default_id, None
+    if isinstance(raw, str):
+        return raw, None
+    if isinstance(raw, bool):
+        return default_id, "bool"
+    if isinstance(raw, int):
+        return str(raw), None
+    if isinstance(raw, jsontext.BigInt):
+        return raw.digits, None
+    if isinstance(raw, float):
+        return (repr(raw), "float") if math.isfinite(raw) else (default_id, "non_finite")
+    return default_id, _type_name(raw)

@@ -130,7 +130,7 @@ def execute(
     # Scanning the input for shard boundaries and hashing it (seconds for GBs; hashlib and file reads
     # release the GIL) run in threads while the runner starts (ray.init: seconds).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows)
+        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows, cfg.input.max_record_mb << 20)
         hashes = [pool.submit(_sha256, f) for f in files]
         runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
         try:
