@@ -3,7 +3,8 @@
 In order, per conversation:
   1. artifacts      remove what the ChatGPT page leaves in scraped text: a regenerate counter at the
                     start of a turn ("1 / 2"), "Copy code" lines, "N chars / N words" lines
-  2. empty          truncate at the first empty turn (what follows answers something else)
+  2. empty          truncate at the first empty turn (what follows answers something else); empty
+                    is curate.blank's definition: nothing but whitespace and invisible characters
   3. error_replies  remove a rate-limit or error reply (rules/format_rules.yaml) and the prompt it
                     answered; the rest of the dialogue stays
   4. alternation    after an optional system turn, user and assistant must alternate (tool turns
@@ -26,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from curate.blank import is_blank
 from curate.registry import register
 from curate.schema import conversations_from_turns, turns_of
 from curate.steps.base import MapStep, Params, StepOutput
@@ -92,7 +94,7 @@ class FormatRules(MapStep):
                         counters["artifacts_removed"] += 1
             if p.truncate_at_empty:
                 for k, i in enumerate(idx):
-                    if not (texts[i] or "").strip():
+                    if is_blank(texts[i]):
                         counters["truncated_at_empty"] += 1
                         idx, why = idx[:k], why or "empty_turn"
                         break
