@@ -25,6 +25,7 @@ from curate import __version__
 from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
 from curate.errors import UserError
+from curate.ids import make_unique as make_unique_ids
 from curate.readers import list_input_files
 from curate.readers import plan as plan_shards
 from curate.report import write_report
@@ -183,6 +184,9 @@ def execute(
                     runner.resolve_partitions(plan, seg.summarize, parts, f"{step.name}:resolve")
                     engine.finalize(seg.summarize)
                 totals.add_step(f"{seg.summarize}:{step.name}", StepStats(seconds=time.perf_counter() - t0))
+        renamed = make_unique_ids(work / "out", cfg.output.format)
+        if renamed:
+            totals.read_counters["id_renamed:repeated"] += renamed
     except BaseException:
         runner.close()
         raise
