@@ -146,6 +146,15 @@ def _lines(fh, limit: int) -> Iterator[_Line]:
 # --------------------------------------------------------------------------- JSON arrays, streamed
 
 _WS = " \t\r\n"
+# Finds where a well-formed value ends without building it (no int-size limit, no repeated-key check).
+_SKIP = json.JSONDecoder(parse_int=len, parse_float=len, object_pairs_hook=len)
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    """An array element that is well-formed JSON but not a record we accept (the reason)."""
+
+    error: str
 
 
 class _ArrayScanner:
@@ -248,12 +257,15 @@ class _ArrayScanner:
                     line = start_line + self.buf.count("\n", self.pos, e.pos)
                     self._fail(f"invalid JSON: {e.msg.removesuffix(' at')} at line {line}")
                     return
-                except ValueError as e:  # a key repeated in one object: the element is still delimited
-                    self._fail(f"invalid JSON: {e}")
-                    return
+                except ValueError as e:
+                    # A key repeated in one object: the element is well-formed, so skip just it.
+                    value, end = _Invalid(f"invalid JSON: {e}"), _SKIP.raw_decode(self.buf, self.pos)[1]
+                    break
                 except RecursionError:
                     self._fail("JSON nested too deeply")
                     return
+            if end - self.pos > self.limit:  # delimited, but held only because it fit in a read chunk
+                value = _Invalid(f"record longer than the limit (input.max_record_mb = {self.limit >> 20})")
             self.line += self.buf.count("\n", self.pos, end)
             self.pos = end
             yield value, start_byte, start_line
@@ -395,7 +407,10 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
         for i, (value, _, line) in enumerate(scanner):
             if i == shard.count:
                 break
-            yield shard.first_record + i, line, value, "", None
+            if isinstance(value, _Invalid):
+                yield shard.first_record + i, line, None, "", value.error
+            else:
+                yield shard.first_record + i, line, value, "", None
 
 
 def _parse_line(raw: bytes, offset: int) -> tuple[object | None, str, str | None]:
@@ -407,8 +422,9 @@ def _parse_line(raw: bytes, offset: int) -> tuple[object | None, str, str | None
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         bad = raw[e.start : e.end].hex(" ")
+        hint = "; the file looks like UTF-16: convert it to UTF-8" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ""
         return (None, raw.decode("utf-8", "replace"),
-                f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line: {bad}; {e.reason})")
+                f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line: {bad}; {e.reason}){hint}")
     text = text.rstrip("\r\n").lstrip("\ufeff")
     try:
         return jsontext.loads(text), text, None

@@ -75,7 +75,7 @@ def detect_format(record: object, names: FieldNames) -> str | None:
 
 
 def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
+    return "null" if value is None else "int" if isinstance(value, jsontext.BigInt) else type(value).__name__
 
 
 def _message_extra(msg: dict, skip: tuple[str, ...]) -> str | None:
