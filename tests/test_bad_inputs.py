@@ -17,7 +17,6 @@ from curate.errors import UserError
 from tests.bad_input_cases import RECORD_CASES, record_corpus
 from tests.helpers import pipeline_yaml, read_dir, run
 
-
 CLEANING = "[{normalize: {}}, {format_rules: {}}, {exact_dedup: {}}]"
 
 
