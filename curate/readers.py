@@ -122,9 +122,10 @@ class _Line:
     too_long: bool
 
 
-def _lines(fh, limit: int) -> Iterator[_Line]:
+def _lines(fh, limit: int, skip_long: bool = True) -> Iterator[_Line]:
     """The lines of a binary file, never holding more than `limit` bytes of one: the planner and the
-    reader both cut records here, so they always agree on what a record is."""
+    reader both cut records here, so they always agree on what a record is. With skip_long False,
+    an over-long line ends the iteration at once (its size unknown): for a caller that gives up."""
     while True:
         raw = fh.readline(limit + 1)
         if not raw:
@@ -134,6 +135,9 @@ def _lines(fh, limit: int) -> Iterator[_Line]:
             continue
         head, size, blank = raw[: QUARANTINE_RAW_LIMIT * 4], len(raw), not raw.strip()
         del raw
+        if not skip_long:
+            yield _Line(head, size, blank, True)
+            return
         while True:  # skip to the end of the line, a bounded chunk at a time
             more = fh.readline(1 << 20)
             size += len(more)
@@ -483,7 +487,7 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     lines = []
     with _open_binary(shard.open_path) as fh:
         fh.seek(shard.byte_offset)
-        for ln in _lines(fh, shard.max_record_bytes):
+        for ln in _lines(fh, shard.max_record_bytes, skip_long=False):
             if len(lines) == shard.count:
                 break
             if ln.too_long:
