@@ -34,6 +34,8 @@ class InputConfig(_Strict):
         description="rename input keys: id, conversations, role, text, instruction, input, output, system, history, tools",
     )
     shard_rows: int = Field(10_000, ge=1, le=10_000_000, description="records per unit of work")
+    max_record_mb: int = Field(64, ge=1, le=2048, description="a JSONL line or JSON array element longer than this "
+                               "is quarantined without being held in memory")
 
     @field_validator("columns")
     @classmethod

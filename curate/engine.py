@@ -154,7 +154,7 @@ class Engine:
         stats = RunStats()
         if seg.index == 0:
             start = time.perf_counter()
-            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names))
+            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names), stats.read_counters)
             stats.rows_read = rows.num_rows + quarantined.num_rows
             stats.rows_quarantined = quarantined.num_rows
             if quarantined.num_rows:

@@ -16,9 +16,11 @@ message's (or row's) `extra`, so the writers give each shape back.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
+from curate import jsontext
 from curate.schema import PROVENANCE_COLUMNS
 
 FORMATS = ("sharegpt", "openai", "alpaca")
@@ -99,11 +101,11 @@ def detect_format(record: object, names: FieldNames) -> str | None:
 
 
 def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
+    return "null" if value is None else "int" if isinstance(value, jsontext.BigInt) else type(value).__name__
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return jsontext.dumps(value)
 
 
 def _role(raw: object, where: str) -> str:
@@ -452,17 +454,11 @@ def to_row(record: object, fmt: str, names: FieldNames, default_id: str) -> dict
         turns, used = _alpaca(record, names)
     else:
         turns, used = _messages(record, fmt, names)
-    raw_id = record.get(names.id)
-    if raw_id is None or raw_id == "":
-        row_id = default_id
-    elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
-        row_id = str(raw_id)
-    else:
-        raise RecordError(f"{names.id}: must be a string or integer (got {_type_name(raw_id)})")
+    row_id, id_rule = _row_id(record.get(names.id), default_id)
     shape: dict = {}
     tools = _tools(record.get(names.tools), names.tools, shape)
     used = used | {names.id, names.tools}
-    row = {"id": row_id, "messages": turns, "tools": tools}
+    row = {"id": row_id, "messages": turns, "tools": tools, "id_rule": id_rule}
     for column in PROVENANCE_COLUMNS:
         value = record.get(column)
         if isinstance(value, str):
@@ -476,7 +472,32 @@ def to_row(record: object, fmt: str, names: FieldNames, default_id: str) -> dict
             carried = {}
         shape.update(carried.pop(SHAPE, {}) if isinstance(carried, dict) else {})
         rest.update(carried if isinstance(carried, dict) else {})
+    if id_rule is not None and id_rule != "float" and "original_id" not in rest:
+        rest["original_id"] = record[names.id]  # the id the row could not keep
     if shape:
         rest[SHAPE] = shape
     row["extra"] = _dumps(rest) if rest else None
     return row
+
+
+def _row_id(raw: object, default_id: str) -> tuple[str, str | None]:
+    """(the row's id, None or why the input's id was not used as written). The id rule:
+    a string is kept as is; an integer is written in decimal (one of more than 4,300 digits too);
+    a finite float becomes its shortest round-trip form ("1.5"); a missing, null or empty id, and
+    one that is a boolean, NaN, infinity, object or list, becomes `<file>:<index>` (the record is
+    never quarantined for its id; the input's value stays in the row's `original_id` field).
+    Ids that collide after this (1 and "1", or a repeated id) are made unique after the run:
+    see curate/ids.py."""
+    if raw is None or raw == "":
+        return default_id, None
+    if isinstance(raw, str):
+        return raw, None
+    if isinstance(raw, bool):
+        return default_id, "bool"
+    if isinstance(raw, int):
+        return str(raw), None
+    if isinstance(raw, jsontext.BigInt):
+        return raw.digits, None
+    if isinstance(raw, float):
+        return (repr(raw), "float") if math.isfinite(raw) else (default_id, "non_finite")
+    return default_id, _type_name(raw)

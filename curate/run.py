@@ -25,6 +25,7 @@ from curate import __version__
 from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
 from curate.errors import UserError
+from curate.ids import make_unique as make_unique_ids
 from curate.readers import list_input_files
 from curate.readers import plan as plan_shards
 from curate.report import write_report
@@ -130,7 +131,7 @@ def execute(
     # Scanning the input for shard boundaries and hashing it (seconds for GBs; hashlib and file reads
     # release the GIL) run in threads while the runner starts (ray.init: seconds).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows)
+        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows, cfg.input.max_record_mb << 20)
         hashes = [pool.submit(_sha256, f) for f in files]
         runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
         try:
@@ -185,6 +186,9 @@ def execute(
                     runner.resolve_partitions(plan, seg.summarize, parts, f"{step.name}:resolve")
                     engine.finalize(seg.summarize)
                 totals.add_step(f"{seg.summarize}:{step.name}", StepStats(seconds=time.perf_counter() - t0))
+        renamed = make_unique_ids(work / "out", cfg.output.format)
+        if renamed:
+            totals.read_counters["id_renamed:repeated"] += renamed
     except BaseException:
         runner.close()
         raise

@@ -112,23 +112,6 @@ def test_jsonl_output_round_trips(planted, tmp_path):
         assert rec == original[rec["id"]]
 
 
-def test_user_error_raised_in_a_ray_worker_is_one_line(ray_cluster):
-    """A UserError raised inside a worker (e.g. a model file missing on that node) arrives wrapped
-    by Ray; the CLI still finds it and prints its one line."""
-    import ray.data
-
-    from curate.cli import _user_facing
-    from curate.errors import UserError
-
-    def fail(batch):
-        raise UserError("toxicity.checkpoint: file not found: /models/x.ckpt")
-
-    with pytest.raises(Exception) as exc:
-        ray.data.from_items([{"a": 1}]).map_batches(fail, batch_size=1).take_all()
-    assert not isinstance(exc.value, UserError)  # Ray wrapped it
-    assert _user_facing(exc.value) == "toxicity.checkpoint: file not found: /models/x.ckpt"
-
-
 def test_ray_data_scheduling_constants_are_lowered_on_this_ray(ray_cluster):
     """A canary for Ray upgrades: the runner lowers two private Ray Data constants (see
     runners/ray.py, _schedule_promptly). If a release renames them the runner still works, only

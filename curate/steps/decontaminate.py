@@ -34,14 +34,13 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._ngram_index import Tokens, ngrams, whole_text_hashes
-from curate.steps.base import MapStep, Params, StepOutput, set_column
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml, set_column
 
 EVAL_TEXT_LIMIT = 1000
 # Part of the index cache key: bump it when the Index class changes shape.
@@ -154,7 +153,12 @@ def _suggest(name: str, names: list[str]) -> str:
 
 
 def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
-    registry = yaml.safe_load((rules_dir / "eval_sets.yaml").read_text()) or {}
+    registry_path = rules_dir / "eval_sets.yaml"
+    registry = read_rules_yaml(registry_path, "the eval-set registry")
+    for name, spec in registry.items():
+        if not isinstance(spec, dict):
+            raise UserError(f"{registry_path}: eval set '{name}' must be a mapping (path, question, answer, ...), "
+                            f"not a {type(spec).__name__}")
     wanted = params.eval_sets if params.eval_sets is not None else [n for n, e in registry.items() if e.get("default")]
     items: list[Item] = []
     for entry in wanted:

@@ -3,8 +3,9 @@
 In order, per conversation:
   1. artifacts      remove what the ChatGPT page leaves in scraped text: a regenerate counter at the
                     start of a turn ("1 / 2"), "Copy code" lines, "N chars / N words" lines
-  2. empty          truncate at the first empty turn (what follows answers something else); an
-                    assistant turn that only calls tools, and a tool's result, are not empty
+  2. empty          truncate at the first empty turn (what follows answers something else); empty
+                    is curate.blank's definition: nothing but whitespace and invisible characters;
+                    an assistant turn that only calls tools, and a tool's result, are not empty
   3. error_replies  remove a rate-limit or error reply (rules/format_rules.yaml) and the prompt it
                     answered; the rest of the dialogue stays
   4. alternation    after an optional system turn, user and assistant must alternate (tool turns
@@ -29,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from curate.blank import is_blank
 from curate.registry import register
 from curate.schema import conversations_from_turns, has_tool_calls, turns_of
 from curate.steps.base import MapStep, Params, StepOutput
@@ -96,7 +98,7 @@ class FormatRules(MapStep):
                         counters["artifacts_removed"] += 1
             if p.truncate_at_empty:
                 for k, i in enumerate(idx):
-                    if not (texts[i] or "").strip() and not calls[i] and roles[i] != "tool":
+                    if is_blank(texts[i]) and not calls[i] and roles[i] != "tool":
                         counters["truncated_at_empty"] += 1
                         idx, why = idx[:k], why or "empty_turn"
                         break

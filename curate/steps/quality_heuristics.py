@@ -30,7 +30,6 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field, field_validator
 
 from curate.errors import UserError
@@ -38,7 +37,7 @@ from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._prose import strip_code
 from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shapes
-from curate.steps.base import MapStep, Params, StepOutput
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
 
 RuleName = Literal[
     "too_few_words", "too_many_words", "repeated_digits", "dup_lines", "dup_paragraphs", "top_ngram",
@@ -96,17 +95,16 @@ PRESETS = ("chat", "gopher")
 @cache
 def load_rules(path: Path) -> dict[str, dict[str, dict[str, float] | None]]:
     """{preset: {rule: thresholds, or None when the rule is off in that preset}} from the rules file."""
-    if not path.is_file():
-        raise UserError(f"quality_heuristics: rules file not found: {path}")
+    file = read_rules_yaml(path, "the quality heuristics thresholds")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+        data = file["rules"]
         out: dict = {p: {} for p in PRESETS}
         for preset in PRESETS:
             for rule, checks in RULES.items():
                 values = data[rule][preset]
                 out[preset][rule] = None if values is None else {c.threshold: float(values[c.threshold]) for c in checks}
         return out
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: each rule needs chat/gopher thresholds ({type(e).__name__}: {e})") from None
 
 

@@ -31,7 +31,7 @@ from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._toxicity_text import prepare
-from curate.steps.base import MapStep, Params, StepOutput, set_column
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_lines, set_column
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DETOXIFY_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit")
@@ -79,8 +79,7 @@ class _WordList:
     name = "wordlist"
 
     def __init__(self, rules_dir: Path):
-        path = rules_dir / "toxicity_words_en.txt"
-        words = [w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+        words = [w.lower() for w in read_rules_lines(rules_dir / "toxicity_words_en.txt", "the toxicity word list")]
         self.pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b"
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:

@@ -132,3 +132,10 @@ def test_end_to_end(tmp_path):
                                                     ("{min_turns: -1}", "steps[0].min_turns: must be >= 0 (got -1)")])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "format_rules", step_yaml, message)
+
+
+@pytest.mark.parametrize("blank", ["\u200b", "\u200d", "\u200e\u2067\u2069", "\u00ad", "\u034f", "\u3164", "\u2800", "\ufe0f \t"])
+def test_invisible_turn_is_empty_without_normalize(blank):
+    reason, got, counters = apply([[("user", "q"), ("assistant", blank), ("user", "q2"), ("assistant", "a2")]])
+    assert reason == ["empty_turn"]
+    assert counters["truncated_at_empty"] == 1

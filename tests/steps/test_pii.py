@@ -139,7 +139,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="secrets must each be a mapping"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
     (tmp_path / "pii.yaml").write_text("secrets: [unclosed\n")
-    with pytest.raises(UserError, match="pii.yaml: cannot read the PII rules"):
+    with pytest.raises(UserError, match="pii.yaml:2: cannot read the PII rules"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
 
 

@@ -223,5 +223,5 @@ def test_malformed_thresholds_file_is_one_line(tmp_path):
     shutil.copytree(REPO / "rules", rules)
     (rules / "toxicity.yaml").write_text("fasttext: {toxicity: [0.9\n")
     s = Toxicity(ToxicityParams(), StepContext(rules_dir=rules))
-    with pytest.raises(UserError, match=r"toxicity.yaml: cannot read the toxicity thresholds: "):
+    with pytest.raises(UserError, match=r"toxicity.yaml:2: cannot read the toxicity thresholds: "):
         s.thresholds()
