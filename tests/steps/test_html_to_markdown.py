@@ -48,7 +48,7 @@ def test_chatgpt_export():
     assert "```python\ndef f(a, b):\n    if a < b and b > 0:  \n        return \"&\"\n```" in md  # byte for byte, trailing spaces too
     assert "Copy code" not in md and "<" not in md.replace("a < b", "")
     assert "3. Third **step**\n4. Fourth, see [docs](https://x.org/a?b=1&c=2)\n   - nested" in md
-    assert "| Name | Qty |\n|---|---|\n| a\\|b | 2 |" in md
+    assert "| Name | Qty |\n| --- | --- |\n| a\\|b | 2 |" in md
     assert md.endswith("Done & dusted.")
 
 
