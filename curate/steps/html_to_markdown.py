@@ -76,6 +76,8 @@ _LINE_START_ESCAPE = re.compile(r"(\n[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)*)\\(
 _MID_LINE = re.compile(r"\\([-+=#>])")
 _ANY_ESCAPE = re.compile(r"\\[-+=#>&_]")
 _MARK, _BACKSLASH = "\ue001", "\ue002"  # private-use stand-ins: a kept escape, a literal backslash
+_CODE_ELEMENT = re.compile(r"<code\b[^>]*>.*?</code\s*>", re.S | re.I)
+_BR = re.compile(r"<br\s*/?>", re.I)
 _PRE_BLOCK = re.compile(r"<pre\b.*?</pre\s*>", re.S | re.I)
 _MD_FENCE_LINE = re.compile(r"(?m)^ {0,3}(```|~~~)")
 _MD_FENCE_BLOCK = re.compile(r"(?ms)^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?^ {0,3}\1[`~]*[ \t]*$")
@@ -164,6 +166,8 @@ def _fewer_escapes(md: str) -> str:
 def _convert(html: str, escape: bool) -> str:
     html = _CHATGPT_PRE.sub(r"<pre>\1</pre>", html)
     html = _OL_START.sub(_valid_start, html)
+    if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
+        html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
     keep_nbsp = _KEEP_NBSP not in html
     if keep_nbsp:
         html = _NBSP.sub(_KEEP_NBSP, html)
