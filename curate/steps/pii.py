@@ -61,13 +61,14 @@ _PHONE = (
     r"(?<![\w+.-])(?P<phone>(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}"
     r"|\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d{0,4})(?![\w]|[.-]\d)"
 )
-# National numbers without a country code, checked with libphonenumber against rules' regions: three or
-# more digit groups (`090-1234-5678`, `0 532 123 45 67`, `(11) 91234-5678`), or one run with a trunk 0
-# (`05321234567`) or a Chinese mobile prefix (`13812345678`).
-_NATIONAL = (r"(?<![\w+.-])(?!\(?\d{1,3}(?:\.\d{1,3}){3}(?![\d.]))(?P<national>\(?\d{1,5}\)?(?:(?:[ .-]|(?<=\)) ?)\(?\d{1,5}\)?){2,5}|0\d{9,11}|1[3-9]\d{9})"
-             r"(?![\w]|[.-]\d)")
+# National numbers without a country code, checked with libphonenumber against rules' regions: digit
+# groups (`090-1234-5678`, `0 532 123 45 67`, `(11) 91234-5678`, two groups only with 10 or more digits:
+# `98765 43210`), or one run with a trunk 0 (`05321234567`) or a Chinese mobile prefix (`13812345678`).
+_NATIONAL = (r"(?<![\w+.,:-])(?!\(?\d{1,3}(?:\.\d{1,3}){3}(?![\d.]))(?P<national>\(?\d{1,5}\)?(?:(?:[ .-]|(?<=\)) ?)\(?\d{1,8}\)?){1,5}|0\d{9,11}|1[3-9]\d{9})"
+             r"(?![\w:]|[.,-]\d)")  # not before ":" (a time: 2023-03-01 00:00) or a decimal
 # 13-19 digits in groups of four (the last one or two shorter), or Amex/Diners 4-6-5 / 4-6-4.
 _CARD = r"(?<![\w.-])(?P<card>\d{4}(?:[ -]?\d{4}){2}(?:[ -]?\d{1,4}){1,2}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\w]|[.-]\d)"
+_YEAR_IN_PARENS = re.compile(r"\((?:19|20)\d\d\)")
 _DATE = re.compile(r"\d{4}([./-])\d{1,2}\1\d{1,2}|\d{1,2}([./-])\d{1,2}\2\d{4}")
 
 _CODE_SPANS = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.S)
@@ -108,6 +109,20 @@ def parse_issuers(issuers: dict) -> list[tuple[str, int, int, int, frozenset[int
             lo = int(m.group(1))
             out.append((name, len(m.group(1)), lo, int(m.group(2) or lo), lengths))
     return out
+
+
+def _outer_parens(value: str) -> tuple[str, str, str]:
+    """A phone match may take the brackets around it, `(090-1234-5678)` or the `)` after `(+44 20 7946 0958`:
+    those stay outside the placeholder. Returns (before, number, after)."""
+    lead = tail = ""
+    if value.startswith("(") and value.endswith(")") and value.count("(") == value.count(")") \
+            and not re.fullmatch(r"\([^()]*\).*\([^()]*\)|\(\d{1,5}\)[^()]+", value):
+        lead, value, tail = "(", value[1:-1], ")"
+    while value.endswith(")") and value.count(")") > value.count("("):
+        value, tail = value[:-1], ")" + tail
+    while value.startswith("(") and value.count("(") > value.count(")"):
+        lead, value = lead + "(", value[1:]
+    return lead, value, tail
 
 
 def _looks_fake(value: str) -> bool:
@@ -229,7 +244,11 @@ class Redactor:
     def _keep_national(self, value: str) -> bool:
         """Kept unless libphonenumber finds it a valid number of one of the rules' regions."""
         digits = re.sub(r"\D", "", value)
-        if not 8 <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE.fullmatch(value):
+        groups = len(re.findall(r"\d+", value))
+        seps = set(re.findall(r"[ .-]", value))
+        if ("." in seps and len(seps) > 1) or _YEAR_IN_PARENS.search(value):
+            return True  # decimals beside other numbers (2.25 0 103.9), a citation's (2014)
+        if not (8 if groups > 2 else 10) <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE.search(value):
             return True
         return not _valid_somewhere(value, tuple(self.regions))
 
@@ -296,7 +315,9 @@ class Redactor:
                 s, e = m.span(f"value_{kind}")
                 return value[: s - m.start()] + new + value[e - m.start():]
             kind = _TYPE_OF_GROUP[group]
-            rest = ""
+            lead, rest = "", ""
+            if group in ("phone", "national"):
+                lead, value, rest = _outer_parens(value)
             if group == "card":
                 end = self._card_span(value)
                 value, rest = value[:end], value[end:]
@@ -307,11 +328,11 @@ class Redactor:
                     or (group == "national" and self._keep_national(value))
                     or (group in ("ipv4", "ipv6") and self._keep_ip(value))
                     or (group == "ipv4" and _looks_like_version(m))):
-                return value
+                return lead + value + rest
             counts[kind] += 1
             if self.params.in_code == "same_shape" and in_code(m.start()):
-                return _CODE_VALUE[group] + rest
-            return fmt.format(type=kind.upper()) + rest
+                return lead + _CODE_VALUE[group] + rest
+            return lead + fmt.format(type=kind.upper()) + rest
 
         return self.pattern.sub(replace, text), counts
 
