@@ -67,9 +67,11 @@ _OL_START = re.compile(r"""(<ol\b[^>]*?)\s+start\s*=\s*(?:"([^"]*)"|'([^']*)'|([
 # Escapes the converter writes that CommonMark does not need, undone in prose (not in code) so the text a
 # model trains on has no stray backslashes: `\&` not starting an entity, `\_` inside a word, and `\-`, `\+`,
 # `\=`, `\#`, `\>` after the start of a line's text (only there do they begin a list, heading or quote).
-# One pass: a code span (a backtick run to the next run of the same length: inline code and fences alike)
-# matches as itself and is put back unchanged; an escape matches as the character alone.
-_NEEDLESS = re.compile(r"((`+).+?(?<!`)\2(?!`))|\\([-+=#>])|\\(&)(?![A-Za-z0-9#]+;)|\\(?<=[^\W_]\\)(_)(?=[^\W_])", re.S)
+# Prose and code are told apart by splitting at code spans (a backtick run to the next run of the same
+# length: inline code and fences alike); in prose the needless backslashes are deleted by one constant
+# substitution (no per-match Python: this runs on every converted turn).
+_CODE_SPLIT = re.compile(r"((`+).+?(?<!`)\2(?!`))", re.S)
+_DROP_ESCAPE = re.compile(r"\\(?:(?=[-+=#>]|&(?![A-Za-z0-9#]+;))|(?<=[^\W_]\\)(?=_[^\W_]))")
 # Escapes that start a line's text stay: marked before the pass (in code too: the mark is undone after).
 _LINE_START_ESCAPE = re.compile(r"(\n[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)*)\\([-+=#>])")  # on "\n" + text
 _ANY_ESCAPE = re.compile(r"\\[-+=#>&_]")
@@ -144,7 +146,12 @@ def _fewer_escapes(md: str) -> str:
     if "\\" not in md or _MARK in md or _BACKSLASH in md or not _ANY_ESCAPE.search(md):
         return md
     md = _LINE_START_ESCAPE.sub("\\1" + _MARK + "\\2", "\n" + md.replace("\\\\", _BACKSLASH))[1:]
-    return _NEEDLESS.sub(r"\1\3\4\5", md).replace(_MARK, "\\").replace(_BACKSLASH, "\\\\")
+    if "`" in md:
+        parts = _CODE_SPLIT.split(md)  # prose, code, its backtick run, prose, ...
+        md = "".join(_DROP_ESCAPE.sub("", p) if k % 3 == 0 else p for k, p in enumerate(parts) if k % 3 != 2)
+    else:
+        md = _DROP_ESCAPE.sub("", md)
+    return md.replace(_MARK, "\\").replace(_BACKSLASH, "\\\\")
 
 
 def _convert(html: str, escape: bool) -> str:
