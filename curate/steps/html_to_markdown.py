@@ -159,7 +159,8 @@ def _convert(html: str, escape: bool) -> str:
     html = _OL_START.sub(_valid_start, html)
     if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
         html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
-    keep_nbsp = ("\xa0" in html or "&" in html and _NBSP.search(html) is not None) and _KEEP_NBSP not in html
+    keep_nbsp = (("\xa0" in html or "nbsp;" in html or "NBSP;" in html or "&#160;" in html or "&#x" in html or "&#X" in html)
+                 and _KEEP_NBSP not in html)
     if keep_nbsp:
         html = _NBSP.sub(_KEEP_NBSP, html)
     try:
@@ -172,8 +173,10 @@ def _convert(html: str, escape: bool) -> str:
         md = md.replace(_KEEP_NBSP, "\xa0")
     if escape:
         md = _fewer_escapes(md)
-    if "Copy" in md:
-        md = _COPY_CHARS.sub("", _COPY_CODE_LEFT.sub(r"\1\2\n", md))
+    if "Copy code\n" in md:
+        md = _COPY_CODE_LEFT.sub(r"\1\2\n", md)
+    if " chars / " in md:
+        md = _COPY_CHARS.sub("", md)
     return _REGENERATE.sub("", md.strip("\n")).strip("\n")
 
 
