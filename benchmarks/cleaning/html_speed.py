@@ -4,7 +4,8 @@
 
 The dump: the 667 real ShareGPT conversations of ../shared/data with every reply rendered as the 2023
 ChatGPT page HTML (vs_fastchat.html_dump), `copies` times. Each tool runs in its own process pinned to
-CPU 0 (`taskset -c 0`) and times only the HTML work after reading the rows (imports and I/O excluded):
+CPU 0 (`taskset -c 0`) and times only the HTML work after reading the rows and converting one row to warm
+up (imports, I/O and one-off pattern compiles excluded: per-row rates on a large dump):
   - FastChat: `clean_html_one_sample` from fastchat/data/clean_sharegpt.py (markdownify 0.11.6 on every
     turn plus its regex clean-up), in its own venv: pip install fschat --no-deps, markdownify==0.11.6,
     beautifulsoup4, tqdm;
@@ -32,6 +33,7 @@ import json, sys, time, argparse
 import fastchat.data.clean_sharegpt as cs
 cs.args = argparse.Namespace(debug=False)  # html_to_markdown reads the script's global args
 rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+cs.clean_html_one_sample(rows[0])  # warm-up: one-off costs out of the per-row rate
 start = time.process_time()
 out = [cs.clean_html_one_sample(r) for r in rows]
 print(json.dumps({"seconds": time.process_time() - start, "rows": len(rows)}))
@@ -45,6 +47,7 @@ from curate.steps.base import StepContext, apply_map_step
 from curate.steps.html_to_markdown import HtmlParams, HtmlToMarkdown
 table = read_shard(plan([sys.argv[1]], "auto", 10**9)[0], FieldNames())[0]
 step = HtmlToMarkdown(HtmlParams(), StepContext(rules_dir=None))
+apply_map_step(step, table.slice(0, 1))  # warm-up: pattern compiles and the converter's options, once per process
 start = time.process_time()
 out, stats = apply_map_step(step, table)
 print(json.dumps({"seconds": time.process_time() - start, "rows": table.num_rows}))
@@ -59,6 +62,7 @@ if sys.argv[2] == "markdownify":
 else:
     from bs4 import BeautifulSoup
     convert = lambda h: BeautifulSoup(h, "html.parser")
+convert(turns[0])  # warm-up
 start = time.process_time()
 for h in turns:
     convert(h)
