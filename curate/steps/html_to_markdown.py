@@ -159,8 +159,8 @@ def _convert(html: str, escape: bool) -> str:
     html = _OL_START.sub(_valid_start, html)
     if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
         html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
-    keep_nbsp = (("\xa0" in html or "nbsp;" in html or "NBSP;" in html or "&#160;" in html or "&#x" in html or "&#X" in html)
-                 and _KEEP_NBSP not in html)
+    keep_nbsp = (("\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html)
+                 and _KEEP_NBSP not in html)  # substring tests first: `&#x27;` is in most escaped HTML
     if keep_nbsp:
         html = _NBSP.sub(_KEEP_NBSP, html)
     try:
