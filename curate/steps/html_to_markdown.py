@@ -54,11 +54,13 @@ _VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "emb
          "circle", "line", "polyline", "polygon", "param", "keygen"}
 _OPEN_TAG_COUNT = r"<[A-Za-z]"
 
-# ChatGPT's code block: <pre><div><div HEADER>lang + Copy-code button</div><div><code class="language-x">.
-_CHATGPT_PRE = re.compile(
-    r"<pre[^>]*>\s*<div[^>]*>\s*<div[^>]*>(?:(?!</div>).)*?</div>\s*<div[^>]*>\s*(<code[^>]*>.*?</code>)\s*</div>\s*</div>\s*</pre>",
-    re.S | re.I)
-_COPY_CODE_LEFT = re.compile(r"^(```+)[^\n]*\n([\w+#.-]*)Copy code\n", re.M)  # a header that escaped the rule above
+# ChatGPT's code block: <pre><div><div HEADER>lang + Copy-code button</div><div><code class="language-x">...
+# </code></div></div></pre> becomes <pre><code class="language-x">...</code></pre> (two constant substitutions,
+# the second only where the first found a header).
+_CHATGPT_HEAD = re.compile(
+    r"<pre[^>]*>\s*<div[^>]*>\s*<div[^>]*>(?:(?!</div>).)*?</div>\s*<div[^>]*>\s*(?=<code)", re.S | re.I)
+_CHATGPT_TAIL = re.compile(r"</code>\s*</div>\s*</div>\s*</pre>", re.I)
+_COPY_CODE_LEFT = re.compile(r"^(```+)[^\n]*\n([\w+#.-]*)Copy code\n", re.M)  # a header the rule above missed
 _COPY_CHARS = re.compile(r"Copy\d+ chars / \d+ words")
 _REGENERATE = re.compile(r"\A\d+ / \d+\s*\n")  # "2 / 2" above a regenerated reply, on its own line
 _NBSP = re.compile(r"\xa0|&(?:nbsp|NBSP|#160|#[xX]0*[aA]0);")
@@ -145,17 +147,25 @@ def _valid_start(m: re.Match) -> str:
 def _fewer_escapes(md: str) -> str:
     if "\\" not in md or _MARK in md or _BACKSLASH in md or not _ANY_ESCAPE.search(md):
         return md
-    md = _LINE_START_ESCAPE.sub("\\1" + _MARK + "\\2", "\n" + md.replace("\\\\", _BACKSLASH))[1:]
+    literal = "\\\\" in md
+    if literal:
+        md = md.replace("\\\\", _BACKSLASH)
+    md, marked = _LINE_START_ESCAPE.subn("\\1" + _MARK + "\\2", "\n" + md)
+    md = md[1:]
     if "`" in md:
         parts = _CODE_SPLIT.split(md)  # prose, code, its backtick run, prose, ...
         md = "".join(_DROP_ESCAPE.sub("", p) if k % 3 == 0 else p for k, p in enumerate(parts) if k % 3 != 2)
     else:
         md = _DROP_ESCAPE.sub("", md)
-    return md.replace(_MARK, "\\").replace(_BACKSLASH, "\\\\")
+    if marked:
+        md = md.replace(_MARK, "\\")
+    return md.replace(_BACKSLASH, "\\\\") if literal else md
 
 
 def _convert(html: str, escape: bool) -> str:
-    html = _CHATGPT_PRE.sub(r"<pre>\1</pre>", html)
+    html, headers = _CHATGPT_HEAD.subn("<pre>", html)
+    if headers:
+        html = _CHATGPT_TAIL.sub("</code></pre>", html)
     html = _OL_START.sub(_valid_start, html)
     if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
         html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
