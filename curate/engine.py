@@ -34,7 +34,7 @@ from curate.readers import SHARD_SHIFT, Shard, read_shard
 from curate.records import FieldNames
 from curate.registry import get_step
 from curate.report import distributions
-from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
+from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns, published
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
@@ -83,6 +83,7 @@ class RunPlan:
     rules_dir: str
     field_names: dict = field(default_factory=dict)
     output_format: str = "parquet"
+    stats_by: str | None = "source"  # counts per value of this column (output.stats_by)
     fingerprint: str = ""  # of inputs + config + code version: what --resume trusts
 
     def segment_fingerprint(self, seg: Segment) -> str:
@@ -243,14 +244,15 @@ class Engine:
         rejected = rows.filter(pa.array(~mask)).select(rejected_cols)
         out = self.out_dir()
         name = f"part-{shard:06d}"
-        write_parquet_atomic(kept, out / "kept" / f"{name}.parquet")
+        write_parquet_atomic(published(kept), out / "kept" / f"{name}.parquet")
         if rejected.num_rows:
-            write_parquet_atomic(rejected, out / "rejected" / f"{name}.parquet")
+            write_parquet_atomic(published(rejected), out / "rejected" / f"{name}.parquet")
         if self.plan.output_format != "parquet":
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
-        stats.distributions = distributions.count(kept, "kept") + distributions.count(rejected, "rejected")
+        stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
+                               + distributions.count(rejected, "rejected", self.plan.stats_by))
 
 
 _shards_done_here = 0

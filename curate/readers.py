@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 
 from curate import jsontext
 from curate.errors import UserError
-from curate.records import FORMATS, ROLE_MAP, FieldNames, RecordError, detect_format, to_row
-from curate.schema import KEY, MESSAGE_TYPE, QUARANTINE_RAW_LIMIT, QUARANTINE_SCHEMA, ROW_SCHEMA
+from curate.records import CALL_ROLES, FORMATS, ROLE_MAP, FieldNames, RecordError, detect_format, to_row
+from curate.schema import KEY, MESSAGE_TYPE, MESSAGES, QUARANTINE_RAW_LIMIT, QUARANTINE_SCHEMA, ROW_SCHEMA
 
 INPUT_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".ndjson", ".ndjson.gz")
 # Keys give each row a total order: shard in the high bits, record in shard, then a sub-index for
@@ -454,15 +454,16 @@ def _has_lone_surrogate(row: dict) -> bool:
         return True
 
 
-def _drop_unencodable(rows: list[dict], lines: list[int], bad: list[dict]) -> list[dict]:
+def _drop_unencodable(rows: list[dict], sources: list[tuple], bad: list[dict]) -> list[dict]:
     """Arrow refused the batch: find the rows with lone surrogates (from "\\ud800" escapes or
-    undecodable bytes) and quarantine them. Only runs when the fast path failed."""
+    undecodable bytes) and quarantine them with the input's own text (sources: line, raw text,
+    parsed value per row). Only runs when the fast path failed."""
     good = []
-    for row, line in zip(rows, lines):
+    for row, (line, raw, value) in zip(rows, sources):
         if _has_lone_surrogate(row):
             bad.append({"source_file": row["source_file"], "source_index": row["source_index"], "line": line or None,
                         "error": "invalid UTF-8 (a lone surrogate or undecodable bytes in a string)",
-                        "raw": _raw_for_quarantine(row, "")})
+                        "raw": _raw_for_quarantine(value, raw)})
         else:
             good.append(row)
     return good
@@ -479,14 +480,17 @@ def _raw_for_quarantine(value: object | None, raw: str) -> str:
 
 
 _SHAREGPT_JSONL = pa.schema([("id", pa.string()), ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))])
+# Speaker names the fast path maps by name alone (a function_call turn's text must be parsed).
+_PLAIN_ROLES = pa.array([r for r in ROLE_MAP if r not in CALL_ROLES])
 # A "\\uD800"-style escape: a lone surrogate is quarantined by the record-by-record path, so let it decide.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | None:
     """The canonical rows of a clean ShareGPT JSONL shard, parsed by Arrow in C++; None when the
-    shard holds anything the record-by-record path must judge (extra keys, non-string ids,
-    unknown roles, nulls, empty conversations, bad lines), which then reads it instead. Both
+    shard holds anything the record-by-record path must judge (extra keys such as `tools`,
+    non-string ids, unknown roles, function_call turns, Hermes <tool_call> tags, nulls, empty
+    conversations, bad lines), which then reads it instead. Both
     paths give identical tables (tests/test_readers.py checks it); this one is ~5x faster."""
     if shard.container != "jsonl" or shard.format not in ("auto", "sharegpt") or names != FieldNames():
         return None
@@ -521,16 +525,18 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     if conv.null_count or (shard.count and pc.min(pc.list_value_length(conv)).as_py() == 0):
         return None
     offsets = conv.offsets.to_numpy()
-    messages = conv.values.slice(offsets[0], offsets[-1] - offsets[0])
-    raw_role, text = messages.field("from"), messages.field("value")
+    turns = conv.values.slice(offsets[0], offsets[-1] - offsets[0])
+    raw_role, text = turns.field("from"), turns.field("value")
     if raw_role.null_count or text.null_count:
         return None
-    role_index = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(raw_role)), value_set=pa.array(list(ROLE_MAP)))
-    if role_index.null_count:
+    role_index = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(raw_role)), value_set=_PLAIN_ROLES)
+    if role_index.null_count or pc.any(pc.match_substring(text, "<tool_call>")).as_py():
         return None
-    role = pa.array(list(ROLE_MAP.values())).take(role_index)
-    structs = pa.StructArray.from_arrays([role, text, raw_role, pa.nulls(len(text), pa.string())], fields=list(MESSAGE_TYPE))
-    conversations = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), structs)
+    role = pa.array([ROLE_MAP[r] for r in _PLAIN_ROLES.to_pylist()]).take(role_index)
+    plain = {"role": role, "content": text, "original_role": raw_role}
+    structs = pa.StructArray.from_arrays([plain.get(f.name, pa.nulls(len(text), f.type)) for f in MESSAGE_TYPE],
+                                         fields=list(MESSAGE_TYPE))
+    messages = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), structs)
     stem = Path(shard.path).name.split(".")[0]
     index = np.arange(shard.first_record, shard.first_record + shard.count)
     ids = t.column("id").combine_chunks()
@@ -539,7 +545,7 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
         ids = pc.if_else(missing, pa.array([f"{stem}:{i}" for i in index]), ids)
     columns = {
         "id": ids,
-        "conversations": conversations,
+        MESSAGES: messages,
         "source_file": pa.array([shard.path] * shard.count, pa.string()),
         "source_index": pa.array(index, pa.int64()),
         "extra": pa.nulls(shard.count, pa.string()),
@@ -564,7 +570,7 @@ def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | No
     """(canonical rows, quarantined records) of one shard, record by record in Python."""
     counters = Counter() if counters is None else counters
     rows: list[dict] = []
-    lines: list[int] = []
+    sources: list[tuple] = []  # per row: its line, raw text and parsed value, for a late quarantine
     bad: list[dict] = []
     stem = Path(shard.path).name.split(".")[0]
     file_format = shard.format if shard.format != "auto" else None
@@ -593,29 +599,19 @@ def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | No
                     row[KEY] = row_key(shard.index, pos)
                     pos += 1
                     rows.append(row)
-                    lines.append(line)
+                    sources.append((line, raw, value))
                     continue
         bad.append({"source_file": shard.path, "source_index": index, "line": line or None,
                     "error": error, "raw": _raw_for_quarantine(value, raw)})
     try:
         table = rows_to_table(rows)
     except (UnicodeEncodeError, pa.ArrowInvalid):
-        table = rows_to_table(_drop_unencodable(rows, lines, bad))
+        table = rows_to_table(_drop_unencodable(rows, sources, bad))
     bad.sort(key=lambda r: r["source_index"])
     return table, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    columns = {
-        "id": pa.array([r["id"] for r in rows], pa.string()),
-        "conversations": pa.array([r["conversations"] for r in rows], pa.list_(MESSAGE_TYPE)),
-        "source_file": pa.array([r["source_file"] for r in rows], pa.string()),
-        "source_index": pa.array([r["source_index"] for r in rows], pa.int64()),
-        "extra": pa.array([r["extra"] for r in rows], pa.string()),
-        KEY: pa.array([r[KEY] for r in rows], pa.int64()),
-    }
-    n = len(rows)
-    for f in ROW_SCHEMA:
-        if f.name not in columns:
-            columns[f.name] = pa.nulls(n, f.type)
+    """Canonical rows (dicts with ROW_SCHEMA's public fields; missing ones are null) -> a table."""
+    columns = {f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in ROW_SCHEMA}
     return pa.table(columns, schema=ROW_SCHEMA)

@@ -147,7 +147,8 @@ def execute(
         resolved = pipeline.resolved()
         fingerprint = hashlib.sha256(
             json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                        "format": resolved["output"]["format"], "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
+                        "format": resolved["output"]["format"], "stats_by": resolved["output"]["stats_by"],
+                        "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
         ).hexdigest()
         work = run_dir / WORK_DIR
         if not resume and work.exists():
@@ -160,6 +161,7 @@ def execute(
             rules_dir=str(rules_dir.resolve()),
             field_names=dict(cfg.input.columns),
             output_format=cfg.output.format,
+            stats_by=cfg.output.stats_by,
             fingerprint=fingerprint,
         )
         engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps

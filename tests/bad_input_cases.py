@@ -50,6 +50,13 @@ RECORD_CASES: list[tuple[str, bytes, str]] = [
     ("alpaca_history_bad", b'{"instruction": "a", "output": "b", "history": [["only one"]]}', "history[0]: must be a [prompt, reply] pair"),
     ("alpaca_missing_output", b'{"instruction": "do it", "input": ""}', "cannot tell the format"),
     ("truncated_mid_string", b'{"conversations": [{"from": "human", "value": "unterminated', "invalid JSON: Unterminated string"),
+    # Post-training shapes (tool calls, traces) that cannot be read.
+    ("tools_not_list", _conv(("human", "hi"), ("gpt", "yo"), tools={"name": "f"}), "tools: must be a list of function schemas (got dict)"),
+    ("tools_string_not_json", _conv(("human", "hi"), ("gpt", "yo"), tools="[{"), "tools: a JSON string of tools that is not valid JSON"),
+    ("unknown_part_type", b'{"messages": [{"role": "user", "content": [{"type": "hologram", "value": "x"}]}]}', "messages[0].content[0].type: unknown content part type 'hologram'"),
+    ("function_call_not_json", _conv(("human", "hi"), ("function_call", "search(x)")), "conversations[1].value: a tool call must be JSON"),
+    ("tool_calls_not_list", b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": "f()"}]}', "messages[1].tool_calls: must be a list (got str)"),
+    ("reasoning_not_string", b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": 5}]}', "messages[1].reasoning_content: must be a string or null (got int)"),
     # Odd but valid: kept, never lost.
     ("nul_escape_kept", b'{"conversations": [{"from": "human", "value": "a\\u0000b"}]}', "kept"),
     ("extra_fields_kept", _conv(("human", "q"), ("gpt", "a"), model="gpt-4", score=0.5), "kept"),
@@ -63,6 +70,9 @@ RECORD_CASES: list[tuple[str, bytes, str]] = [
     ("mixed_scripts", _conv(("human", "Привет 你好 مرحبا hello"), ("gpt", "👋")), "kept"),
     ("openai_parts_kept", b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x.png"}}]}]}', "kept"),
     ("alpaca_kept", b'{"instruction": "add", "input": "1 and 2", "output": "3"}', "kept"),
+    # Faults a step judges (tool_calls, reasoning): read and carried, never lost.
+    ("arguments_not_json_kept", b'{"messages": [{"role": "user", "content": "w?"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]}', "kept"),
+    ("five_mb_trace_kept", json.dumps({"messages": [{"role": "user", "content": "think"}, {"role": "assistant", "content": "done", "reasoning_content": "hmm " * 1_300_000}]}).encode(), "kept"),
 ]
 
 # Issue 21: bytes that are not UTF-8, JSON numbers at the edges, ids, turns that show nothing.

@@ -120,12 +120,12 @@ def test_no_nan_or_infinity_reaches_json_output(record_run):
     for r in kept:
         if r["extra"]:
             _strict_json(r["extra"])
-        for m in r["conversations"]:
+        for m in r["messages"]:
             if m["extra"]:
                 _strict_json(m["extra"])
     assert _strict_json(by_index[_index("nan_in_extra")]["extra"]) == {"score": "NaN", "w": ["Infinity", "-Infinity", "Infinity"]}
     assert _strict_json(by_index[_index("bigint_in_extra")]["extra"]) == {"n": "9" * 4400}
-    assert _strict_json(by_index[_index("nan_in_message_extra")]["conversations"][0]["extra"]) == {"weight": "NaN"}
+    assert _strict_json(by_index[_index("nan_in_message_extra")]["messages"][0]["extra"]) == {"weight": "NaN"}
 
 
 def test_odd_but_valid_records_are_kept_not_lost(record_run):
@@ -139,12 +139,12 @@ def test_odd_but_valid_records_are_kept_not_lost(record_run):
     assert seen == n_valid
     ids = kept.column("id").to_pylist()
     assert "7" in ids  # integer id kept as a string
-    extra_row = next(r for r in kept.to_pylist() if r["extra"] and "gpt-4" in r["extra"])
-    assert json.loads(extra_row["extra"]) == {"model": "gpt-4", "score": 0.5}
-    lengths = sorted(len(r["conversations"]) for r in kept.to_pylist())
+    extra_row = next(r for r in kept.to_pylist() if r["model"] == "gpt-4")  # provenance: a column
+    assert json.loads(extra_row["extra"]) == {"score": 0.5}  # the rest carried through
+    lengths = sorted(len(r["messages"]) for r in kept.to_pylist())
     assert lengths[-1] == 100_000  # the 100k-turn conversation survived intact
     emoji = next(r for r in kept.to_pylist() if r["source_index"] == _index("turn_zwj_inside_emoji_kept"))
-    assert emoji["conversations"][1]["text"] == "\U0001f469\u200d\U0001f4bb"
+    assert emoji["messages"][1]["content"] == "\U0001f469\u200d\U0001f4bb"
 
 
 def test_ray_keeps_the_same_rows_as_local(record_run, tmp_path_factory):

@@ -39,7 +39,7 @@ CASES = [
     ("", "{f}:1: the pipeline is empty; it needs at least 'input' and 'steps'"),
     ("input:\n  path: x\n  columns: {speaker: who}\n",
      "{f}:3: input.columns: unknown column role 'speaker'; allowed: id, conversations, role, text, instruction, "
-     "input, output, system, history"),
+     "input, output, system, history, tools"),
     ("input:\n  path: x\nsteps:\n  - exact_dedup: {turns: bogus}\n",
      "{f}:4: steps[0].turns: must be one of 'all', 'user' or 'first_pair' (got 'bogus')"),
     ("input:\n  path: x\n  format: csv\n",

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from curate.blank import blank_mask
 from curate.registry import register
-from curate.schema import turns_of, with_texts
+from curate.schema import Part, parts_param, turns_of, with_texts
 from curate.steps.base import MapStep, Params, StepOutput
 
 # C0/C1 controls except tab and newline (a CR is dropped: "\r\n" becomes "\n").
@@ -41,6 +41,7 @@ class NormalizeParams(Params):
     mojibake: bool = Field(True, description="repair UTF-8 that was decoded as Windows-1252 (\"â€™\" -> \"’\")")
     blank_lines: bool = Field(True, description="runs of blank lines become one blank line")
     trailing_whitespace: bool = Field(True, description="strip spaces and tabs at line ends")
+    parts: list[Part] = parts_param(["system", "user", "assistant", "tool", "reasoning"], "what is normalised")
 
 
 def fix_mojibake(text: str) -> str:
@@ -104,7 +105,7 @@ class Normalize(MapStep):
         return new
 
     def process(self, table: pa.Table) -> StepOutput:
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         counters: Counter = Counter()
         texts = t.text
         if self.params.mojibake and len(texts):
@@ -129,7 +130,7 @@ class Normalize(MapStep):
             texts = self._arrow_fixes(texts, counters)
         if self.params.invisible_chars and len(texts):
             texts = self._blank_out(texts, counters)
-        return StepOutput(with_texts(table, texts), counters=counters)
+        return StepOutput(with_texts(table, texts, t), counters=counters)
 
     @staticmethod
     def _blank_out(texts: pa.Array, counters: Counter) -> pa.Array:

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator
 
 from curate.errors import UserError
 from curate.registry import register
-from curate.schema import turns_of
+from curate.schema import Part, parts_param, turns_of
 from curate.steps._prose import strip_code
 from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shapes
 from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
@@ -44,7 +44,6 @@ RuleName = Literal[
     "dup_ngrams", "mean_word_length", "too_many_hashes", "too_many_ellipses", "bullet_lines",
     "ellipsis_lines", "non_alpha_words", "no_stop_words",
 ]
-Role = Literal["system", "user", "assistant", "tool"]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
 TOP_N = (2, 3, 4)
 DUP_N = (5, 6, 7, 8, 9, 10)
@@ -113,7 +112,7 @@ class QualityParams(Params):
     preset: Literal["chat", "gopher"] = Field("chat", description="threshold set: chat (calibrated on chat data) or gopher (the paper's web values)")
     rules: list[RuleName] | None = Field(None, description="rules to run (default: those the preset turns on in rules/quality_heuristics.yaml)")
     thresholds: dict[str, float] = Field({}, description="override thresholds, e.g. {dup_line_frac: 0.4}")
-    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that are checked")
+    parts: list[Part] = parts_param(["user", "assistant"], "what is checked (rules meant for prose: traces only if asked)")
     prose_min_words: int = Field(50, ge=1, le=100_000, description="words a turn needs before ratio rules judge it")
     repetition_min_words: int = Field(50, ge=2, le=100_000, description="words a turn needs before repetition rules judge it")
 
@@ -164,9 +163,9 @@ class QualityHeuristics(MapStep):
 
     def process(self, table: pa.Table) -> StepOutput:
         active, thresholds = self.config()
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         n_rows = table.num_rows
-        checked = np.isin(t.role.astype(str), self.params.roles) if len(t.role) else np.zeros(0, bool)
+        checked = np.isin(t.role.astype(str), self.params.parts) if len(t.role) else np.zeros(0, bool)
         idx = np.nonzero(checked)[0]
         rows = t.row[idx]
         positions = t.position[idx]

@@ -70,7 +70,7 @@ def test_bad_inputs():
 
 
 @pytest.mark.parametrize(("step_yaml", "message"), [("{nfc: maybe}", "steps[0].nfc: must be true or false (got 'maybe')"),
-                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace")])
+                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace, parts")])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "normalize", step_yaml, message)
 

@@ -159,7 +159,7 @@ def test_end_to_end(tmp_path):
     ("{placeholder: 'XXX'}", "steps[0].placeholder: must contain {type}, e.g. '[{type}]'"),
     ("{types: []}", "steps[0].types: must list at least 1 item (got [])"),
     ("{placeholder: '<{type}:{n}>'}", "steps[0].placeholder: may hold no other {field} than {type}; write {{ and }} for literal braces"),
-    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'human')"),
+    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'human')"),
 ])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "pii", step_yaml, message)

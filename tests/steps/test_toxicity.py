@@ -212,8 +212,8 @@ def sharegpt_sample_turns() -> list[str]:
     from curate.records import FieldNames
 
     path = SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json"
-    convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("conversations").to_pylist()
-    return [m["text"] for conv in convs for m in conv]
+    convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("messages").to_pylist()
+    return [m["content"] for conv in convs for m in conv]
 
 
 def test_malformed_thresholds_file_is_one_line(tmp_path):
