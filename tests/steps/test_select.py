@@ -16,6 +16,7 @@ from tests.helpers import (
     read_dir,
     rows_table,
     run,
+    run_global,
     write_jsonl,
 )
 
@@ -33,17 +34,7 @@ def table(scores, groups=None) -> pa.Table:
 
 
 def select(t: pa.Table, shards: int = 1, **kw):
-    """Run the step's three phases, with the rows cut into `shards` summaries, as the engine does."""
-    s = step(**kw)
-    n = t.num_rows
-    cuts = [t.slice(i * n // shards, (i + 1) * n // shards - i * n // shards) for i in range(shards)]
-    summaries = [s.summarize(c) for c in cuts]
-    partials = []
-    for p in range(s.num_partitions()):
-        parts = [x.filter(pa.compute.equal(x.column("_partition"), p)) for x in summaries]
-        partials.append(s.resolve_partition(pa.concat_tables(parts)))
-    out, stats = apply_decisions(s, t, s.finalize(partials))
-    return out, stats
+    return run_global(step(**kw), t, shards)
 
 
 def kept_ids(out: pa.Table) -> list[str]:
