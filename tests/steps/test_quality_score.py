@@ -112,7 +112,9 @@ def test_a_bad_model_file_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("step_yaml", "message"),
     [
-        ("{min_score: 2}", "steps[0].min_score: must be <= 1.0 (got 2)"),
+        ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
+        ("{scorer: gpt}", "steps[0].scorer: must be one of 'offline', 'perplexity', 'ifd', 'classifier' or 'judge' (got 'gpt')"),
+        ("{judge: {concurrency: 0}}", "steps[0].judge.concurrency: must be >= 1 (got 0)"),
         ("{aggregate: median}", "steps[0].aggregate: must be one of 'mean', 'min' or 'last' (got 'median')"),
     ],
 )
