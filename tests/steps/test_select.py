@@ -82,6 +82,21 @@ def test_rows_over_the_live_count_keep_everything_and_dead_rows_do_not_count():
     assert st.rows_kept == 2
 
 
+def test_diversity_skips_rows_too_close_to_a_selected_one():
+    t = rows_table([[("user", "How do I bake sourdough bread at home?"), ("assistant", "Mix flour, water and starter, let it rise, bake at 230 C.")],
+                    [("user", "How can I bake sourdough bread at home?"), ("assistant", "Mix flour, water and starter, let it rise, then bake at 230 C.")],
+                    [("user", "What is the capital of France?"), ("assistant", "Paris.")],
+                    [("user", "Write a haiku about autumn."), ("assistant", "Leaves drift on cold wind.")]])
+    t = t.append_column("quality_score", pa.array([0.9, 0.8, 0.7, 0.6], pa.float32()))
+    out, st = run_global(step(rows=2, min_distance=0.1), t)
+    assert kept_ids(out) == ["r0", "r2"] and st.rows_kept == 2
+    detail = out.column("_curate_drop_detail").to_pylist()
+    assert detail[1].startswith("rank 2 of 4, score 0.8, budget 2, too similar to r0 (cosine 0.9")
+    assert detail[3] == "rank 4 of 4, score 0.6, budget 2"
+    out, _ = run_global(step(rows=2), t)
+    assert kept_ids(out) == ["r0", "r1"]  # without the constraint, the paraphrase is taken
+
+
 def test_missing_or_text_score_column_is_one_line():
     with pytest.raises(UserError, match="select: score_column 'nope' is not a column; an earlier step must add it"):
         step(score_column="nope").summarize(table([0.1]))
@@ -110,7 +125,7 @@ def corpus(tmp_path):
 
 def test_local_and_ray_select_the_same_rows(tmp_path, ray_cluster):
     src = corpus(tmp_path)
-    steps = "\n  - quality_score: {}\n  - select: {fraction: 0.1}"
+    steps = "\n  - quality_score: {}\n  - select: {fraction: 0.1, min_distance: 0.02}"
     outs = {}
     for runner in ("local", "ray"):
         stats = run(pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner,
