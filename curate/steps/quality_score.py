@@ -156,7 +156,7 @@ class QualityScore(MapStep):
         for limit, code, op, bad in ((lo, "low_quality", "<", lambda s: s < lo), (hi, "high_score", ">", lambda s: s > hi)):
             if limit is None:
                 continue
-            out_of = np.nonzero(bad(np.nan_to_num(scores, nan=np.nan)) & ~np.isnan(scores))[0]  # unscored rows are not judged
+            out_of = np.nonzero(bad(scores) & ~np.isnan(scores))[0]  # unscored rows are not judged
             counters[code] = len(out_of)
             for r in out_of:
                 reason[r], detail[r] = code, f"{self.params.scorer} score {scores[r]:.4g} {op} {limit:g}"
