@@ -29,7 +29,7 @@ def table(scores, groups=None) -> pa.Table:
     t = rows_table([[("user", "q"), ("assistant", f"a{i}")] for i in range(len(scores))])
     t = t.append_column("quality_score", pa.array(scores, pa.float32()))
     if groups is not None:
-        t = t.append_column("source", pa.array(groups, pa.string()))
+        t = t.set_column(t.schema.get_field_index("source"), "source", pa.array(groups, pa.string()))  # a provenance column
     return t
 
 
