@@ -15,6 +15,7 @@ message's (or row's) `extra`, so the writers give each shape back.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -303,6 +304,21 @@ def _own_schema(msg: dict) -> tuple[dict, dict | None]:
     return own, carried if isinstance(carried, dict) else {}
 
 
+def _plain_turn(msg: dict, role_key: str, text_key: str, calls_open: bool) -> dict | None:
+    """The turn of a message that is only a known role and a string (no calls, no trace, nothing
+    else), without the general mapping's work; None for anything else."""
+    if len(msg) != 2:
+        return None
+    raw_role, content = msg.get(role_key), msg.get(text_key)
+    if not (isinstance(raw_role, str) and isinstance(content, str)) or raw_role in CALL_ROLES:
+        return None
+    role = ROLE_MAP.get(raw_role) or ROLE_MAP.get(raw_role.strip().lower())
+    if role is None or (role == "assistant" and "<tool_call>" in content) or (role == "tool" and calls_open):
+        return None
+    return {"role": role, "content": content, "reasoning_content": None, "tool_calls": None, "tool_call_id": None,
+            "name": None, "original_role": raw_role, "extra": None}
+
+
 def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], set[str]]:
     conv_key = names.conversations or ("conversations" if fmt == "sharegpt" else "messages")
     role_key = names.role or ("from" if fmt == "sharegpt" else "role")
@@ -320,6 +336,10 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
         where = f"{conv_key}[{i}]"
         if not isinstance(msg, dict):
             raise RecordError(f"{where}: must be an object (got {_type_name(msg)})")
+        plain = _plain_turn(msg, role_key, text_key, bool(open_calls))
+        if plain is not None:  # most turns: a role and a string, nothing else to map
+            out.append(plain)
+            continue
         msg, carried = _own_schema(msg)
         if role_key not in msg:
             raise RecordError(f"{where}: missing key {role_key!r}")
@@ -424,11 +444,27 @@ def _tools(value: object, key: str, shape: dict) -> str | None:
         if not value.strip():
             shape["tools"] = value
             return None
-        try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError) as e:
-            raise RecordError(f"{key}: a JSON string of tools that is not valid JSON ({e.msg})") from None
+        out, wrapped = _tools_string(value, key)
         shape["tools_string"] = True
+        if wrapped:
+            shape["tools_wrapped"] = list(wrapped)
+        return out
+    return _tools_list(value, key, shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _tools_string(value: str, key: str) -> tuple[str | None, tuple[int, ...]]:
+    """A JSON string of tools, parsed and normalised once: sets repeat the same tools on many rows."""
+    try:
+        parsed = json.loads(value)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise RecordError(f"{key}: a JSON string of tools that is not valid JSON ({e.msg})") from None
+    shape: dict = {}
+    out = _tools_list(parsed, key, shape)
+    return out, tuple(shape.get("tools_wrapped", ()))
+
+
+def _tools_list(value: object, key: str, shape: dict) -> str:
     if not isinstance(value, list):
         raise RecordError(f"{key}: must be a list of function schemas (got {_type_name(value)})")
     out, wrapped = [], []
