@@ -352,6 +352,8 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
         content = msg.get(text_key)
         reasoning, reasoning_key = _reasoning_field(msg, where, shape)
         used.add(reasoning_key)
+        if reasoning_key and fmt == "sharegpt":
+            shape["reasoning_key"] = reasoning_key  # ShareGPT writers put traces in <think> tags otherwise
         calls: list[dict] | None = None
         if raw_role.strip().lower() in CALL_ROLES:
             if not isinstance(content, str):

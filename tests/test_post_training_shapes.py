@@ -164,3 +164,9 @@ def test_trace_fields_and_provenance_columns_round_trip(tmp_path):
     assert rows[3]["messages"][2]["content"] == '{"t": 20}' and rows[3]["messages"][2]["tool_call_id"] == "c9"
     back, _ = _round_trip(tmp_path, src, "openai")
     assert back == records
+
+
+def test_a_sharegpt_trace_field_comes_back_as_a_field(tmp_path):
+    records = [{"id": "s", "conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4", "reasoning_content": "add"}]}]
+    back, _ = _round_trip(tmp_path, write_jsonl(tmp_path / "in.jsonl", records), "sharegpt")
+    assert back == records
