@@ -169,6 +169,10 @@ def _openai_tool_calls(raw: object, where: str, index: int, shape: dict) -> list
         elif not isinstance(call_id, str):
             raise RecordError(f"{at}.id: must be a string (got {_type_name(call_id)})")
         call = _call(fn.get("name"), fn.get("arguments"), call_id, f"{at}.function", shape)
+        rest = {k: v for k, v in item.items() if k not in ("id", "type", "function", "name", "arguments")}
+        rest_fn = {k: v for k, v in fn.items() if k not in ("name", "arguments")} if fn is not item else {}
+        if rest or rest_fn:  # e.g. a streaming "index": kept for the writers, nothing dropped
+            shape.setdefault("call_extra", {})[str(k)] = [rest, rest_fn]
         if "type" in item:
             if not isinstance(item["type"], str):
                 raise RecordError(f"{at}.type: must be a string (got {_type_name(item['type'])})")
@@ -197,6 +201,9 @@ def _json_calls(text: str, where: str, index: int, first: int, shape: dict) -> l
         if isinstance(args, str):
             shape["args"] = "string"
         call = _call(item["name"], args, f"call_{index}_{first + k}", where, {})
+        rest = {key: v for key, v in item.items() if key not in ("name", "arguments")}
+        if rest:  # other keys of the call (an id, a type): kept for the writers
+            shape.setdefault("call_extra", {})[str(first + k)] = [rest, {}]
         calls.append(call)
     shape["ids"] = False
     return calls
@@ -262,7 +269,7 @@ def _content_parts(content: list, where: str, index: int, shape: dict) -> tuple[
             layout.append({"type": typ, "key": key, "len": len(value), **({"rest": rest} if rest else {})})
         elif typ == "tool_call":
             key, value = _part_text(part, typ, at)
-            found = _json_calls(value, at, index, len(calls), {})
+            found = _json_calls(value, at, index, len(calls), shape)
             calls += found
             layout.append({"type": typ, "key": key, "calls": len(found)})
         elif typ in MEDIA_PARTS:
