@@ -15,6 +15,7 @@ message's (or row's) `extra`, so the writers give each shape back.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -170,6 +171,10 @@ def _openai_tool_calls(raw: object, where: str, index: int, shape: dict) -> list
         elif not isinstance(call_id, str):
             raise RecordError(f"{at}.id: must be a string (got {_type_name(call_id)})")
         call = _call(fn.get("name"), fn.get("arguments"), call_id, f"{at}.function", shape)
+        rest = {k: v for k, v in item.items() if k not in ("id", "type", "function", "name", "arguments")}
+        rest_fn = {k: v for k, v in fn.items() if k not in ("name", "arguments")} if fn is not item else {}
+        if rest or rest_fn:  # e.g. a streaming "index": kept for the writers, nothing dropped
+            shape.setdefault("call_extra", {})[str(k)] = [rest, rest_fn]
         if "type" in item:
             if not isinstance(item["type"], str):
                 raise RecordError(f"{at}.type: must be a string (got {_type_name(item['type'])})")
@@ -198,6 +203,9 @@ def _json_calls(text: str, where: str, index: int, first: int, shape: dict) -> l
         if isinstance(args, str):
             shape["args"] = "string"
         call = _call(item["name"], args, f"call_{index}_{first + k}", where, {})
+        rest = {key: v for key, v in item.items() if key not in ("name", "arguments")}
+        if rest:  # other keys of the call (an id, a type): kept for the writers
+            shape.setdefault("call_extra", {})[str(first + k)] = [rest, {}]
         calls.append(call)
     shape["ids"] = False
     return calls
@@ -263,7 +271,7 @@ def _content_parts(content: list, where: str, index: int, shape: dict) -> tuple[
             layout.append({"type": typ, "key": key, "len": len(value), **({"rest": rest} if rest else {})})
         elif typ == "tool_call":
             key, value = _part_text(part, typ, at)
-            found = _json_calls(value, at, index, len(calls), {})
+            found = _json_calls(value, at, index, len(calls), shape)
             calls += found
             layout.append({"type": typ, "key": key, "calls": len(found)})
         elif typ in MEDIA_PARTS:
@@ -305,6 +313,21 @@ def _own_schema(msg: dict) -> tuple[dict, dict | None]:
     return own, carried if isinstance(carried, dict) else {}
 
 
+def _plain_turn(msg: dict, role_key: str, text_key: str, calls_open: bool) -> dict | None:
+    """The turn of a message that is only a known role and a string (no calls, no trace, nothing
+    else), without the general mapping's work; None for anything else."""
+    if len(msg) != 2:
+        return None
+    raw_role, content = msg.get(role_key), msg.get(text_key)
+    if not (isinstance(raw_role, str) and isinstance(content, str)) or raw_role in CALL_ROLES:
+        return None
+    role = ROLE_MAP.get(raw_role) or ROLE_MAP.get(raw_role.strip().lower())
+    if role is None or (role == "assistant" and "<tool_call>" in content) or (role == "tool" and calls_open):
+        return None
+    return {"role": role, "content": content, "reasoning_content": None, "tool_calls": None, "tool_call_id": None,
+            "name": None, "original_role": raw_role, "extra": None}
+
+
 def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], set[str]]:
     conv_key = names.conversations or ("conversations" if fmt == "sharegpt" else "messages")
     role_key = names.role or ("from" if fmt == "sharegpt" else "role")
@@ -322,6 +345,10 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
         where = f"{conv_key}[{i}]"
         if not isinstance(msg, dict):
             raise RecordError(f"{where}: must be an object (got {_type_name(msg)})")
+        plain = _plain_turn(msg, role_key, text_key, bool(open_calls))
+        if plain is not None:  # most turns: a role and a string, nothing else to map
+            out.append(plain)
+            continue
         msg, carried = _own_schema(msg)
         if role_key not in msg:
             raise RecordError(f"{where}: missing key {role_key!r}")
@@ -334,6 +361,8 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
         content = msg.get(text_key)
         reasoning, reasoning_key = _reasoning_field(msg, where, shape)
         used.add(reasoning_key)
+        if reasoning_key and fmt == "sharegpt":
+            shape["reasoning_key"] = reasoning_key  # ShareGPT writers put traces in <think> tags otherwise
         calls: list[dict] | None = None
         if raw_role.strip().lower() in CALL_ROLES:
             if not isinstance(content, str):
@@ -426,11 +455,27 @@ def _tools(value: object, key: str, shape: dict) -> str | None:
         if not value.strip():
             shape["tools"] = value
             return None
-        try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError) as e:
-            raise RecordError(f"{key}: a JSON string of tools that is not valid JSON ({e.msg})") from None
+        out, wrapped = _tools_string(value, key)
         shape["tools_string"] = True
+        if wrapped:
+            shape["tools_wrapped"] = list(wrapped)
+        return out
+    return _tools_list(value, key, shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _tools_string(value: str, key: str) -> tuple[str | None, tuple[int, ...]]:
+    """A JSON string of tools, parsed and normalised once: sets repeat the same tools on many rows."""
+    try:
+        parsed = json.loads(value)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise RecordError(f"{key}: a JSON string of tools that is not valid JSON ({e.msg})") from None
+    shape: dict = {}
+    out = _tools_list(parsed, key, shape)
+    return out, tuple(shape.get("tools_wrapped", ()))
+
+
+def _tools_list(value: object, key: str, shape: dict) -> str:
     if not isinstance(value, list):
         raise RecordError(f"{key}: must be a list of function schemas (got {_type_name(value)})")
     out, wrapped = [], []

@@ -181,8 +181,11 @@ def turns_of(table: pa.Table, parts: list[str] | tuple[str, ...] | None = None) 
     chosen = np.nonzero(slots)[0]
     turn = chosen // 2
     is_reasoning = chosen % 2 == 0
-    both = pa.concat_arrays([content, values.field("reasoning_content")])
-    text = both.take(pa.array(np.where(is_reasoning, turn + n, turn)))
+    if len(chosen) == n and not is_reasoning.any():
+        text = content  # every turn's content and no trace: the common case costs no copy
+    else:
+        both = pa.concat_arrays([content, values.field("reasoning_content")])
+        text = both.take(pa.array(np.where(is_reasoning, turn + n, turn)))
     counts = np.bincount(row[turn], minlength=len(lengths)) if len(turn) else np.zeros(len(lengths), np.int64)
     return Turns(
         role=np.where(is_reasoning, "reasoning", role[turn]).astype(object),
@@ -242,7 +245,7 @@ def with_texts(table: pa.Table, new_texts: pa.Array | list[str], turns: Turns | 
     turn's content, or, given the `Turns` of a parts selection, one per entry of it."""
     values, offsets, nulls = _message_values(table)
     texts = new_texts if isinstance(new_texts, pa.Array) else pa.array(new_texts, pa.string())
-    if turns is None or turns.turn is None:
+    if turns is None or turns.turn is None or (len(turns.turn) == len(values) and not turns.is_reasoning.any()):
         return _rebuild(table, _replace_fields(values, {"content": texts}), offsets, nulls)
     mask = pa.array(turns.is_reasoning)
     new = {

@@ -68,22 +68,28 @@ def _arguments_out(arguments: str, as_object: bool):
         return arguments  # a step may have been told to keep what is not JSON
 
 
-def _call_json(call: dict, as_object: bool = True) -> dict:
+def _call_json(call: dict, as_object: bool = True, rest: dict | None = None) -> dict:
+    """A call as ShareGPT function_call turns and LLaMA-Factory tool_call parts write it."""
     fn = call["function"]
-    return {"name": fn["name"], "arguments": _arguments_out(fn["arguments"], as_object)}
+    return {"name": fn["name"], "arguments": _arguments_out(fn["arguments"], as_object), **(rest or {})}
+
+
+def _rest(shape: dict, k: int) -> dict:
+    return shape.get("call_extra", {}).get(str(k), ({}, {}))[0]
 
 
 def _openai_calls(calls: list[dict], shape: dict) -> list[dict]:
     out = []
-    for call in calls:
+    for k, call in enumerate(calls):
         fn = {"name": call["function"]["name"], "arguments": _arguments_out(call["function"]["arguments"], shape.get("args") == "object")}
+        rest, rest_fn = shape.get("call_extra", {}).get(str(k), ({}, {}))
         if shape.get("flat"):
-            out.append({**({"id": call["id"]} if shape.get("ids", True) else {}), **fn})
+            out.append({**({"id": call["id"]} if shape.get("ids", True) else {}), **fn, **rest})
             continue
         item = {"id": call["id"]} if shape.get("ids", True) else {}
         if shape.get("type", True):
             item["type"] = call["type"]
-        out.append({**item, "function": fn})
+        out.append({**item, "function": {**fn, **rest_fn}, **rest})
     return out
 
 
@@ -100,11 +106,11 @@ def _split(text: str, lengths: list[int]) -> list[str]:
     return [text] + [""] * (len(lengths) - 1)
 
 
-def _parts_out(m: dict, layout: list) -> list:
+def _parts_out(m: dict, layout: list, shape: dict) -> list:
     """The list of content parts the input had, rebuilt from the turn's fields."""
     texts = iter(_split(m["content"], [p.get("len", p.get("str", 0)) for p in layout if "str" in p or p.get("type") in TEXT_PARTS]))
     traces = iter(_split(m["reasoning_content"] or "", [p["len"] for p in layout if p.get("type") in TRACE_PARTS]))
-    calls = iter(m["tool_calls"] or [])
+    calls = iter(enumerate(m["tool_calls"] or []))
     out = []
     for p in layout:
         if "part" in p:
@@ -112,7 +118,7 @@ def _parts_out(m: dict, layout: list) -> list:
         elif "str" in p:
             out.append(next(texts))
         elif p["type"] == "tool_call":
-            found = [_call_json(c) for c in (next(calls, None) for _ in range(p["calls"])) if c is not None]
+            found = [_call_json(c, rest=_rest(shape, k)) for k, c in (next(calls, (0, None)) for _ in range(p["calls"])) if c is not None]
             out.append({"type": "tool_call", p["key"]: json.dumps(found[0] if len(found) == 1 else found, ensure_ascii=False)})
         else:
             value = next(traces) if p["type"] in TRACE_PARTS else next(texts)
@@ -137,7 +143,7 @@ def _sharegpt_turns(m: dict, shape: dict, msg_extra: dict) -> list[dict]:
     calls = m["tool_calls"] or []
     if m["role"] == "assistant" and calls and not shape.get("hermes"):
         # One function_call turn per call list (LLaMA-Factory's shape), after any text the turn had.
-        values = [_call_json(c, shape.get("args") != "string") for c in calls]
+        values = [_call_json(c, shape.get("args") != "string", _rest(shape, k)) for k, c in enumerate(calls)]
         value = json.dumps(values if len(values) > 1 or shape.get("call") == "list" else values[0], ensure_ascii=False)
         head = [{"from": "gpt", "value": _think(m) + m["content"]}] if m["content"] or m.get("reasoning_content") else []
         return head + [{"from": "function_call", "value": value, **msg_extra}]
@@ -153,7 +159,7 @@ def _sharegpt_turns(m: dict, shape: dict, msg_extra: dict) -> list[dict]:
 def _openai_message(m: dict, shape: dict, msg_extra: dict) -> dict:
     calls = m["tool_calls"] or []
     if shape.get("parts") is not None:
-        content = _parts_out(m, shape["parts"])
+        content = _parts_out(m, shape["parts"], shape)
     elif shape.get("hermes"):
         content = _hermes(m["content"], calls)
     elif shape.get("json"):

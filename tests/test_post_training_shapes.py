@@ -151,7 +151,7 @@ def test_trace_fields_and_provenance_columns_round_trip(tmp_path):
         {"id": "b", "generator": "r1", "messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2", "reasoning": "sum"}]},
         {"id": "c", "category": "math", "messages": [{"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6", "thinking": "plus"}]},
         {"id": "d", "messages": [{"role": "user", "content": "w?"}, {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c9", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]},
+            {"id": "c9", "type": "function", "index": 0, "function": {"name": "f", "arguments": {"x": 1}, "strict": True}}]},
             {"role": "tool", "tool_call_id": "c9", "name": "f", "content": {"t": 20}}, {"role": "assistant", "content": "20"}]},
     ]
     src = write_jsonl(tmp_path / "in.jsonl", records)
@@ -163,4 +163,13 @@ def test_trace_fields_and_provenance_columns_round_trip(tmp_path):
     assert rows[3]["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}'
     assert rows[3]["messages"][2]["content"] == '{"t": 20}' and rows[3]["messages"][2]["tool_call_id"] == "c9"
     back, _ = _round_trip(tmp_path, src, "openai")
+    assert back == records
+
+
+def test_a_sharegpt_trace_field_comes_back_as_a_field(tmp_path):
+    records = [{"id": "s", "conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4", "reasoning_content": "add"},
+                                             {"from": "human", "value": "w?"},
+                                             {"from": "function_call", "value": '{"name": "f", "arguments": {}, "id": "x1"}'},
+                                             {"from": "observation", "value": "3"}, {"from": "gpt", "value": "3"}]}]
+    back, _ = _round_trip(tmp_path, write_jsonl(tmp_path / "in.jsonl", records), "sharegpt")
     assert back == records
