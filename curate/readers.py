@@ -231,45 +231,19 @@ def _sniff_json(path: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-def _plan_lines(path: str, shard_rows: int) -> list[tuple[int, int, int, int]]:
-    """(byte offset, first record, first line, records) per shard of a JSONL file."""
-    out = []
-    offset = start = 0
-    n = first = 0
-    line = 1
-    first_line = 1
-    with _open_binary(path) as fh:
-        for raw in fh:
-            if raw.strip():
-                if n == shard_rows:
-                    out.append((start, first, first_line, n))
-                    start, first, first_line, n = offset, first + n, line, 0
-                n += 1
-            offset += len(raw)
-            line += 1
-    if n or not out:
-        out.append((start, first, first_line, n))
-    return out
-
-
-def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Shard]:
-    """Cut one file into shards."""
+def _scan_file(path: str, fmt: str, shard_rows: int) -> list[Shard]:
+    """Cut a file that cannot be split by byte ranges (gzip, JSON arrays and streams, Parquet) into
+    shards of `shard_rows` records; reads the whole file (Parquet: its footer only)."""
     if path.endswith(".parquet"):
         try:
             total = pq.ParquetFile(path).metadata.num_rows
         except Exception as e:  # noqa: BLE001 - any unreadable Parquet is the user's file problem
             raise UserError(f"cannot read Parquet file {path}: {e}") from None
         starts = range(0, max(total, 1), shard_rows)
-        return [
-            Shard(first_shard + i, path, "parquet", fmt, s, min(shard_rows, total - s))
-            for i, s in enumerate(starts)
-        ]
-    container = "jsonl" if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")) else _sniff_json(path)
+        return [Shard(i, path, "parquet", fmt, s, min(shard_rows, total - s)) for i, s in enumerate(starts)]
+    container = _container(path)
     if container == "jsonl":
-        return [
-            Shard(first_shard + i, path, "jsonl", fmt, first, n, off, line)
-            for i, (off, first, line, n) in enumerate(_plan_lines(path, shard_rows))
-        ]
+        return _scan_lines(path, fmt, shard_rows)
     shards: list[Shard] = []
     with _open_binary(path) as fh:
         scanner = _ArrayScanner(fh, 0, 1, inside=False, stream=container == "stream")
@@ -279,31 +253,150 @@ def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Sh
                 start, first, first_line = offset, i, line
             n += 1
             if n == shard_rows:
-                shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+                shards.append(Shard(len(shards), path, container, fmt, first, n, start, first_line))
                 n = 0
         if n:
-            shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+            shards.append(Shard(len(shards), path, container, fmt, first, n, start, first_line))
         if scanner.error:
             records_before = sum(s.count for s in shards)
-            shards.append(
-                Shard(first_shard + len(shards), path, "broken", fmt, records_before, 1,
-                      scanner.error_offset, scanner.error_line, scanner.error)
-            )
-    if not shards:
-        shards.append(Shard(first_shard, path, container, fmt, 0, 0))
+            shards.append(Shard(len(shards), path, "broken", fmt, records_before, 1,
+                                scanner.error_offset, scanner.error_line, scanner.error))
+    return shards
+
+
+def _scan_lines(path: str, fmt: str, shard_rows: int) -> list[Shard]:
+    """Shards of `shard_rows` records of a JSONL file read from its start (a .gz cannot seek)."""
+    shards: list[Shard] = []
+    offset = start = n = first = 0
+    line = first_line = 1
+    with _open_binary(path) as fh:
+        for raw in fh:
+            if raw.strip():
+                if n == shard_rows:
+                    shards.append(Shard(len(shards), path, "jsonl", fmt, first, n, start, first_line))
+                    start, first, first_line, n = offset, first + n, line, 0
+                n += 1
+            offset += len(raw)
+            line += 1
+    if n:
+        shards.append(Shard(len(shards), path, "jsonl", fmt, first, n, start, first_line))
+    return shards
+
+
+def _container(path: str) -> str:
+    if path.endswith(".parquet"):
+        return "parquet"
+    return "jsonl" if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")) else _sniff_json(path)
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """A unit of planning, made by the driver from file sizes alone: a byte range [start, end) of a
+    plain JSONL file, or a whole file that only a full read can cut (end == -1)."""
+
+    path: str
+    abs_path: str
+    format: str
+    start: int
+    end: int
+    shard_rows: int
+
+
+# The driver reads this much of each plain JSONL file to size its byte ranges.
+HEAD_SAMPLE_BYTES = 1 << 20
+
+
+def _range_bytes(path: str, shard_rows: int) -> int:
+    """Bytes per range for about `shard_rows` records: the mean record size of the file's first MB
+    (whole lines only; a first line longer than that counts as one record of the sample's size)."""
+    with _open_binary(path) as fh:
+        head = fh.read(HEAD_SAMPLE_BYTES)
+    complete = head[: head.rfind(b"\n") + 1] or head
+    records = sum(1 for line in complete.split(b"\n") if line.strip()) or 1
+    return max(1, len(complete) * shard_rows // records)
+
+
+def plan_ranges(files: list[str], fmt: str, shard_rows: int) -> list[InputRange]:
+    """The driver's part of planning: reads each file's size and first MB, never the whole input.
+    A plain JSONL file is cut into byte ranges of about `shard_rows` records (the same ranges for
+    the same file and shard_rows: that is what keeps --resume and the output deterministic)."""
+    out: list[InputRange] = []
+    for path in files:
+        absolute = os.path.abspath(path)
+        try:
+            if path.endswith(".gz") or _container(path) != "jsonl":
+                out.append(InputRange(path, absolute, fmt, 0, -1, shard_rows))
+                continue
+            size = os.path.getsize(path)
+            step = _range_bytes(path, shard_rows)
+        except OSError as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        out += [InputRange(path, absolute, fmt, s, min(s + step, size), shard_rows) for s in range(0, max(size, 1), step)]
+    return out
+
+
+@dataclass(frozen=True)
+class RangeIndex:
+    """What a worker found in one InputRange: for a byte range, where its first record starts and
+    how many records and lines start in it; for a whole file, its shards."""
+
+    byte_offset: int = 0
+    records: int = 0
+    lines: int = 0
+    shards: tuple[Shard, ...] = ()
+
+
+def index_range(_, r: InputRange) -> RangeIndex:
+    """A worker's part of planning (runs wherever the runner puts it, next to the data). A range
+    owns the lines that start in it: it begins at the first line start at or after `start` and its
+    last line may run past `end`, as Hadoop's and Spark's text inputs do."""
+    try:
+        if r.end < 0:
+            return RangeIndex(shards=tuple(_scan_file(r.abs_path, r.format, r.shard_rows)))
+        with _open_binary(r.abs_path) as fh:
+            pos = r.start
+            if pos:
+                fh.seek(pos - 1)
+                pos += len(fh.readline()) - 1  # to just past the newline that ends the line before
+            begin, records, lines = pos, 0, 0
+            while pos < r.end:
+                raw = fh.readline()
+                if not raw:
+                    break
+                lines += 1
+                records += bool(raw.strip())
+                pos += len(raw)
+        return RangeIndex(begin, records, lines)
+    except (OSError, EOFError, zlib.error) as e:
+        # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
+        raise UserError(f"cannot read {r.path}: {e}") from None
+
+
+def assemble(ranges: list[InputRange], found: list[RangeIndex]) -> list[Shard]:
+    """Number the shards: record and line numbers are running sums over each file's ranges."""
+    shards: list[Shard] = []
+    records = lines = 0
+    for i, (r, f) in enumerate(zip(ranges, found)):
+        if i == 0 or ranges[i - 1].path != r.path:
+            records, lines, first_of_file = 0, 0, len(shards)
+        if r.end < 0:
+            shards += [replace(s, index=len(shards) + k, abs_path=r.abs_path) for k, s in enumerate(f.shards)]
+        elif f.records:
+            shards.append(Shard(len(shards), r.path, "jsonl", r.format, records, f.records, f.byte_offset, lines + 1,
+                                abs_path=r.abs_path))
+        records += f.records
+        lines += f.lines
+        last_of_file = i + 1 == len(ranges) or ranges[i + 1].path != r.path
+        if last_of_file and len(shards) == first_of_file:  # an empty file still has its (empty) shard
+            container = "jsonl" if r.end >= 0 else _container(r.abs_path)
+            shards.append(Shard(len(shards), r.path, container, r.format, 0, 0, abs_path=r.abs_path))
     return shards
 
 
 def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
-    shards: list[Shard] = []
-    for path in list_input_files(paths):
-        try:
-            absolute = os.path.abspath(path)
-            shards += [replace(s, abs_path=absolute) for s in plan_file(path, fmt, shard_rows, len(shards))]
-        except (OSError, EOFError, zlib.error) as e:
-            # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
-            raise UserError(f"cannot read {path}: {e}") from None
-    return shards
+    """Plan in this process (tests, benchmarks): the driver's ranges, each indexed here."""
+    ranges = plan_ranges(list_input_files(paths), fmt, shard_rows)
+    return assemble(ranges, [index_range(None, r) for r in ranges])
 
 
 # --------------------------------------------------------------------------- reading a shard
