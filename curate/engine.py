@@ -24,9 +24,10 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,8 +38,7 @@ from curate.registry import get_step
 from curate.report import distributions
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
 from curate.stats import RunStats, StepStats
-from curate.steps.base import (GlobalStep, Resources, Step, StepContext, apply_decisions, apply_map_step,
-                               concat_or_empty)
+from curate.steps.base import GlobalStep, Resources, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"

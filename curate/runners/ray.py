@@ -30,10 +30,23 @@ RETRIES = 3
 ACTOR_QUEUE = 2
 
 
-def _call(fn, shared, item):
+_SHARED: dict[str, object] = {}
+
+
+def _shared(box: list):
+    """The map's shared value (the run plan), fetched once per worker process, not once per piece.
+    It travels as a reference inside a list, so Ray passes the reference instead of the value."""
+    key = box[0].hex()
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = ray.get(box[0])
+    return _SHARED[key]
+
+
+def _call(fn, box, item):
     """Run one piece; report which worker ran it, when, and on which GPUs (Ray's assignment)."""
     start = time.time()
-    result = fn(shared, item)
+    result = fn(_shared(box), item)
     return result, (ray.get_runtime_context().get_worker_id(), start, time.time(), ray.get_gpu_ids())
 
 
@@ -43,11 +56,11 @@ _task = ray.remote(_call)
 class _Worker:
     """An actor of a pool: keeps its process (and the models its engine loaded) for a whole map."""
 
-    def __init__(self, shared):
-        self.shared = shared
+    def __init__(self, box: list):
+        self.box = box
 
     def call(self, fn, item):
-        return _call(fn, self.shared, item)
+        return _call(fn, self.box, item)
 
 
 _Actor = ray.remote(_Worker)
@@ -90,20 +103,20 @@ class RayRunner:
         if not items:
             return []
         self._check_fits(resources, label)
-        shared_ref = ray.put(shared)  # once per map, not once per piece
+        box = [ray.put(shared)]  # once per map, not once per piece
         out: list = [None] * len(items)
         with self.timeline.map() as pieces, progress_bar(label, len(items), self.progress) as advance:
             if resources.actor:
-                self._on_actors(fn, shared_ref, items, resources, out, pieces, advance)
+                self._on_actors(fn, box, items, resources, out, pieces, advance)
             else:
                 task = _task.options(**_options(resources), name=label, max_retries=RETRIES)
-                running = {task.remote(fn, shared_ref, item): i for i, item in enumerate(items)}
+                running = {task.remote(fn, box, item): i for i, item in enumerate(items)}
                 self._collect(running, out, pieces, advance, lambda ref: None)
         return out
 
-    def _on_actors(self, fn, shared_ref, items, resources, out, pieces, advance) -> None:
+    def _on_actors(self, fn, box, items, resources, out, pieces, advance) -> None:
         actor = _Actor.options(**_options(resources), max_restarts=RETRIES, max_task_retries=RETRIES)
-        pool = [actor.remote(shared_ref) for _ in range(min(len(items), self._fits(resources)))]
+        pool = [actor.remote(box) for _ in range(min(len(items), self._fits(resources)))]
         waiting = deque(range(len(items)))
         running: dict = {}
         owner: dict = {}
