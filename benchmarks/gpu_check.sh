@@ -12,7 +12,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RAY_AUTH_MODE="${RAY_AUTH_MO
 PY="${PYTHON:-python3}"
 echo "== GPU"; nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi: not found"
 
-# DEVICE=cpu bash benchmarks/gpu_check.sh: a dry run of the same path on CPUs (what was tested without a GPU).
+# DEVICE=cpu SMALL=1 COPIES=1 bash benchmarks/gpu_check.sh: a dry run of the same path on CPUs with a
+# 2-layer model (what was run here, without a GPU).
 export DEVICE="${DEVICE:-cuda}"
 if [ "$DEVICE" = cuda ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   echo "== torch: $("$PY" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1) does not see a GPU; installing a CUDA torch"
@@ -54,7 +55,8 @@ words = sorted({w for t in texts if isinstance(t, str) for w in t.lower().split(
 (tmp / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n", encoding="utf-8")
 classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 torch.manual_seed(0)
-model = transformers.BertForSequenceClassification(transformers.BertConfig(vocab_size=len(words) + 5, num_labels=len(classes)))
+size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128} if os.environ.get("SMALL") else {}
+model = transformers.BertForSequenceClassification(transformers.BertConfig(vocab_size=len(words) + 5, num_labels=len(classes), **size))
 model.config.save_pretrained(tmp)
 transformers.BertTokenizer(str(tmp / "vocab.txt")).save_pretrained(tmp)
 torch.save({"config": {"arch": {"args": {"model_type": str(tmp), "model_name": "BertForSequenceClassification",

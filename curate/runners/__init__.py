@@ -15,13 +15,13 @@ from rich.progress import Progress
 
 from curate.engine import Runner
 
-# Embedded Ray costs its start-up (ray.init, worker processes) before the first piece: 4-6 s on
-# 2 idle CPUs here, more on a loaded machine. One process runs the default pipeline at about
-# 0.6 MB/s of ShareGPT JSONL and exact + near dedup at 5 MB/s; Ray on n CPUs is about 0.75 n times
-# faster (1.48x on 2). Ray pays for itself once the local time T satisfies T (1 - 1/(0.75 n)) >
-# start-up. With the start-up at 6 s and the dedup rate (the cheapest common pipeline, so the rule
-# errs towards local), that is 6 s x 5 MB/s x 3 = 90 MB on 2 CPUs, and about 35 MB on 16.
-RAY_STARTUP_S = 6.0
+# Embedded Ray costs its start-up (ray.init, worker processes, first tasks) before any work: ~10 s on
+# this 2-CPU VM (5 s idle, 17-26 s when shared with other jobs). One process runs exact + near dedup
+# (the cheapest common pipeline, so the rule errs towards local) at ~5 MB/s of ShareGPT JSONL (1M
+# rows, 533 MB: 100 s); Ray on n CPUs is ~0.75 n times as fast (1.48x on 2 at 1M rows). Ray pays once
+# the local time T satisfies T (1 - 1/S) > start-up, S = 0.75 n: input bytes > 10 s x 5 MB/s x S/(S-1),
+# 150 MB on 2 CPUs (200k rows, 107 MB: local, where Ray measured 0.9x; 1M rows: Ray), ~55 MB on 16.
+RAY_STARTUP_S = 10.0
 LOCAL_MB_PER_S = 5.0
 RAY_SPEEDUP_PER_CPU = 0.75
 
