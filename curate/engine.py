@@ -32,11 +32,11 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.readers import SHARD_SHIFT, Shard, assemble, index_range, plan_ranges, read_shard
+from curate.readers import MAX_RECORD_BYTES, SHARD_SHIFT, Shard, assemble, index_range, plan_ranges, read_shard
 from curate.records import FieldNames
 from curate.registry import get_step
 from curate.report import distributions
-from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
+from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns, published
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Resources, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
@@ -85,6 +85,7 @@ class RunPlan:
     rules_dir: str
     field_names: dict = field(default_factory=dict)
     output_format: str = "parquet"
+    stats_by: str | None = "source"  # counts per value of this column (output.stats_by)
     fingerprint: str = ""  # of inputs + config + code version: what --resume trusts
 
     def segment_fingerprint(self, seg: Segment) -> str:
@@ -163,7 +164,7 @@ class Engine:
         stats = RunStats()
         if seg.index == 0:
             start = time.perf_counter()
-            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names))
+            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names), stats.read_counters)
             stats.rows_read = rows.num_rows + quarantined.num_rows
             stats.rows_quarantined = quarantined.num_rows
             if quarantined.num_rows:
@@ -253,14 +254,15 @@ class Engine:
         rejected = rows.filter(pa.array(~mask)).select(rejected_cols)
         out = self.out_dir()
         name = f"part-{shard:06d}"
-        write_parquet_atomic(kept, out / "kept" / f"{name}.parquet")
+        write_parquet_atomic(published(kept), out / "kept" / f"{name}.parquet")
         if rejected.num_rows:
-            write_parquet_atomic(rejected, out / "rejected" / f"{name}.parquet")
+            write_parquet_atomic(published(rejected), out / "rejected" / f"{name}.parquet")
         if self.plan.output_format != "parquet":
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
-        stats.distributions = distributions.count(kept, "kept") + distributions.count(rejected, "rejected")
+        stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
+                               + distributions.count(rejected, "rejected", self.plan.stats_by))
 
 
 class Runner(Protocol):
@@ -272,10 +274,11 @@ class Runner(Protocol):
         """[fn(shared, item) for item in items], anywhere, each worker given `resources`; in order."""
 
 
-def plan_input(runner: Runner, files: list[str], fmt: str, shard_rows: int) -> list[Shard]:
+def plan_input(runner: Runner, files: list[str], fmt: str, shard_rows: int,
+               max_record_bytes: int = MAX_RECORD_BYTES) -> list[Shard]:
     """Shards of the input: the driver cuts byte ranges from file sizes, the runner's workers find
     the record boundaries and counts in them (reading the input in parallel, next to it)."""
-    ranges = plan_ranges(files, fmt, shard_rows)
+    ranges = plan_ranges(files, fmt, shard_rows, max_record_bytes)
     return assemble(ranges, runner.map(index_range, None, ranges, "plan", Resources()))
 
 

@@ -35,7 +35,8 @@ def planted(tmp_path_factory):
         copy["id"] = f"copy{i}"
         if i % 2:  # whitespace and case only: still an exact duplicate after normalisation
             for m in copy["conversations"]:
-                m["value"] = "  " + m["value"].upper().replace(" ", "   ") + " "
+                if m["from"] != "function_call":  # a call's JSON keys are not prose
+                    m["value"] = "  " + m["value"].upper().replace(" ", "   ") + " "
         records.append(copy)
         planted_ids.append(copy["id"])
     src = tmp / "in.jsonl"
@@ -96,7 +97,7 @@ def test_run_directory_layout(planted):
     assert manifest["versions"]["pyarrow"]
     kept = read_dir(out / "kept")
     assert not [c for c in kept.column_names if c.startswith("_curate_")]
-    assert {"id", "conversations", "source_file", "source_index", "extra"} <= set(kept.column_names)
+    assert {"id", "messages", "tools", "source_file", "source_index", "source", "extra"} <= set(kept.column_names)
 
 
 def test_jsonl_output_round_trips(planted, tmp_path):

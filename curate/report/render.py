@@ -65,6 +65,7 @@ def render(data: ReportData) -> str:
                  + '<a href="#quarantine">Quarantine</a><a href="#run">Run</a></nav>')
     parts += _funnel(data)
     parts += _distributions(data)
+    parts += _by_value(data)
     parts += _rejected(data)
     parts += _clusters(data)
     parts += _contamination(data)
@@ -153,6 +154,19 @@ def _distributions(data: ReportData) -> list[str]:
     return out
 
 
+def _by_value(data: ReportData) -> list[str]:
+    """Kept and rejected rows per value of output.stats_by (source by default), with top reasons."""
+    if not data.by_value or not data.by_value[1]:
+        return []
+    column, values = data.by_value
+    rows = "".join(
+        f"<tr><td>{e(v)}</td><td class=n>{_n(k)}</td><td class=n>{_n(r)}</td>"
+        f"<td>{e(', '.join(f'{reason} {n:,}' for reason, n in reasons.most_common(3)))}</td></tr>"
+        for v, (k, r, reasons) in values.items())
+    return [f'<h2 id="by">Rows by {e(column)}</h2>', "<div class=card><table><tr>"
+            f"<th>{e(column)}</th><th class=n>kept</th><th class=n>rejected</th><th>top reasons</th></tr>{rows}</table></div>"]
+
+
 def _rejected(data: ReportData) -> list[str]:
     out = ['<h2 id="rejected">Rejected rows, by step and reason</h2>',
            "<p class=sub>The first rows in file order for each reason; the turn that triggered the rule is shown with the matched text highlighted.</p>"]
@@ -217,8 +231,8 @@ def _run(data: ReportData) -> list[str]:
     out = ['<h2 id="run">The run</h2>']
     inputs = m.get("inputs") or []
     if inputs:
-        out.append("<table><tr><th>input file</th><th class=n>bytes</th><th>sha256</th></tr>"
-                   + "".join(f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sha256'))}</code></td></tr>" for i in inputs)
+        out.append("<table><tr><th>input file</th><th class=n>bytes</th><th>sampled sha256</th></tr>"
+                   + "".join(f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sampled_sha256') or i.get('sha256'))}</code></td></tr>" for i in inputs)
                    + "</table>")
     versions = m.get("versions") or {}
     if versions:

@@ -10,6 +10,7 @@ import os
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.progress import Progress
 
@@ -49,6 +50,8 @@ def make_runner(kind: str, address: str | None = None, num_cpus: int | None = No
         from curate.runners.local import LocalRunner
 
         return LocalRunner(progress=progress)
+    if address or os.environ.get("RAY_ADDRESS"):
+        _use_token_if_given()
     from curate.runners.ray import RayRunner
 
     return RayRunner(address=address, num_cpus=num_cpus, progress=progress)
@@ -100,3 +103,15 @@ class Timeline:
             "gap_ms_p90": ms(gaps, 8),
             "first_piece_ms_median": round(1000 * statistics.median(first), 1) if first else None,
         }
+
+
+def _use_token_if_given() -> None:
+    """Ray (2.5x) clusters may require a token, and a driver sends one only in RAY_AUTH_MODE=token,
+    which Ray reads when it is imported. A user who gave a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH
+    or ~/.ray/auth_token) means to use it: turn the mode on for them. A cluster without
+    authentication accepts a driver that sends a token, so this never locks anyone out."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
