@@ -54,8 +54,9 @@ def main():
     with open(yaml_path, "w") as f:
         f.write(PIPELINE % values)
     with st("curate run"):
+        # cwd too: `python -m` puts the working directory before PYTHONPATH on sys.path.
         p = subprocess.run([sys.executable, "-m", "curate", "run", yaml_path], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=args.src))
+                           env=dict(os.environ, PYTHONPATH=args.src), cwd=args.src)
     with open(os.path.join(args.out, "tool.log"), "w") as f:
         f.write(p.stdout + "\n" + p.stderr)
     if p.returncode != 0:

@@ -85,7 +85,7 @@ def main() -> None:
     def run(code: str, tree: Path) -> list[str]:
         env = dict(os.environ, PYTHONPATH=str(tree))
         return subprocess.run([sys.executable, "-c", code, str(src), str(args.shard_rows)], check=True, capture_output=True,
-                              text=True, env=env).stdout.split()
+                              text=True, env=env, cwd=tree).stdout.split()  # cwd: -c puts it first on sys.path
 
     before, shards_before = run(BEFORE, args.baseline_src)
     driver, local, on_ray, ranges, shards, startup = run(AFTER, REPO)

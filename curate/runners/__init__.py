@@ -16,14 +16,16 @@ from rich.progress import Progress
 
 from curate.engine import Runner
 
-# Embedded Ray costs its start-up (ray.init, worker processes, first tasks) before any work: ~10 s on
-# this 2-CPU VM (5 s idle, 17-26 s when shared with other jobs). One process runs exact + near dedup
-# (the cheapest common pipeline, so the rule errs towards local) at ~5 MB/s of ShareGPT JSONL (1M
-# rows, 533 MB: 100 s); Ray on n CPUs is ~0.75 n times as fast (1.48x on 2 at 1M rows). Ray pays once
-# the local time T satisfies T (1 - 1/S) > start-up, S = 0.75 n: input bytes > 10 s x 5 MB/s x S/(S-1),
-# 150 MB on 2 CPUs (200k rows, 107 MB: local, where Ray measured 0.9x; 1M rows: Ray), ~55 MB on 16.
+# Embedded Ray costs its start-up (ray.init, worker processes, shutdown) before any work: ~10 s on
+# this 2-CPU VM (benchmarks/README.md: 10.8 s for a 1-row input; 17-26 s when the VM is shared). One
+# process runs the default pipeline at ~3 MB/s of ShareGPT JSONL (1M rows, 2.66 GB: 611 s on Ray's
+# 2 CPUs at 1.4x), exact + near dedup alone at ~24 MB/s (112 s). Ray on n CPUs is ~0.75 n times as
+# fast (1.48x on 2 at 1M rows). Ray pays once the local time T satisfies T (1 - 1/S) > start-up,
+# S = 0.75 n: input bytes > 10 s x 3 MB/s x S/(S-1): 90 MB on 2 CPUs, ~33 MB on 16. The rate is the
+# default pipeline's, so a dedup-only run of 90-720 MB goes to Ray where one process would be about
+# as fast (measured: benchmarks/README.md).
 RAY_STARTUP_S = 10.0
-LOCAL_MB_PER_S = 5.0
+LOCAL_MB_PER_S = 3.0
 RAY_SPEEDUP_PER_CPU = 0.75
 
 
