@@ -124,6 +124,7 @@ class RayRunner:
         waiting = deque(range(len(items)))
         running: dict = {}
         owner: dict = {}
+        unavailable = 0
 
         def feed(a) -> None:
             if waiting:
@@ -131,23 +132,41 @@ class RayRunner:
                 ref = a.call.remote(fn, items[i])
                 running[ref], owner[ref] = i, a
 
+        def again(ref, i) -> bool:
+            # An actor Ray could not reach (restarting after its process died, or slow to come up on
+            # a loaded node) may or may not have run the piece; pieces are idempotent (atomic writes
+            # under fixed names), so it runs again, up to RETRIES times per map.
+            nonlocal unavailable
+            unavailable += 1
+            if unavailable > RETRIES * len(pool):
+                return False
+            waiting.appendleft(i)
+            feed(owner.pop(ref))
+            return True
+
         try:
             for a in pool:
                 for _ in range(ACTOR_QUEUE):
                     feed(a)
-            self._collect(running, out, pieces, advance, lambda ref: feed(owner.pop(ref)))
+            self._collect(running, out, pieces, advance, lambda ref: feed(owner.pop(ref)), again)
         finally:
             for a in pool:
                 ray.kill(a)  # frees its CPUs and GPU for the next segment
 
-    def _collect(self, running: dict, out: list, pieces: list, advance, on_done) -> None:
+    def _collect(self, running: dict, out: list, pieces: list, advance, on_done, again=None) -> None:
         """Wait for pieces as they finish (not in order); on a failure, cancel the rest and raise."""
         try:
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
                     i = running.pop(ref)
-                    out[i], (worker, start, end, gpus) = _result(ref)
+                    try:
+                        result = _result(ref)
+                    except ray.exceptions.ActorUnavailableError:
+                        if again is not None and again(ref, i):
+                            continue
+                        raise
+                    out[i], (worker, start, end, gpus) = result
                     pieces.append((worker, start, end))
                     self.gpu_ids[worker] = gpus
                     advance()
