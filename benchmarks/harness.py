@@ -20,11 +20,15 @@ BENCH = Path(os.environ.get("CURATE_BENCH", REPO.parent / "shared" / "bench"))
 
 # name -> (kind, threads, adapter args)
 CURATE_TOOLS = {
-    "curate": ("dedup", 1, ["--steps", "dedup"]),
-    "curate-2cpu": ("dedup", 2, ["--steps", "dedup"]),
-    "curate-ray1cpu": ("dedup", 1, ["--steps", "dedup", "--runner", "ray"]),  # Ray's own scaling
-    "curate-decon": ("decon", 1, ["--steps", "decontam"]),
+    "curate": ("dedup", 1, ["--steps", "dedup", "--src", str(REPO)]),
+    "curate-2cpu": ("dedup", 2, ["--steps", "dedup", "--src", str(REPO)]),
+    "curate-ray1cpu": ("dedup", 1, ["--steps", "dedup", "--runner", "ray", "--src", str(REPO)]),  # Ray's own scaling
+    "curate-decon": ("decon", 1, ["--steps", "decontam", "--src", str(REPO)]),
 }
+# Another checkout of curate (e.g. `git worktree add /tmp/base <commit>`) as a tool on 2 CPUs: an older
+# runner measured beside this one in the same run.
+if os.environ.get("CURATE_BASELINE_SRC"):
+    CURATE_TOOLS["curate-baseline-2cpu"] = ("dedup", 2, ["--steps", "dedup", "--src", os.environ["CURATE_BASELINE_SRC"]])
 
 
 def harness_copy() -> Path:

@@ -31,7 +31,7 @@ def run(
     input: list[str] | None = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
     output: str | None = typer.Option(None, "--output", "-o", help="replaces output.path"),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
-    runner: str | None = typer.Option(None, "--runner", help="ray or local (replaces runner.type)"),
+    runner: str | None = typer.Option(None, "--runner", help="auto, ray or local (replaces runner.type)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run, skipping finished work"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the results already in the output directory"),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="progress bars"),
@@ -42,8 +42,8 @@ def run(
 
     if resume and overwrite:
         raise UserError("--resume and --overwrite cannot be used together")
-    if runner not in (None, "ray", "local"):
-        raise UserError(f"--runner: must be 'ray' or 'local' (got {runner!r})")
+    if runner not in (None, "auto", "ray", "local"):
+        raise UserError(f"--runner: must be 'auto', 'ray' or 'local' (got {runner!r})")
     overrides = {}
     if input:
         overrides["input.path"] = input if len(input) > 1 else input[0]

@@ -61,7 +61,9 @@ class OutputConfig(_Strict):
 
 
 class RunnerConfig(_Strict):
-    type: Literal["ray", "local"] = "ray"
+    type: Literal["auto", "ray", "local"] = Field(
+        "auto", description="auto: Ray when an address is given (or RAY_ADDRESS is set) or the input is large enough "
+                            "for Ray's start-up to pay off on these CPUs, else local; ray | local force one")
     address: str | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS, else an embedded Ray")
     num_cpus: int | None = Field(None, ge=1, le=4096, description="CPUs for an embedded Ray (default: all)")
     progress: bool | None = Field(None, description="progress bars (default: on in a terminal, off in CI)")

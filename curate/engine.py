@@ -24,19 +24,21 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.readers import SHARD_SHIFT, Shard, read_shard
+from curate.readers import MAX_RECORD_BYTES, SHARD_SHIFT, Shard, assemble, index_range, plan_ranges, read_shard
 from curate.records import FieldNames
 from curate.registry import get_step
 from curate.report import distributions
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns, published
 from curate.stats import RunStats, StepStats
-from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
+from curate.steps.base import GlobalStep, Resources, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -143,6 +145,14 @@ class Engine:
             self.steps[pos].setup()
             self._ready.add(pos)
         return self.steps[pos]
+
+    def resources(self, seg: Segment) -> Resources:
+        """What one worker running this segment needs: the larger need of each of its steps."""
+        need = Resources()
+        for pos in (seg.apply_global, *seg.map_steps, seg.summarize):
+            if pos is not None:
+                need = need | self.steps[pos].resources()
+        return need
 
     def shard_done(self, seg: Segment, shard: int) -> bool:
         return self.shard_stats_path(seg, shard).exists()
@@ -253,6 +263,64 @@ class Engine:
         stats.rows_rejected = rejected.num_rows
         stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
                                + distributions.count(rejected, "rejected", self.plan.stats_by))
+
+
+class Runner(Protocol):
+    """Runs pieces of work; curate/runners has the local and the Ray one. It holds no step logic."""
+
+    name: str
+
+    def map(self, fn: Callable, shared, items: list, label: str, resources: Resources) -> list:
+        """[fn(shared, item) for item in items], anywhere, each worker given `resources`; in order."""
+
+
+def plan_input(runner: Runner, files: list[str], fmt: str, shard_rows: int,
+               max_record_bytes: int = MAX_RECORD_BYTES) -> list[Shard]:
+    """Shards of the input: the driver cuts byte ranges from file sizes, the runner's workers find
+    the record boundaries and counts in them (reading the input in parallel, next to it)."""
+    ranges = plan_ranges(files, fmt, shard_rows, max_record_bytes)
+    return assemble(ranges, runner.map(index_range, None, ranges, "plan", Resources()))
+
+
+def run_shard(plan: RunPlan, item: tuple[int, int]) -> dict:
+    """One piece: a segment on a shard, in whatever worker the runner chose."""
+    return engine_for(plan).run_shard(*item)
+
+
+def resolve_partition(plan: RunPlan, item: tuple[int, int]) -> int:
+    """One piece: a partition of a global step's summaries."""
+    return engine_for(plan).resolve_partition(*item)
+
+
+def execute_plan(plan: RunPlan, runner: Runner, resume: bool, log: Callable[[str], None]) -> tuple[RunStats, int]:
+    """The order of work: each segment on every shard not already done, then the global step it
+    ends at, partition by partition, then its decisions. Returns the run's counts and how many
+    shard pieces a resumed run found done."""
+    engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps
+    totals = RunStats()
+    resumed = 0
+    for seg in engine.segments:
+        label = seg.label(engine.names)
+        done = {s for s in range(len(plan.shards)) if resume and engine.shard_done(seg, s)}
+        todo = [s for s in range(len(plan.shards)) if s not in done]
+        resumed += len(done)
+        log(f"[{seg.index + 1}/{len(engine.segments)}] {label}: {len(todo)} shard(s)" + (f", {len(done)} already done" if done else ""))
+        results = runner.map(run_shard, plan, [(seg.index, s) for s in todo], label, engine.resources(seg))
+        results += [json.loads(engine.shard_stats_path(seg, s).read_text()) for s in sorted(done)]
+        for r in results:
+            totals = totals + RunStats.from_dict(r)
+        if seg.summarize is None:
+            continue
+        pos = seg.summarize
+        step = engine.steps[pos]
+        assert isinstance(step, GlobalStep)
+        start = time.perf_counter()
+        if not (resume and engine.decisions_path(pos).exists()):
+            parts = [p for p in range(step.num_partitions()) if not (resume and engine.partition_done(pos, p))]
+            runner.map(resolve_partition, plan, [(pos, p) for p in parts], f"{step.name}:resolve", step.resources())
+            engine.finalize(pos)
+        totals.add_step(f"{pos}:{step.name}", StepStats(seconds=time.perf_counter() - start))
+    return totals, resumed
 
 
 _shards_done_here = 0

@@ -114,37 +114,37 @@ def list_input_files(paths: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- JSONL lines, bounded
 
 
-@dataclass(frozen=True)
-class _LongLine:
-    """A line longer than the limit: its first bytes, its length (newline included), whether it is
-    only whitespace (then it is no record, like any blank line)."""
-
-    head: bytes
-    size: int
-    blank: bool
+@dataclass
+class _Line:
+    raw: bytes  # the line (for an over-long one: only its first bytes)
+    size: int  # its length in bytes, newline included
+    blank: bool  # only whitespace: not a record
+    too_long: bool
 
 
-def _lines(fh, limit: int) -> Iterator[bytes | _LongLine]:
-    """The lines of a binary file (bytes), never holding more than `limit` bytes of one: a longer
-    line is read past in bounded chunks and given as a _LongLine. The planner and the reader both cut
-    records here, so they agree on what a record is."""
-    readline = fh.readline
+def _lines(fh, limit: int, skip_long: bool = True) -> Iterator[_Line]:
+    """The lines of a binary file, never holding more than `limit` bytes of one: the planner and the
+    reader both cut records here, so they always agree on what a record is. With skip_long False,
+    an over-long line ends the iteration at once (its size unknown): for a caller that gives up."""
     while True:
-        raw = readline(limit + 1)
+        raw = fh.readline(limit + 1)
         if not raw:
             return
         if len(raw) <= limit or raw.endswith(b"\n"):
-            yield raw
+            yield _Line(raw, len(raw), not raw.strip(), False)
             continue
         head, size, blank = raw[: QUARANTINE_RAW_LIMIT * 4], len(raw), not raw.strip()
         del raw
+        if not skip_long:
+            yield _Line(head, size, blank, True)
+            return
         while True:  # skip to the end of the line, a bounded chunk at a time
-            more = readline(1 << 20)
+            more = fh.readline(1 << 20)
             size += len(more)
             blank = blank and not more.strip()
             if not more or more.endswith(b"\n"):
                 break
-        yield _LongLine(head, size, blank)
+        yield _Line(head, size, blank, True)
 
 
 # --------------------------------------------------------------------------- JSON arrays, streamed
@@ -294,48 +294,19 @@ def _sniff_json(path: str) -> str:
 # --------------------------------------------------------------------------- planning
 
 
-def _plan_lines(path: str, shard_rows: int, limit: int) -> list[tuple[int, int, int, int]]:
-    """(byte offset, first record, first line, records) per shard of a JSONL file."""
-    out = []
-    offset = start = 0
-    n = first = 0
-    line = 1
-    first_line = 1
-    with _open_binary(path) as fh:
-        for raw in _lines(fh, limit):
-            if raw.blank if type(raw) is _LongLine else not raw.strip():
-                offset += raw.size if type(raw) is _LongLine else len(raw)
-                line += 1
-                continue
-            if n == shard_rows:
-                out.append((start, first, first_line, n))
-                start, first, first_line, n = offset, first + n, line, 0
-            n += 1
-            offset += raw.size if type(raw) is _LongLine else len(raw)
-            line += 1
-    if n or not out:
-        out.append((start, first, first_line, n))
-    return out
-
-
-def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int, limit: int = MAX_RECORD_BYTES) -> list[Shard]:
-    """Cut one file into shards."""
+def _scan_file(path: str, fmt: str, shard_rows: int, limit: int) -> list[Shard]:
+    """Cut a file that cannot be split by byte ranges (gzip, JSON arrays and streams, Parquet) into
+    shards of `shard_rows` records; reads the whole file (Parquet: its footer only)."""
     if path.endswith(".parquet"):
         try:
             total = pq.ParquetFile(path).metadata.num_rows
         except Exception as e:  # noqa: BLE001 - any unreadable Parquet is the user's file problem
             raise UserError(f"cannot read Parquet file {path}: {e}") from None
         starts = range(0, max(total, 1), shard_rows)
-        return [
-            Shard(first_shard + i, path, "parquet", fmt, s, min(shard_rows, total - s))
-            for i, s in enumerate(starts)
-        ]
-    container = "jsonl" if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")) else _sniff_json(path)
+        return [Shard(i, path, "parquet", fmt, s, min(shard_rows, total - s)) for i, s in enumerate(starts)]
+    container = _container(path)
     if container == "jsonl":
-        return [
-            Shard(first_shard + i, path, "jsonl", fmt, first, n, off, line)
-            for i, (off, first, line, n) in enumerate(_plan_lines(path, shard_rows, limit))
-        ]
+        return _scan_lines(path, fmt, shard_rows, limit)
     shards: list[Shard] = []
     with _open_binary(path) as fh:
         scanner = _ArrayScanner(fh, 0, 1, inside=False, stream=container == "stream", limit=limit)
@@ -345,32 +316,158 @@ def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int, limit: int
                 start, first, first_line = offset, i, line
             n += 1
             if n == shard_rows:
-                shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+                shards.append(Shard(len(shards), path, container, fmt, first, n, start, first_line))
                 n = 0
         if n:
-            shards.append(Shard(first_shard + len(shards), path, container, fmt, first, n, start, first_line))
+            shards.append(Shard(len(shards), path, container, fmt, first, n, start, first_line))
         if scanner.error:
             records_before = sum(s.count for s in shards)
-            shards.append(
-                Shard(first_shard + len(shards), path, "broken", fmt, records_before, 1,
-                      scanner.error_offset, scanner.error_line, scanner.error)
-            )
-    if not shards:
-        shards.append(Shard(first_shard, path, container, fmt, 0, 0))
+            shards.append(Shard(len(shards), path, "broken", fmt, records_before, 1,
+                                scanner.error_offset, scanner.error_line, scanner.error))
+    return shards
+
+
+def _scan_lines(path: str, fmt: str, shard_rows: int, limit: int) -> list[Shard]:
+    """Shards of `shard_rows` records of a JSONL file read from its start (a .gz cannot seek)."""
+    shards: list[Shard] = []
+    offset = start = n = first = 0
+    line = first_line = 1
+    with _open_binary(path) as fh:
+        for ln in _lines(fh, limit):
+            if not ln.blank:
+                if n == shard_rows:
+                    shards.append(Shard(len(shards), path, "jsonl", fmt, first, n, start, first_line))
+                    start, first, first_line, n = offset, first + n, line, 0
+                n += 1
+            offset += ln.size
+            line += 1
+    if n:
+        shards.append(Shard(len(shards), path, "jsonl", fmt, first, n, start, first_line))
+    return shards
+
+
+def _container(path: str) -> str:
+    if path.endswith(".parquet"):
+        return "parquet"
+    return "jsonl" if path.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")) else _sniff_json(path)
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """A unit of planning, made by the driver from file sizes alone: a byte range [start, end) of a
+    plain JSONL file, or a whole file that only a full read can cut (end == -1)."""
+
+    path: str
+    abs_path: str
+    format: str
+    start: int
+    end: int
+    shard_rows: int
+    max_record_bytes: int = MAX_RECORD_BYTES
+
+
+# The driver reads this much of each plain JSONL file to size its byte ranges.
+HEAD_SAMPLE_BYTES = 1 << 20
+
+
+def _range_bytes(path: str, shard_rows: int) -> int:
+    """Bytes per range for about `shard_rows` records: the mean record size of the file's first MB
+    (whole lines only; a first line longer than that counts as one record of the sample's size)."""
+    with _open_binary(path) as fh:
+        head = fh.read(HEAD_SAMPLE_BYTES)
+    complete = head[: head.rfind(b"\n") + 1] or head
+    records = sum(1 for line in complete.split(b"\n") if line.strip()) or 1
+    return max(1, len(complete) * shard_rows // records)
+
+
+def plan_ranges(files: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[InputRange]:
+    """The driver's part of planning: reads each file's size and first MB, never the whole input.
+    A plain JSONL file is cut into byte ranges of about `shard_rows` records (the same ranges for
+    the same file and shard_rows: that is what keeps --resume and the output deterministic)."""
+    out: list[InputRange] = []
+    for path in files:
+        absolute = os.path.abspath(path)
+        try:
+            if path.endswith(".gz") or _container(path) != "jsonl":
+                out.append(InputRange(path, absolute, fmt, 0, -1, shard_rows, max_record_bytes))
+                continue
+            size = os.path.getsize(path)
+            step = _range_bytes(path, shard_rows)
+        except OSError as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        out += [InputRange(path, absolute, fmt, s, min(s + step, size), shard_rows, max_record_bytes)
+                for s in range(0, max(size, 1), step)]
+    return out
+
+
+@dataclass(frozen=True)
+class RangeIndex:
+    """What a worker found in one InputRange: for a byte range, where its first record starts and
+    how many records and lines start in it; for a whole file, its shards."""
+
+    byte_offset: int = 0
+    records: int = 0
+    lines: int = 0
+    shards: tuple[Shard, ...] = ()
+
+
+def index_range(_, r: InputRange) -> RangeIndex:
+    """A worker's part of planning (runs wherever the runner puts it, next to the data). A range
+    owns the lines that start in it: it begins at the first line start at or after `start` and its
+    last line may run past `end`, as Hadoop's and Spark's text inputs do."""
+    try:
+        if r.end < 0:
+            return RangeIndex(shards=tuple(_scan_file(r.abs_path, r.format, r.shard_rows, r.max_record_bytes)))
+        with _open_binary(r.abs_path) as fh:
+            pos = r.start
+            if pos:
+                fh.seek(pos - 1)
+                while True:  # to just past the newline that ends the line before, a bounded chunk at a time
+                    chunk = fh.readline(1 << 20)
+                    pos += len(chunk)
+                    if not chunk or chunk.endswith(b"\n"):
+                        break
+                pos -= 1
+            begin, records, lines = pos, 0, 0
+            # The reader's own line cutter (bounded by max_record_bytes), so both agree on records.
+            cut = _lines(fh, r.max_record_bytes)
+            while pos < r.end and (ln := next(cut, None)) is not None:
+                lines += 1
+                records += not ln.blank
+                pos += ln.size
+        return RangeIndex(begin, records, lines)
+    except (OSError, EOFError, zlib.error) as e:
+        # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
+        raise UserError(f"cannot read {r.path}: {e}") from None
+
+
+def assemble(ranges: list[InputRange], found: list[RangeIndex]) -> list[Shard]:
+    """Number the shards: record and line numbers are running sums over each file's ranges."""
+    shards: list[Shard] = []
+    records = lines = 0
+    for i, (r, f) in enumerate(zip(ranges, found)):
+        if i == 0 or ranges[i - 1].path != r.path:
+            records, lines, first_of_file = 0, 0, len(shards)
+        if r.end < 0:
+            shards += [replace(s, index=len(shards) + k, abs_path=r.abs_path, max_record_bytes=r.max_record_bytes)
+                       for k, s in enumerate(f.shards)]
+        elif f.records:
+            shards.append(Shard(len(shards), r.path, "jsonl", r.format, records, f.records, f.byte_offset, lines + 1,
+                                abs_path=r.abs_path, max_record_bytes=r.max_record_bytes))
+        records += f.records
+        lines += f.lines
+        last_of_file = i + 1 == len(ranges) or ranges[i + 1].path != r.path
+        if last_of_file and len(shards) == first_of_file:  # an empty file still has its (empty) shard
+            container = "jsonl" if r.end >= 0 else _container(r.abs_path)
+            shards.append(Shard(len(shards), r.path, container, r.format, 0, 0, abs_path=r.abs_path,
+                                max_record_bytes=r.max_record_bytes))
     return shards
 
 
 def plan(paths: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[Shard]:
-    shards: list[Shard] = []
-    for path in list_input_files(paths):
-        try:
-            absolute = os.path.abspath(path)
-            shards += [replace(s, abs_path=absolute, max_record_bytes=max_record_bytes)
-                       for s in plan_file(path, fmt, shard_rows, len(shards), max_record_bytes)]
-        except (OSError, EOFError, zlib.error) as e:
-            # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
-            raise UserError(f"cannot read {path}: {e}") from None
-    return shards
+    """Plan in this process (tests, benchmarks): the driver's ranges, each indexed here."""
+    ranges = plan_ranges(list_input_files(paths), fmt, shard_rows, max_record_bytes)
+    return assemble(ranges, [index_range(None, r) for r in ranges])
 
 
 # --------------------------------------------------------------------------- reading a shard
@@ -395,22 +492,19 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
             index, line, offset = shard.first_record, shard.first_line, shard.byte_offset
             lines = _lines(fh, shard.max_record_bytes)
             while index < shard.first_record + shard.count:
-                raw = next(lines, None)
-                if raw is None:
+                ln = next(lines, None)
+                if ln is None:
                     break
-                if type(raw) is _LongLine:
-                    if not raw.blank:
-                        yield (index, line, None, raw.head.decode("utf-8", "replace"),
-                               f"record too long: {raw.size:,} bytes at byte offset {offset} "
-                               f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
-                        index += 1
-                    offset += raw.size
-                else:
-                    if raw.strip():
-                        yield (index, line, *_parse_line(raw, offset))
-                        index += 1
-                    offset += len(raw)
+                if ln.too_long and not ln.blank:
+                    yield (index, line, None, ln.raw.decode("utf-8", "replace"),
+                           f"record too long: {ln.size:,} bytes at byte offset {offset} "
+                           f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
+                    index += 1
+                elif not ln.blank:
+                    yield (index, line, *_parse_line(ln.raw, offset))
+                    index += 1
                 line += 1
+                offset += ln.size
             return
         scanner = _ArrayScanner(fh, shard.byte_offset, shard.first_line, inside=True,
                                 stream=shard.container == "stream", limit=shard.max_record_bytes)
@@ -504,17 +598,13 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     lines = []
     with _open_binary(shard.open_path) as fh:
         fh.seek(shard.byte_offset)
-        # _lines' bounded readline, inlined: this is the hot path, and an over-long line only means
-        # the record-by-record path reads the shard
-        readline, limit = fh.readline, shard.max_record_bytes
-        while len(lines) < shard.count:
-            raw = readline(limit + 1)
-            if not raw:
+        for ln in _lines(fh, shard.max_record_bytes, skip_long=False):
+            if len(lines) == shard.count:
                 break
-            if len(raw) > limit and not raw.endswith(b"\n"):
+            if ln.too_long:
                 return None
-            if raw.strip():
-                lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
+            if not ln.blank:
+                lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
     block = b"".join(lines)
     if len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block) or _has_tool_tag(block):
         return None

@@ -14,7 +14,6 @@ import platform
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,15 +22,12 @@ import yaml
 
 from curate import __version__
 from curate.config import Pipeline
-from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
+from curate.engine import DEFAULT_RULES_DIR, RunPlan, execute_plan, plan_input
 from curate.errors import UserError
 from curate.ids import make_unique as make_unique_ids
 from curate.readers import list_input_files
-from curate.readers import plan as plan_shards
 from curate.report import write_report
-from curate.runners import make_runner
-from curate.stats import RunStats, StepStats
-from curate.steps.base import GlobalStep
+from curate.runners import make_runner, pick
 from curate.writers import WORK_FILE_FORMAT, atomic_path
 
 OUTPUT_DIRS = ("kept", "rejected", "quarantine", "kept_jsonl")
@@ -49,12 +45,22 @@ class RunResult:
     stats: dict
 
 
-def _sha256(path: str) -> str:
+# An input's identity for --resume and the manifest, without reading it all in the driver: its
+# size, its modification time, and a sha256 of SAMPLES blocks spread over it (first and last
+# included). A file rewritten in place changes its mtime; one edited without a new mtime and size
+# could slip past the samples, which is the price of not hashing terabytes before any work starts.
+SAMPLES, SAMPLE_BYTES = 16, 1 << 16
+
+
+def describe_input(path: str) -> dict:
+    st = os.stat(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        last = max(st.st_size - SAMPLE_BYTES, 0)
+        for k in range(SAMPLES):
+            f.seek(last * k // (SAMPLES - 1))
+            h.update(f.read(SAMPLE_BYTES))
+    return {"path": path, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sampled_sha256": h.hexdigest()}
 
 
 def _versions() -> dict:
@@ -127,33 +133,22 @@ def execute(
 
     record_format = "auto" if cfg.input.format == "parquet" else cfg.input.format
     files = list_input_files(cfg.input.paths())  # a missing input fails here, before any runner starts
-    kind = runner_kind or cfg.runner.type
-    # Scanning the input for shard boundaries and hashing it (seconds for GBs; hashlib and file reads
-    # release the GIL) run in threads while the runner starts (ray.init: seconds).
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows, cfg.input.max_record_mb << 20)
-        hashes = [pool.submit(_sha256, f) for f in files]
-        runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
-        try:
-            shards = planned.result()
-            digests = {f: h.result() for f, h in zip(files, hashes)}
-        except BaseException:
-            runner.close()
-            raise
-    totals = RunStats()
-    resumed_shards = 0
+    inputs = [describe_input(f) for f in sorted(files)]
+    address = address or cfg.runner.address
+    kind = pick(runner_kind or cfg.runner.type, address, sum(i["bytes"] for i in inputs), cfg.runner.num_cpus)
+    resolved = pipeline.resolved()
+    fingerprint = hashlib.sha256(
+        json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
+                    "format": resolved["output"]["format"], "stats_by": resolved["output"]["stats_by"],
+                    "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
+    ).hexdigest()
+    work = run_dir / WORK_DIR
+    if not resume and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    runner = make_runner(kind, address, cfg.runner.num_cpus, progress)
     try:
-        inputs = [{"path": f, "bytes": os.path.getsize(f), "sha256": digests[f]} for f in sorted({s.path for s in shards})]
-        resolved = pipeline.resolved()
-        fingerprint = hashlib.sha256(
-            json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                        "format": resolved["output"]["format"], "stats_by": resolved["output"]["stats_by"],
-                        "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
-        ).hexdigest()
-        work = run_dir / WORK_DIR
-        if not resume and work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
+        shards = plan_input(runner, files, record_format, cfg.input.shard_rows, cfg.input.max_record_mb << 20)
         plan = RunPlan(
             steps=tuple((s.name, s.params.model_dump(mode="json")) for s in pipeline.steps),
             shards=tuple(shards),
@@ -164,28 +159,8 @@ def execute(
             stats_by=cfg.output.stats_by,
             fingerprint=fingerprint,
         )
-        engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps
-        for seg in engine.segments:
-            label = seg.label(engine.names)
-            shard_ids = list(range(len(shards)))
-            done = [s for s in shard_ids if resume and engine.shard_done(seg, s)]
-            resumed_shards += len(done)
-            todo = [s for s in shard_ids if s not in set(done)]
-            actors = any(engine.steps[p].needs_actor for p in seg.map_steps)
-            log(f"[{seg.index + 1}/{len(engine.segments)}] {label}: {len(todo)} shard(s)" + (f", {len(done)} already done" if done else ""))
-            results = runner.run_shards(plan, seg.index, todo, label, actors)
-            results += [json.loads(engine.shard_stats_path(seg, s).read_text()) for s in done]
-            for r in results:
-                totals = totals + RunStats.from_dict(r)
-            if seg.summarize is not None:
-                step = engine.steps[seg.summarize]
-                assert isinstance(step, GlobalStep)
-                t0 = time.perf_counter()
-                if not (resume and engine.decisions_path(seg.summarize).exists()):
-                    parts = [p for p in range(step.num_partitions()) if not (resume and engine.partition_done(seg.summarize, p))]
-                    runner.resolve_partitions(plan, seg.summarize, parts, f"{step.name}:resolve")
-                    engine.finalize(seg.summarize)
-                totals.add_step(f"{seg.summarize}:{step.name}", StepStats(seconds=time.perf_counter() - t0))
+        totals, resumed_shards = execute_plan(plan, runner, resume, log)
+        timing = runner.timing()
         renamed = make_unique_ids(work / "out", cfg.output.format)
         if renamed:
             totals.read_counters["id_renamed:repeated"] += renamed
@@ -207,6 +182,7 @@ def execute(
     stats = totals.to_dict()
     stats.update(
         runner=kind,
+        runner_timing=timing,
         shards=len(shards),
         resumed_shards=resumed_shards,
         elapsed_seconds=round(time.perf_counter() - started, 3),

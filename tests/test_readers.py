@@ -180,3 +180,66 @@ def test_fast_jsonl_path_equals_record_by_record(tmp_path):
     assert {"clean", "no_ids", "odd_roles", "observation_alone"} <= used_fast
     assert not used_fast & {"int_ids", "extra_keys", "message_extra", "unknown_role", "null_value", "empty_conv", "surrogate", "openai",
                             "function_call", "hermes"}
+
+
+def test_byte_ranges_cut_anywhere_read_every_record_once(tmp_path, monkeypatch):
+    """Ranges cut mid-line, on a newline, inside a run of blank lines, past a CRLF, with no final
+    newline: every record is read once, with the record index and line number of a whole-file read."""
+    import curate.readers as readers
+
+    lines = []
+    for i in range(60):
+        lines.append(json.dumps({"id": f"r{i}", "conversations": [{"from": "human", "value": "x" * (i * 37 % 500)},
+                                                                   {"from": "gpt", "value": "ok"}]}))
+        if i % 7 == 0:
+            lines += ["", "   "]
+        if i == 30:
+            lines.append("{not json")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(("\r\n".join(lines[:20]) + "\r\n" + "\n".join(lines[20:])).encode())  # no final newline
+    whole_rows, whole_bad = _read_all([src], shard_rows=10_000)
+    assert len(whole_rows) == 60 and len(whole_bad) == 1
+    for cut in (1, 2, 97, 500, 1024):
+        monkeypatch.setattr(readers, "_range_bytes", lambda path, rows, cut=cut: cut)
+        shards = plan([str(src)], "auto", 3)
+        assert len(shards) > 5
+        rows, bad = _read_all([src], shard_rows=3)
+        assert [(r["id"], r["source_index"]) for r in rows] == [(r["id"], r["source_index"]) for r in whole_rows], cut
+        assert bad == whole_bad, cut
+        assert [s.index for s in shards] == list(range(len(shards)))
+
+
+def test_the_driver_reads_only_the_head_of_a_jsonl_file(tmp_path, monkeypatch):
+    """plan_ranges reads a file's first MB to size its ranges, never the rest of it."""
+    import builtins
+
+    from curate.readers import HEAD_SAMPLE_BYTES, plan_ranges
+
+    src = tmp_path / "big.jsonl"
+    line = json.dumps({"id": "a", "conversations": [{"from": "human", "value": "y" * 1000}]}) + "\n"
+    src.write_text(line * 8000)  # 8 MB
+    read = []
+    real_open = builtins.open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: Counting(real_open(*a, **k)))
+    ranges = plan_ranges([str(src)], "auto", 500)
+    assert sum(read) <= HEAD_SAMPLE_BYTES
+    assert len(ranges) == 16 and ranges[-1].end == src.stat().st_size

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, pipeline_yaml, read_dir, run
+from tests.helpers import REPO, SHARED_DATA, pipeline_yaml, read_dir, run
 
 
 def _kept_bytes(run_dir: Path) -> dict[str, bytes]:
@@ -91,7 +93,8 @@ def test_run_directory_layout(planted):
     assert not (out / "_work").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] is True
-    assert manifest["inputs"][0]["sha256"] and manifest["versions"]["pyarrow"]
+    assert manifest["inputs"][0]["sampled_sha256"] and manifest["inputs"][0]["bytes"] == src.stat().st_size
+    assert manifest["versions"]["pyarrow"]
     kept = read_dir(out / "kept")
     assert not [c for c in kept.column_names if c.startswith("_curate_")]
     assert {"id", "messages", "tools", "source_file", "source_index", "source", "extra"} <= set(kept.column_names)
@@ -112,38 +115,96 @@ def test_jsonl_output_round_trips(planted, tmp_path):
         assert rec == original[rec["id"]]
 
 
-def test_ray_data_scheduling_constants_are_lowered_on_this_ray(ray_cluster):
-    """A canary for Ray upgrades: the runner lowers two private Ray Data constants (see
-    runners/ray.py, _schedule_promptly). If a release renames them the runner still works, only
-    slower; this test says so instead of a benchmark weeks later."""
-    from ray.data._internal.execution import streaming_executor_state as state
-    from ray.data._internal.execution.resource_manager import ResourceManager
+def test_user_error_raised_in_a_ray_worker_is_one_line(ray_cluster):
+    """A UserError raised inside a worker (e.g. a model file missing on that node) arrives wrapped
+    by Ray; the CLI still finds it and prints its one line."""
+    from curate.cli import _user_facing
+    from curate.errors import UserError
+    from curate.runners.ray import RayRunner
+    from curate.steps.base import Resources
 
-    from curate.runners.ray import RayRunner, _RayWithPromptWait
+    def fail(shared, item):
+        raise UserError("toxicity.checkpoint: file not found: /models/x.ckpt")
 
-    RayRunner(progress=False)  # joins the test's Ray; close() would leave it running
-    assert isinstance(state.ray, _RayWithPromptWait)
-    assert ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S <= 0.1
+    for need in (Resources(), Resources(model=True)):  # a task, then an actor
+        with pytest.raises(Exception) as exc:
+            RayRunner().map(fail, None, [1, 2], "fail", need)
+        assert "RayTaskError" in type(exc.value).__name__  # Ray wrapped it
+        assert _user_facing(exc.value) == "toxicity.checkpoint: file not found: /models/x.ckpt"
 
 
-def test_prompt_wait_gives_ray_wait_all_answer_without_sleeping_out_the_timeout(ray_cluster):
-    """The executor's wait: every ready task (as Ray's wait-for-all with a timeout would give),
-    returned once one is ready instead of when the timeout ends; nothing ready -> nothing."""
-    import time
+def test_auto_picks_local_for_the_sample_and_ray_for_an_address(planted, ray_cluster):
+    """runner: auto runs a small input in-process, joins Ray when given an address, and both give
+    the same bytes."""
+    from curate.runners import auto_threshold_bytes, pick
 
-    from curate.runners.ray import _RayWithPromptWait
+    tmp, src, _, _ = planted
+    assert src.stat().st_size < auto_threshold_bytes(2)
+    sample = REPO / "sample_data"
+    assert pick("auto", None, sum(f.stat().st_size for f in sample.iterdir()), 2) == "local"
+    assert pick("auto", None, 10**9, 2) == "ray"
+    assert pick("auto", None, 10**9, 1) == "local"  # one CPU: Ray cannot pay for its start-up
+    assert pick("local", "10.0.0.5:6379", 10**9, 2) == "local"  # --runner local still forces it
+    local = run(_yaml(tmp, src, "auto_local", runner="auto"))
+    assert local["runner"] == "local"
+    address = ray_cluster.get_runtime_context().gcs_address
+    joined = run(_yaml(tmp, src, "auto_ray", runner="auto"), address=address)
+    assert joined["runner"] == "ray"
+    assert _kept_bytes(tmp / "auto_local") == _kept_bytes(tmp / "auto_ray")
+    assert joined["runner_timing"]["pieces"] >= joined["shards"]
+
+
+def test_plan_is_read_by_workers_and_equals_a_local_plan(planted, ray_cluster):
+    """The index pass over byte ranges gives the same shards on Ray workers as in-process."""
+    from curate.engine import plan_input
+    from curate.readers import plan
+    from curate.runners.ray import RayRunner
+
+    _, src, _, _ = planted
+    assert plan_input(RayRunner(), [str(src)], "auto", 40) == plan([str(src)], "auto", 40)
+
+
+def test_a_gpu_step_gets_a_gpu_of_its_own(ray_cluster):
+    """toxicity on cuda declares one GPU per worker; the runner asks Ray for it (Ray's public state
+    API shows the request; Ray accepts a GPU count on a machine without GPUs), and no two actors
+    share a GPU unless the step asks for a fraction."""
+    import logging
+
+    from ray.util.state import list_actors
+
+    from curate.runners.ray import RayRunner
+    from curate.steps.base import StepContext
+    from curate.steps.toxicity import Toxicity, ToxicityParams
 
     ray = ray_cluster
-
-    @ray.remote(num_cpus=0)
-    def nap(seconds: float) -> float:
-        time.sleep(seconds)
-        return seconds
-
-    quick, slow = nap.remote(0), nap.remote(60)
-    ray.get(quick)
+    ray.shutdown()
+    # The state API answers through the dashboard's server.
+    ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=True, logging_level=logging.ERROR,
+             log_to_driver=False)
     try:
-        assert _RayWithPromptWait.wait([quick, slow], num_returns=2, timeout=30) == ([quick], [slow])
-        assert _RayWithPromptWait.wait([slow], num_returns=1, timeout=0.05) == ([], [slow])
+        ctx = StepContext(rules_dir=REPO / "rules")
+
+        def need(**kw):
+            params = ToxicityParams(backend="detoxify", checkpoint="m.ckpt", hf_config="cfg", device="cuda", **kw)
+            return Toxicity(params, ctx).resources()
+
+        assert need().gpus == 1 and need().actor and need(gpus=0.5).gpus == 0.5
+        assert Toxicity(ToxicityParams(), ctx).resources().gpus == 0  # fastText: no GPU, a task
+
+        def probe(shared, item):
+            time.sleep(0.2)
+            return item
+
+        seen: set[str] = set()
+        for gpus, actors, per_gpu in ((1.0, 2, 1), (0.5, 4, 2)):
+            runner = RayRunner()
+            assert runner.map(probe, None, list(range(8)), "gpu_probe", need(gpus=gpus)) == list(range(8))
+            pool = [a for a in list_actors(address=ray.get_runtime_context().gcs_address, filters=[("class_name", "=", "_Worker")], detail=True) if a.actor_id not in seen]
+            seen |= {a.actor_id for a in pool}
+            assert len(pool) == actors
+            assert all(a.required_resources["GPU"] == gpus and a.required_resources["CPU"] == 1 for a in pool)
+            assigned = list(runner.gpu_ids.values())
+            assert len(assigned) == actors and all(len(ids) == 1 for ids in assigned)
+            assert sorted(Counter(ids[0] for ids in assigned).values()) == [per_gpu, per_gpu]
     finally:
-        ray.cancel(slow, force=True)
+        ray.shutdown()  # the ray_cluster fixture starts the usual one again

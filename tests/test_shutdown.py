@@ -25,10 +25,10 @@ DRIVER = textwrap.dedent(
     from curate.runners.ray import RayRunner
 
     held = []
-    run_shards = RayRunner.run_shards
+    run_pieces = RayRunner.map
 
-    def run_shards_holding_refs(self, *args, **kwargs):
-        out = run_shards(self, *args, **kwargs)
+    def run_pieces_holding_refs(self, *args, **kwargs):
+        out = run_pieces(self, *args, **kwargs)
         held.extend(ray.put(i) for i in range(4000))  # still referenced when the work ends
         return out
 
@@ -42,7 +42,7 @@ DRIVER = textwrap.dedent(
         held.clear()
         return publish(*args)
 
-    RayRunner.run_shards = run_shards_holding_refs
+    RayRunner.map = run_pieces_holding_refs
     run_module._publish = publish_freeing_refs
     run_module.execute(load_pipeline(sys.argv[1], {}), overwrite=True, runner_kind="ray")
     print("published")

@@ -1,13 +1,16 @@
 """curate as a tool of ../shared/bench: the adapter contract of its tools/common.py.
 
-  python curate_adapter.py --corpus DATA --out OUT [--threads N] [--steps dedup|decontam] [--runner ray]
+  python curate_adapter.py --corpus DATA --out OUT [--threads N] [--steps dedup|decontam] [--runner ray] [--src DIR]
 
 Writes a pipeline with the peers' settings (word 5-grams, 14 bands x 8 rows, seed 1), runs
 `curate run` (the local runner for one thread, embedded Ray with N CPUs otherwise) and maps
-curate's rejected rows to removed.txt / contaminated.txt. benchmarks/dedup/run.py installs this
+curate's rejected rows to removed.txt / contaminated.txt; the runner's timing (Ray's start-up, the
+gap between a worker's pieces) goes into info.json's stages. `--src` runs the curate checked out
+there (an older commit, to compare runners in the same run). benchmarks/dedup/run.py installs this
 file into a scratch copy of the harness; it is not meant to run from here.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,8 +38,8 @@ def main():
     ap.add_argument("--shard-rows", type=int, default=20000)
     ap.add_argument("--runner", choices=["auto", "ray"], default="auto",
                     help="auto: the local runner for one thread, Ray otherwise; ray: Ray even on one CPU")
+    ap.add_argument("--src", required=True, help="the curate source tree to run (a checkout's root)")
     args = ap.parse_args()
-    curate = os.path.join(os.path.dirname(sys.executable), "curate")
     st = Stages()
     work = os.path.abspath(os.path.join(args.out, "work"))
     shutil.rmtree(work, ignore_errors=True)
@@ -51,11 +54,15 @@ def main():
     with open(yaml_path, "w") as f:
         f.write(PIPELINE % values)
     with st("curate run"):
-        p = subprocess.run([curate, "run", yaml_path], capture_output=True, text=True)
+        # cwd too: `python -m` puts the working directory before PYTHONPATH on sys.path.
+        p = subprocess.run([sys.executable, "-m", "curate", "run", yaml_path], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=args.src), cwd=args.src)
     with open(os.path.join(args.out, "tool.log"), "w") as f:
         f.write(p.stdout + "\n" + p.stderr)
     if p.returncode != 0:
         sys.exit(p.stderr[-3000:])
+    timing = json.loads(open(os.path.join(work, "out", "stats.json")).read()).get("runner_timing") or {}
+    st.times.update({f"runner {k}": v for k, v in timing.items() if v is not None})
     import pyarrow.dataset as ds
 
     rejected = ds.dataset(os.path.join(work, "out", "rejected"), format="parquet").to_table(

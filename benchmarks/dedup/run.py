@@ -3,6 +3,7 @@
   python benchmarks/dedup/run.py                      # N=20k, 1 round
   python benchmarks/dedup/run.py --n 200000 --tools curate,curate-2cpu,rensa,datasketch-batch
   python benchmarks/dedup/run.py --n 1000000 --tools curate,curate-2cpu,curate-ray1cpu --rounds 2
+  CURATE_BASELINE_SRC=/tmp/base python benchmarks/dedup/run.py --n 200000 --tools curate,curate-2cpu,curate-baseline-2cpu
 
 Prints docs/s, peak RSS (largest process and whole tree), precision/recall from the harness's
 ground truth, recall on HTML re-renders and template siblings removed, and curate's ratios.
@@ -48,13 +49,25 @@ def main() -> None:
         print(f"| {t} | {s['docs_per_s']:,.0f} | {s['wall_s_median']:.1f} | {s['cpu_s_median']} | "
               f"{s['peak_rss_mb']:.0f} / {s['peak_tree_rss_mb']:.0f} | {d.get('precision', 0):.4f} | {d.get('recall', 0):.4f} | "
               f"{d.get('recall_by_kind', {}).get('near_html', 0):.3f} | {d.get('hardneg_fp', '-')} | {ratio} |")
-    speed = {t: summary[t]["docs_per_s"] for t in ("curate", "curate-2cpu", "curate-ray1cpu") if not summary.get(t, {}).get("failed") and t in summary}
+    speed = {t: summary[t]["docs_per_s"] for t in ("curate", "curate-2cpu", "curate-ray1cpu", "curate-baseline-2cpu")
+             if not summary.get(t, {}).get("failed") and t in summary}
     if "curate-2cpu" in speed:
         print()
         if "curate" in speed:
             print(f"Ray on 2 CPUs vs the local runner on one core: {speed['curate-2cpu'] / speed['curate']:.2f}x")
         if "curate-ray1cpu" in speed:
             print(f"Ray on 2 CPUs vs Ray on one CPU: {speed['curate-2cpu'] / speed['curate-ray1cpu']:.2f}x")
+        if "curate-baseline-2cpu" in speed:
+            base = speed["curate-baseline-2cpu"]
+            print(f"Ray on 2 CPUs, this runner vs the baseline checkout's: {speed['curate-2cpu'] / base:.2f}x"
+                  + (f" (baseline vs one core: {base / speed['curate']:.2f}x)" if "curate" in speed else ""))
+    timings = {t: summary[t].get("stages_last", {}) for t in speed}
+    if any(any(k.startswith("runner ") for k in st) for st in timings.values()):
+        print("\nWhere the runner's time goes (last round; seconds / ms as named):")
+        for t, st in timings.items():
+            shown = {k.removeprefix("runner "): v for k, v in st.items() if k.startswith("runner ")}
+            if shown:
+                print(f"  {t}: curate run {st.get('curate run', 0):.1f} s; {shown}")
 
 
 if __name__ == "__main__":

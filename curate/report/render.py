@@ -247,8 +247,8 @@ def _run(data: ReportData) -> list[str]:
     out = ['<h2 id="run">The run</h2>']
     inputs = m.get("inputs") or []
     if inputs:
-        out.append("<table><tr><th>input file</th><th class=n>bytes</th><th>sha256</th></tr>"
-                   + "".join(f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sha256'))}</code></td></tr>" for i in inputs)
+        out.append("<table><tr><th>input file</th><th class=n>bytes</th><th>sampled sha256</th></tr>"
+                   + "".join(f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sampled_sha256') or i.get('sha256'))}</code></td></tr>" for i in inputs)
                    + "</table>")
     versions = m.get("versions") or {}
     if versions:

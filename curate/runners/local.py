@@ -1,10 +1,12 @@
-"""In-process runner for tests and debugging: the same pieces, one after another."""
+"""In-process runner: the same pieces, one after another (small inputs, tests, debugging)."""
 
 from __future__ import annotations
 
-from rich.progress import Progress
+import os
+import time
 
-from curate.engine import RunPlan, engine_for
+from curate.runners import Timeline, progress_bar
+from curate.steps.base import Resources
 
 
 class LocalRunner:
@@ -12,25 +14,20 @@ class LocalRunner:
 
     def __init__(self, progress: bool = False):
         self.progress = progress
+        self.timeline = Timeline()
 
-    def _each(self, items: list[int], label: str, fn) -> list:
-        if not self.progress or not items:
-            return [fn(i) for i in items]
-        with Progress(transient=True) as bar:
-            task = bar.add_task(label, total=len(items))
-            out = []
-            for i in items:
-                out.append(fn(i))
-                bar.advance(task)
-            return out
-
-    def run_shards(self, plan: RunPlan, segment: int, shards: list[int], label: str, actors: bool) -> list[dict]:
-        engine = engine_for(plan)
-        return self._each(shards, label, lambda s: engine.run_shard(segment, s))
-
-    def resolve_partitions(self, plan: RunPlan, step: int, partitions: list[int], label: str) -> None:
-        engine = engine_for(plan)
-        self._each(partitions, label, lambda p: engine.resolve_partition(step, p))
+    def map(self, fn, shared, items: list, label: str, resources: Resources) -> list:
+        out = []
+        with self.timeline.map() as pieces, progress_bar(label, len(items), self.progress) as advance:
+            for item in items:
+                start = time.time()
+                out.append(fn(shared, item))
+                pieces.append((os.getpid(), start, time.time()))
+                advance()
+        return out
 
     def close(self) -> None:
         pass
+
+    def timing(self) -> dict:
+        return self.timeline.summary()

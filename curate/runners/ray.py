@@ -1,93 +1,85 @@
-"""Ray Data runner: the only module that imports ray.data.
+"""Ray runner: the only module that imports Ray, and it uses Ray's public core API only
+(tests/test_ray_public_api.py fails on any private name).
 
-Each piece of work (a shard of a segment, a partition of a global step) is one row of a small
-dataset; map_batches runs the engine on it inside a Ray worker, which reads and writes its own
-files, so no data passes through the driver. Segments whose steps hold a model run on an actor
-pool, so each actor loads the model once; the rest run as tasks (worker processes are reused, and
-the engine is cached per process).
+Each piece of work (a shard of a segment, a partition of a global step, a byte range to plan) is
+one Ray task, submitted with the resources its steps declare (curate/steps/base.py, Resources);
+the driver waits on them with `ray.wait` and holds no rows: workers read and write their own
+files. Pieces whose steps hold a model or a GPU run on a pool of actors instead, one per worker
+the cluster can fit, so a model loads once per actor and stays on the GPU Ray gave that actor.
+Task workers are reused by Ray across tasks, and the engine is cached per process, so models a
+task-step loads in setup() load once per worker process too.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import socket
 import tempfile
-import types
+import time
+from collections import deque
 from contextlib import contextmanager
 
-import numpy as np
 import ray
-import ray.data
 
-from curate.engine import RunPlan, engine_for
 from curate.errors import UserError
+from curate.runners import Timeline, progress_bar
+from curate.steps.base import Resources
+
+# A worker that dies mid-piece (OOM kill, lost node) is retried; pieces write atomically under
+# names fixed by the piece, so a retry rewrites the same files.
+RETRIES = 3
+# Calls queued on each actor: the next piece is already there when one ends.
+ACTOR_QUEUE = 2
 
 
-def _named(fn, label: str):
-    """Ray names an operator (and its progress bar) after the function: show the steps."""
-    fn.__name__ = fn.__qualname__ = label
-    return fn
+_SHARED: dict[str, object] = {}
 
 
-class _RayWithPromptWait(types.ModuleType):
-    """The `ray` module as Ray Data's executor sees it, but for `wait` (see _schedule_promptly)."""
-
-    def __getattr__(self, name):
-        return getattr(ray, name)
-
-    @staticmethod
-    def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
-        # Block until the first task is ready (or the timeout), then take every task ready by then:
-        # the answer Ray's wait-for-all-with-a-timeout gives, without sleeping out the timeout.
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout, fetch_local=fetch_local)
-        if not ready:
-            return ready, refs
-        return ray.wait(refs, num_returns=num_returns, timeout=0, fetch_local=fetch_local)
+def _shared(box: list):
+    """The map's shared value (the run plan), fetched once per worker process, not once per piece.
+    It travels as a reference inside a list, so Ray passes the reference instead of the value."""
+    key = box[0].hex()
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = ray.get(box[0])
+    return _SHARED[key]
 
 
-def _schedule_promptly() -> None:
-    """Two places where Ray Data's executor leaves a 2-CPU run idle, mended (private APIs, guarded:
-    if a Ray release changes them, nothing breaks, runs are only slower).
-
-    - After each scheduling round it waits for *all* running tasks, up to 0.1 s
-      (WAIT_FOR_TASK_COMPLETION_TIMEOUT_S), so a worker whose task ended sat idle until the timeout.
-      Its module's `ray.wait` is made to return as soon as one task is ready. 40 tasks of 0.2 s on
-      2 CPUs: 50 ms -> 16 ms between a worker's tasks, and the driver's CPU 0.9 -> 0.6 s (lowering
-      the timeout to 0.02 s, as this runner did before, gave the same 50 ms: each round's Python
-      work fills it; at 0.002 s, 18 ms but twice the driver's CPU).
-    - It learns the cluster's CPUs from an actor's cached answer, re-read at most every
-      GLOBAL_LIMITS_UPDATE_INTERVAL_S (1 s); until then it runs one task at a time. Every dataset
-      execution (one per segment and per global step's resolve) started with ~1 s on one CPU.
-      Lowered to 0.1 s: 10 tasks of 0.2 s on 2 CPUs went from 1.75 s to 1.28 s."""
-    try:
-        from ray.data._internal.execution import streaming_executor_state as state
-        from ray.data._internal.execution.resource_manager import ResourceManager
-    except ImportError:
-        return
-    if getattr(state, "ray", None) is ray:
-        state.ray = _RayWithPromptWait("ray")
-    if isinstance(getattr(ResourceManager, "GLOBAL_LIMITS_UPDATE_INTERVAL_S", None), (int, float)):
-        ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S = min(ResourceManager.GLOBAL_LIMITS_UPDATE_INTERVAL_S, 0.1)
+def _call(fn, box, item):
+    """Run one piece; report which worker ran it, when, and on which GPUs (Ray's assignment)."""
+    start = time.time()
+    result = fn(_shared(box), item)
+    return result, (ray.get_runtime_context().get_worker_id(), start, time.time(), ray.get_gpu_ids())
 
 
-class _SegmentActor:
-    """One per actor: the engine (and its models) survives across shards.
+_task = ray.remote(_call)
 
-    The plan and segment are class attributes of a subclass made per segment, not constructor
-    arguments: Ray keeps constructor arguments in the object store and warns on every actor."""
 
-    plan: RunPlan
-    segment: int
+class _Worker:
+    """An actor of a pool: keeps its process (and the models its engine loaded) for a whole map."""
 
-    def __init__(self):
-        self.engine = engine_for(self.plan)
+    def __init__(self, box: list):
+        self.box = box
 
-    def __call__(self, batch: dict) -> dict:
-        out = [json.dumps(self.engine.run_shard(self.segment, int(s))) for s in batch["item"]]
-        return {"stats": np.array(out, dtype=object)}
+    def call(self, fn, item):
+        return _call(fn, self.box, item)
+
+
+_Actor = ray.remote(_Worker)
+
+
+def _result(ref):
+    """A piece's result; an exception raised in the worker is raised here, in the driver."""
+    return ray.get(ref)
+
+
+def _options(r: Resources) -> dict:
+    opts = {"num_cpus": r.cpus, "num_gpus": r.gpus}
+    if r.memory_gb:
+        opts["memory"] = int(r.memory_gb * 2**30)
+    return opts
 
 
 class RayRunner:
@@ -95,83 +87,122 @@ class RayRunner:
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: bool = False):
         self.address = address or os.environ.get("RAY_ADDRESS")
-        self.num_cpus = num_cpus
+        self.progress = progress
+        self.timeline = Timeline()
         self._started_ray = False
-        # Ray's chatter (auth tokens, "execution finished", its own copy of a task's traceback) is noise
-        # in a CLI: errors reach the user once, through the exception the driver re-raises.
-        logging.getLogger("ray").setLevel(logging.ERROR)
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+        self.gpu_ids: dict[str, list] = {}  # worker id -> the GPU ids Ray assigned it
+        start = time.perf_counter()
         if not ray.is_initialized():
-            kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+            # Worker logs stay in Ray's log files: a worker's error reaches the user once, as the
+            # exception the driver re-raises. Ray's own warnings (deprecations) still show.
+            kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
             if self.address:
                 _join(self.address, kwargs)
             else:
-                # "local": a new embedded Ray, even when /tmp/ray/ray_current_cluster names a cluster
-                # (a stale file sent a bare ray.init() to a dead address)
-                ray.init(address="local", num_cpus=num_cpus, **kwargs)
+                ray.init(address="local", num_cpus=num_cpus, **kwargs)  # "local": our own, never a Ray that `ray start` left
                 self._started_ray = True
-        _schedule_promptly()
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
-        for attr in ("enable_operator_progress_bars", "print_on_execution_start"):
-            if hasattr(ctx, attr):
-                setattr(ctx, attr, progress)
-        ctx.execution_options.preserve_order = True
-        # A worker's exception comes back as itself (inside RayTaskError.cause), not as a
-        # UserCodeException whose cause is lost on the way: see _take_all.
-        ctx.raise_original_map_exception = True
+        self.timeline.startup_seconds = time.perf_counter() - start
 
-    def _items(self, items: list[int]):
-        return ray.data.from_items([{"item": i} for i in items], override_num_blocks=len(items))
-
-    def run_shards(self, plan: RunPlan, segment: int, shards: list[int], label: str, actors: bool) -> list[dict]:
-        if not shards:
+    def map(self, fn, shared, items: list, label: str, resources: Resources) -> list:
+        if not items:
             return []
-        ds = self._items(shards)
-        if actors:
-            cls = type(label, (_SegmentActor,), {"plan": plan, "segment": segment})
-            ds = ds.map_batches(cls, batch_size=1,
-                                concurrency=(1, self._cpus()), num_cpus=1)
-        else:
-            def run(batch: dict) -> dict:
-                engine = engine_for(plan)
-                out = [json.dumps(engine.run_shard(segment, int(s))) for s in batch["item"]]
-                return {"stats": np.array(out, dtype=object)}
+        self._check_fits(resources, label)
+        box = [ray.put(shared)]  # once per map, not once per piece
+        out: list = [None] * len(items)
+        with self.timeline.map() as pieces, progress_bar(label, len(items), self.progress) as advance:
+            if resources.actor:
+                self._on_actors(fn, box, items, resources, out, pieces, advance)
+            else:
+                task = _task.options(**_options(resources), name=label, max_retries=RETRIES)
+                running = {task.remote(fn, box, item): i for i, item in enumerate(items)}
+                self._collect(running, out, pieces, advance, lambda ref: None)
+        return out
 
-            ds = ds.map_batches(_named(run, label), batch_size=1, num_cpus=1)
-        return [json.loads(r["stats"]) for r in _take_all(ds)]
+    def _on_actors(self, fn, box, items, resources, out, pieces, advance) -> None:
+        actor = _Actor.options(**_options(resources), max_restarts=RETRIES, max_task_retries=RETRIES)
+        pool = [actor.remote(box) for _ in range(min(len(items), self._fits(resources)))]
+        waiting = deque(range(len(items)))
+        running: dict = {}
+        owner: dict = {}
+        unavailable = 0
 
-    def resolve_partitions(self, plan: RunPlan, step: int, partitions: list[int], label: str) -> None:
-        if not partitions:
-            return
+        def feed(a) -> None:
+            if waiting:
+                i = waiting.popleft()
+                ref = a.call.remote(fn, items[i])
+                running[ref], owner[ref] = i, a
 
-        def resolve(batch: dict) -> dict:
-            engine = engine_for(plan)
-            return {"rows": np.array([engine.resolve_partition(step, int(p)) for p in batch["item"]])}
+        def again(ref, i) -> bool:
+            # An actor Ray could not reach (restarting after its process died, or slow to come up on
+            # a loaded node) may or may not have run the piece; pieces are idempotent (atomic writes
+            # under fixed names), so it runs again, up to RETRIES times per map.
+            nonlocal unavailable
+            unavailable += 1
+            if unavailable > RETRIES * len(pool):
+                return False
+            waiting.appendleft(i)
+            feed(owner.pop(ref))
+            return True
 
-        _take_all(self._items(partitions).map_batches(_named(resolve, label), batch_size=1, num_cpus=1))
+        try:
+            for a in pool:
+                for _ in range(ACTOR_QUEUE):
+                    feed(a)
+            self._collect(running, out, pieces, advance, lambda ref: feed(owner.pop(ref)), again)
+        finally:
+            for a in pool:
+                ray.kill(a)  # frees its CPUs and GPU for the next segment
 
-    def _cpus(self) -> int:
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    def _collect(self, running: dict, out: list, pieces: list, advance, on_done, again=None) -> None:
+        """Wait for pieces as they finish (not in order); on a failure, cancel the rest and raise."""
+        try:
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    i = running.pop(ref)
+                    try:
+                        result = _result(ref)
+                    except ray.exceptions.ActorUnavailableError:
+                        if again is not None and again(ref, i):
+                            continue
+                        raise
+                    out[i], (worker, start, end, gpus) = result
+                    pieces.append((worker, start, end))
+                    self.gpu_ids[worker] = gpus
+                    advance()
+                    on_done(ref)
+        except BaseException:
+            for ref in running:
+                ray.cancel(ref)
+            raise
+
+    def _fits(self, r: Resources) -> int:
+        """How many workers with these needs the cluster holds at once."""
+        total = ray.cluster_resources()
+        n = int(total.get("CPU", 0) // r.cpus) if r.cpus else 1 << 20
+        if r.gpus:
+            n = min(n, int(total.get("GPU", 0) // r.gpus))
+        if r.memory_gb:
+            n = min(n, int(total.get("memory", 0) // (r.memory_gb * 2**30)))
+        return n
+
+    def _check_fits(self, r: Resources, label: str) -> None:
+        if self._fits(r) < 1:
+            total = ray.cluster_resources()
+            raise UserError(
+                f"{label}: one worker needs {r.cpus:g} CPU, {r.gpus:g} GPU, {r.memory_gb:g} GB of memory; the Ray cluster "
+                f"has {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU, {total.get('memory', 0) / 2**30:.1f} GB")
+
+    def timing(self) -> dict:
+        return self.timeline.summary()
 
     def close(self) -> None:
         # An embedded Ray we started is ours to stop; a cluster we joined (or a test's Ray) is not.
         if self._started_ray and ray.is_initialized():
-            # Object references left in reference cycles (datasets, executor state) are freed now,
+            # Object references left in reference cycles (a failed map's pieces) are freed now,
             # while Ray can take them, not by a later garbage collection after its core worker is gone.
             gc.collect()
             ray.shutdown()
-
-
-def _take_all(ds) -> list[dict]:
-    """Run the dataset. A UserError a worker raised (a broken rules file, a missing model) is raised
-    here as itself, from RayTaskError.cause: the same one line as on the local runner."""
-    try:
-        return ds.take_all()
-    except ray.exceptions.RayTaskError as error:
-        if isinstance(error.cause, UserError):
-            raise error.cause from None
-        raise
 
 
 @contextmanager

@@ -95,6 +95,33 @@ class StepContext:
         return read_rules_lines(Path(self.rules_dir) / name, what)
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one worker needs to run a step, as data; the runner turns it into its resource requests.
+
+    cpus, gpus: may be fractions (gpus: 0.5 lets two workers share one GPU; 1 never shares).
+    memory_gb:  reserved per worker (0: no reservation).
+    model:      setup() loads a model worth keeping loaded (a transformer): such workers live for a
+                whole segment (a Ray actor), so the model loads once per worker.
+    """
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 0.0
+    model: bool = False
+
+    @property
+    def actor(self) -> bool:
+        """The one rule for actor or task: a worker that holds a model or a GPU is an actor, so the
+        model stays loaded and pinned to its device; everything else is a task."""
+        return self.model or self.gpus > 0
+
+    def __or__(self, other: Resources) -> Resources:
+        """Needs of one worker that runs both steps in turn: the larger of each."""
+        return Resources(max(self.cpus, other.cpus), max(self.gpus, other.gpus),
+                         max(self.memory_gb, other.memory_gb), self.model or other.model)
+
+
 @dataclass
 class StepOutput:
     """A step's verdict on the live rows it was given.
@@ -123,9 +150,8 @@ class Step:
     # Score/annotation columns the step adds, with their types: declared so every output file has
     # the same schema even when a batch has no live rows.
     columns: ClassVar[dict[str, pa.DataType]] = {}
-    # Run on a Ray actor pool. Task workers already keep their engine (and models) per process, so
-    # only models too heavy to load in every worker process (or needing a GPU) want an actor.
-    needs_actor: ClassVar[bool] = False
+    # What one worker running this step needs; resources() may derive it from the params.
+    default_resources: ClassVar[Resources] = Resources()
 
     def __init__(self, params: Params, ctx: StepContext):
         self.params = params
@@ -137,6 +163,10 @@ class Step:
     def output_columns(self) -> dict[str, pa.DataType]:
         """The columns this step adds; override when they depend on params."""
         return dict(self.columns)
+
+    def resources(self) -> Resources:
+        """What one worker running this step needs; override when params change it (a GPU device)."""
+        return self.default_resources
 
     @classmethod
     def summary(cls) -> str:

@@ -31,7 +31,7 @@ from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._toxicity_text import prepare
-from curate.steps.base import MapStep, Params, StepOutput, read_rules_lines, set_column
+from curate.steps.base import MapStep, Params, Resources, StepOutput, read_rules_lines, set_column
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DETOXIFY_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit")
@@ -49,6 +49,7 @@ class ToxicityParams(Params):
     batch_size: int = Field(8, ge=1, le=4096, description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)")
     torch_threads: int = Field(1, ge=1, le=256, description="detoxify: torch threads per actor")
     device: Literal["cpu", "cuda"] = Field("cpu", description="detoxify: cuda runs fp16 on a GPU")
+    gpus: float = Field(1.0, gt=0, le=8, description="detoxify on cuda: GPUs per worker; a fraction (0.5) lets workers share one GPU")
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto", description="detoxify on CPU: auto = bf16 where the CPU computes it natively (avx512_bf16/AMX), else fp32; "
                             "int8 = dynamic quantisation of the linear layers")
@@ -163,8 +164,14 @@ class Toxicity(MapStep):
         self._thresholds: dict[str, float] | None = None
         self.fallback: str | None = None
         self.kind = self._choose()
-        # detoxify holds a transformer: load it once per Ray actor
-        self.needs_actor = self.kind == "detoxify"
+
+    def resources(self) -> Resources:
+        """detoxify holds a transformer (an actor, loaded once) and its torch threads; on cuda, `gpus`
+        of a GPU (1: one actor per GPU). The other backends are light: the default task."""
+        p = self.params
+        if self.kind != "detoxify":
+            return self.default_resources
+        return Resources(cpus=p.torch_threads, gpus=p.gpus if p.device == "cuda" else 0.0, memory_gb=1.0, model=True)
 
     def _choose(self) -> str:
         p = self.params

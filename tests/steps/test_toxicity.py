@@ -107,7 +107,7 @@ def test_detoxify_scores_equal_detoxify_predict(tiny_detoxify):
     texts = ["you are a stupid idiot", "hello world", "how do i kill the python process"]
     ref = Detoxify(checkpoint=str(tiny_detoxify / "tiny.ckpt"), huggingface_config_path=str(tiny_detoxify)).predict(texts)
     s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), batch_size=2, precision="fp32")
-    assert s.needs_actor and s.kind == "detoxify"
+    assert s.resources().actor and s.kind == "detoxify"
     out = s.process(rows_table([[("user", t)] for t in texts]))
     for label in ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"):
         np.testing.assert_allclose(out.table.column(f"tox_{label}").to_numpy(), ref[label], rtol=1e-4, atol=1e-5)
