@@ -33,7 +33,7 @@ from curate.registry import register
 from curate.schema import turns_of
 from curate.steps import _quality_features
 from curate.steps._judge_params import JudgeParams
-from curate.steps.base import MapStep, Params, StepOutput, set_column
+from curate.steps.base import MapStep, Params, Resources, StepOutput, set_column
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = MODELS / "quality_linear.npz"
@@ -122,8 +122,14 @@ class QualityScore(MapStep):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self.scorer = None
-        # models load once per Ray actor (the one place this step asks for one)
-        self.needs_actor = params.scorer in MODEL_SCORERS
+
+    def resources(self) -> Resources:
+        """A model scorer holds a transformer: an actor per worker, so it loads once (and its GPU
+        when `device: cuda`); the offline model and the judge (HTTP) are plain tasks."""
+        p = self.params
+        if p.scorer not in MODEL_SCORERS:
+            return self.default_resources
+        return Resources(cpus=p.torch_threads, gpus=1.0 if p.device == "cuda" else 0.0, memory_gb=1.0, model=True)
 
     def setup(self) -> None:
         if self.scorer is not None:
