@@ -115,7 +115,8 @@ def test_missing_or_broken_model_folder_is_one_line(tmp_path):
 
 
 def test_model_scorer_runs_on_ray_actors_like_local(tmp_path, models, ray_cluster):
-    assert step(scorer="perplexity", model_path=str(models["lm"])).needs_actor and not step().needs_actor
+    assert step(scorer="perplexity", model_path=str(models["lm"])).resources().actor and not step().resources().actor
+    assert step(scorer="perplexity", model_path=str(models["lm"]), device="cuda").resources().gpus == 1
     recs = [{"instruction": q, "input": "", "output": a} for q, a in PAIRS * 4]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
     steps = f"\n  - quality_score: {{scorer: perplexity, model_path: {models['lm']}}}\n  - select: {{rows: 5, ascending: true}}"
