@@ -1,7 +1,7 @@
 """Train the offline toxicity model shipped as curate/models/toxicity_fasttext.ftz, calibrate its score
 and choose its threshold.
 
-  python benchmarks/toxicity/train_offline.py [--out curate/models]    (~15 min on one busy core)
+  python benchmarks/toxicity/train_offline.py [--out curate/models]    (~20 min on one busy core)
 
 Data and split: benchmarks/toxicity/sources.py (public data in ../shared/data only; split 0 of every
 source is the test split and is never read here). Recipe:
@@ -10,7 +10,8 @@ source is the test split and is never read here). Recipe:
    forum posts share, and one token the model weighs carries it across domains.
 2. Rows: Davidson's toxic tweets thinned to 30% (by hash: 77% of Davidson is offensive, and a model
    fed that prior called short informal chat lines toxic), Wikipedia and ToxiGen repeated 3x (they
-   are small), and every clean chat, instruction and assistant turn of folds 1-4 as negatives.
+   are small; their toxic rows 6x), and every clean chat, instruction and assistant turn of folds
+   1-4 as negatives.
 3. fastText softmax, one thread: single-threaded training is deterministic, so this script
    reproduces the shipped file byte for byte (fastText's hogwild threads do not). Quantized (.ftz).
 4. Calibration and threshold from 4-fold cross-validation over folds 1-4: each fold's model scores
@@ -44,7 +45,8 @@ from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, tox
 
 FOLDS = (1, 2, 3, 4)
 DAVIDSON_TOXIC_KEPT = 3  # of 10, by hash of the text
-REPEAT = {"wikipedia": 3, "toxigen": 3}
+REPEAT = {"wikipedia": 3, "toxigen": 3}  # the small sources
+TOXIC_EXTRA = 2  # and their toxic rows twice that: they lacked recall, not precision (cross-validated)
 FASTTEXT = dict(lr=0.5, epoch=10, wordNgrams=2, dim=50, minCount=2, loss="softmax", seed=1, thread=1, verbose=0)
 QUANTIZE = dict(qnorm=True, retrain=False, cutoff=100000, thread=1, verbose=0)
 BUDGET = 0.005  # the target: at most 0.5% of clean conversations flagged
@@ -77,7 +79,7 @@ class Data:
             for text, y, fold in rows:
                 if fold not in folds or (name == "davidson" and y and split_thin(text) >= DAVIDSON_TOXIC_KEPT):
                     continue
-                out += [(self.prepared[text], y)] * REPEAT.get(name, 1)
+                out += [(self.prepared[text], y)] * (REPEAT.get(name, 1) * (TOXIC_EXTRA if y and name in REPEAT else 1))
         out += [(self.prepared[t], 0) for t, _, fold in self.chats if fold in folds]
         out += [(self.prepared[t], 0) for t, fold in self.negatives if fold in folds]
         return out
@@ -198,7 +200,8 @@ def main() -> None:
         "budget_clean_conversations_flagged": BUDGET,
         "chosen_against": BUDGET_CHOOSE,
         "cross_validated": chosen,
-        "recipe": {"fasttext": FASTTEXT, "quantize": QUANTIZE, "davidson_toxic_kept": f"{DAVIDSON_TOXIC_KEPT}/10", "repeat": REPEAT},
+        "recipe": {"fasttext": FASTTEXT, "quantize": QUANTIZE, "davidson_toxic_kept": f"{DAVIDSON_TOXIC_KEPT}/10", "repeat": REPEAT,
+                   "toxic_extra": TOXIC_EXTRA},
         "lexicon": data.terms,
     }
     (args.out / "toxicity_fasttext.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")

@@ -61,7 +61,7 @@ def test_offline_model_on_held_out_rows():
         out = step().process(rows_table([[("user", t)] for t, _ in held]))
         precision, recall = prf([r is not None for r in out.reason], [g for _, g in held])
         f1s[name] = 2 * precision * recall / (precision + recall)
-    assert f1s["davidson"] > 0.9 and f1s["wikipedia"] > 0.6 and f1s["toxigen"] > 0.4, f1s
+    assert f1s["davidson"] > 0.9 and f1s["wikipedia"] > 0.5 and f1s["toxigen"] > 0.45, f1s
 
 
 def test_held_out_clean_conversations_stay_under_the_budget():
