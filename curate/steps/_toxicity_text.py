@@ -3,6 +3,8 @@ on both sides, so the model sees at run time what it saw in training."""
 
 from __future__ import annotations
 
+import re
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -12,16 +14,28 @@ from curate.kernels import SPACE, ascii_classes, utf8_buffers
 
 MAX_CHARS = 2000
 PUNCTUATION = b".!?,;:()\"'*"  # each becomes its own token
+LEXICON_TOKEN = "__lexicon__"
 
 
-def prepare(texts: pa.Array) -> pa.Array:
+def lexicon_pattern(terms: list[str]) -> str:
+    """One RE2 alternation of the terms as whole words, longest first."""
+    return r"\b(" + "|".join(re.escape(w) for w in sorted(terms, key=len, reverse=True)) + r")\b"
+
+
+def prepare(texts: pa.Array, lexicon: str | None = None) -> pa.Array:
     """Lowercase; URLs, @mentions, HTML entities and retweet marks out; punctuation spaced out into
     tokens and whitespace runs made one space, trimmed: one line (fastText predicts one line);
-    capped length (the head of a long turn decides)."""
+    capped length (the head of a long turn decides). With a `lexicon` pattern (lexicon_pattern()),
+    texts that use one of its words end in LEXICON_TOKEN: a feature that means the same in tweets,
+    talk pages and chats, where the words around a slur differ."""
     t = pc.utf8_lower(pc.utf8_slice_codeunits(texts, 0, MAX_CHARS))
     t = pc.replace_substring_regex(t, r"https?://\S+|www\.\S+", " ")
     t = pc.replace_substring_regex(t, r"@\w+|&#?\w+;|\brt\b", " ")
-    return pc.utf8_trim_whitespace(_space_out(t))
+    out = pc.utf8_trim_whitespace(_space_out(t))
+    if lexicon is None:
+        return out
+    hit = pc.match_substring_regex(t, lexicon).fill_null(False)
+    return pc.if_else(hit, pc.binary_join_element_wise(out, pa.scalar(" " + LEXICON_TOKEN), ""), out)
 
 
 _IS_PUNCT = np.zeros(256, np.bool_)
@@ -61,3 +75,16 @@ def _space_out(texts: pa.Array) -> pa.Array:
     _space_out_kernel(data, offsets, _IS_PUNCT, ascii_classes() == SPACE, out, out_offsets)  # RE2's \s
     spaced = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])).cast(pa.string())
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), spaced) if texts.null_count else spaced
+
+
+def toxic_probability(model, lines: list[str]) -> np.ndarray:
+    """fastText's P(toxic) per prepared line (both labels asked for: the toxic one may come second)."""
+    labels, probs = model.predict(lines, k=2)
+    return np.array([p[list(lab).index("__label__toxic")] if "__label__toxic" in lab else 0.0 for lab, p in zip(labels, probs)])
+
+
+def calibrate(p: np.ndarray, a: float, b: float) -> np.ndarray:
+    """The Platt map fitted by the training script: sigmoid(a * logit(p) + b). p is clipped first
+    (fastText's probabilities reach 1.00001, and a softmax trained for 25 epochs says 0 and 1)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-5, 1 - 1e-5)
+    return 1 / (1 + np.exp(-(a * np.log(p / (1 - p)) + b)))

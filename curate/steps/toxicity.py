@@ -3,7 +3,8 @@ or above a label's threshold (or only annotate them).
 
 Backends:
   fasttext  the default when no detoxify weights are given: a classifier curate ships
-            (curate/models/toxicity_fasttext.ftz), tens of thousands of texts/s on one core.
+            (curate/models/toxicity_fasttext.ftz, with its lexicon and calibration in the .json beside
+            it), tens of thousands of texts/s on one core; the score is calibrated (Platt).
   wordlist  LDNOOBW's English list (rules/toxicity_words_en.txt): a row scores 1.0 if it uses a word.
   detoxify  Detoxify's Jigsaw models from a local checkpoint and Hugging Face config folder (no
             download at run time; `curate models download` fetches them on a connected machine).
@@ -17,6 +18,7 @@ fasttext and says so (`fallback:detoxify_weights_missing`), which the report sho
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -30,7 +32,7 @@ from pydantic import Field
 from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
-from curate.steps._toxicity_text import prepare
+from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, toxic_probability
 from curate.steps.base import MapStep, Params, Resources, StepOutput, read_rules_lines, set_column
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -63,17 +65,21 @@ class _FastText:
         import fasttext
 
         path = MODELS / "toxicity_fasttext.ftz"
-        if not path.exists():
-            raise UserError(f"toxicity: the offline model is missing: {path} (reinstall curate)")
+        meta_path = path.with_suffix(".json")
+        if not path.exists() or not meta_path.exists():
+            raise UserError(f"toxicity: the offline model is missing: {path if not path.exists() else meta_path} (reinstall curate)")
         fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
         self.model = fasttext.load_model(str(path))
-        prepare(pa.array(["load the compiled kernel"]))  # numba's one-off load lands in setup, once per worker
+        # the model's sidecar: the word list its `__lexicon__` feature was trained with and the Platt
+        # map that turns its over-confident softmax into a calibrated score (train_offline.py)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.lexicon = lexicon_pattern(meta["lexicon"])
+        self.calibration = (meta["calibration"]["a"], meta["calibration"]["b"])
+        prepare(pa.array(["load the compiled kernel"]), self.lexicon)  # numba's one-off load lands in setup, once per worker
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
-        lines = prepare(texts).to_pylist()
-        labels, probs = self.model.predict(lines, k=2)
-        tox = np.array([p[list(lab).index("__label__toxic")] if "__label__toxic" in lab else 0.0 for lab, p in zip(labels, probs)])
-        return {"toxicity": tox.astype(np.float32)}
+        raw = toxic_probability(self.model, prepare(texts, self.lexicon).to_pylist())
+        return {"toxicity": calibrate(raw, *self.calibration).astype(np.float32)}
 
 
 class _WordList:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curate.errors import UserError
@@ -39,20 +39,115 @@ def prf(pred, gold):
     return tp / max(sum(pred), 1), tp / max(sum(gold), 1)
 
 
+def toxicity_sources():
+    """benchmarks/toxicity/sources.py: the data and the split the model was trained and tested on."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks" / "toxicity"))
+    try:
+        return importlib.import_module("sources")
+    finally:
+        sys.path.pop(0)
+
+
 def test_offline_model_on_held_out_rows():
-    """Davidson rows the model never saw (the training script holds out sha256 % 5 == 0) and the
-    Wikipedia test set (never trained on)."""
-    with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
-        rows = [(html.unescape(r["tweet"]), r["class"] in ("0", "1")) for r in csv.DictReader(f)]
-    held = [r for r in rows if int(hashlib.sha256(r[0].encode()).hexdigest(), 16) % 5 == 0][:1500]
-    out = step().process(rows_table([[("user", t)] for t, _ in held]))
-    precision, recall = prf([r is not None for r in out.reason], [g for _, g in held])
-    assert precision > 0.9 and recall > 0.9
-    with open(TOX / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="") as f:
-        wiki = [(r["comment"], r["toxic"] == "True") for r in csv.DictReader(f)]
-    out = step().process(rows_table([[("user", t)] for t, _ in wiki]))
-    precision, recall = prf([r is not None for r in out.reason], [g for _, g in wiki])
-    assert precision > 0.7 and recall > 0.3  # out of domain, at the precision-first default threshold 0.9
+    """The test split of each labelled source (never trained on, never used to choose the threshold)
+    through the step: the shipped model with its calibrated score and rules/toxicity.yaml threshold."""
+    src = toxicity_sources()
+    f1s = {}
+    for name, rows in src.labelled().items():
+        held = [(t, bool(y)) for t, y in rows if src.held_out(t)][:1500]
+        out = step().process(rows_table([[("user", t)] for t, _ in held]))
+        precision, recall = prf([r is not None for r in out.reason], [g for _, g in held])
+        f1s[name] = 2 * precision * recall / (precision + recall)
+    assert f1s["davidson"] > 0.9 and f1s["wikipedia"] > 0.5 and f1s["toxigen"] > 0.45, f1s
+
+
+def test_held_out_clean_conversations_stay_under_the_budget():
+    """ShareGPT, OpenAI-messages and Alpaca conversations of the test split, read by curate's reader:
+    at most 0.5% rejected (the budget the threshold was chosen against)."""
+    src = toxicity_sources()
+    flagged = total = 0
+    for name, table in src.chat_tables().items():
+        keep = pa.array([src.held_out(k) for k in src.chat_key(name, table)])
+        out = step().process(table.filter(keep))
+        flagged += sum(r is not None for r in out.reason)
+        total += len(out.reason)
+    assert total > 400 and flagged / total <= 0.005, (flagged, total)
+
+
+def test_model_and_its_sidecar_and_rules_agree():
+    """The .json beside the model names its bytes, and rules/toxicity.yaml uses the threshold the
+    training script chose for it."""
+    import json
+
+    import yaml
+
+    models = REPO / "curate" / "models"
+    meta = json.loads((models / "toxicity_fasttext.json").read_text())
+    assert meta["sha256"] == hashlib.sha256((models / "toxicity_fasttext.ftz").read_bytes()).hexdigest()
+    rules = yaml.safe_load((REPO / "rules" / "toxicity.yaml").read_text())
+    assert rules["fasttext"] == meta["threshold"]
+    assert step().thresholds() == meta["threshold"]
+
+
+def test_calibrated_score_tracks_the_toxic_share():
+    """On the held-out labelled rows, each source weighted equally (as the calibration was fitted),
+    the mean score of each score band is near the share of toxic rows in it."""
+    src = toxicity_sources()
+    scores, gold, weight = [], [], []
+    for rows in src.labelled().values():
+        held = [(t, y) for t, y in rows if src.held_out(t)]
+        scores.append(step().backend.score(pa.array([t for t, _ in held]))["toxicity"])
+        gold.append(np.array([y for _, y in held], float))
+        weight.append(np.full(len(held), 1 / len(held)))
+    s, g, w = np.concatenate(scores), np.concatenate(gold), np.concatenate(weight)
+    bands = np.digitize(s, [0.2, 0.4, 0.6, 0.8])
+    error = sum(abs(np.average(s[bands == b], weights=w[bands == b]) - np.average(g[bands == b], weights=w[bands == b])) * w[bands == b].sum()
+                for b in np.unique(bands)) / w.sum()
+    assert error < 0.1
+    assert s.min() < 0.1 and s.max() > 0.9  # a score, not a constant
+
+
+def test_lexicon_feature_marks_whole_words_only():
+    from curate.steps._toxicity_text import LEXICON_TOKEN, lexicon_pattern, prepare
+
+    pattern = lexicon_pattern(["ass", "two words"])
+    got = prepare(pa.array(["What an ASS!", "the assassin", "say two words here", None, ""]), pattern).to_pylist()
+    assert got == [f"what an ass ! {LEXICON_TOKEN}", "the assassin", f"say two words here {LEXICON_TOKEN}", None, ""]
+
+
+def test_training_is_reproducible_byte_for_byte(tmp_path):
+    """The training script's fit (one fastText thread, fixed seed, quantized) gives the same bytes
+    twice: what lets it reproduce the shipped file."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks" / "toxicity"))
+    try:
+        train = importlib.import_module("train_offline")
+    finally:
+        sys.path.pop(0)
+    src = toxicity_sources()
+    rows = [(t, y) for name, v in src.labelled().items() for t, y in v[:600]]
+    lines = train.featurize([t for t, _ in rows], ["fuck", "bitch"])
+    a = train.fit(list(zip(lines, [y for _, y in rows])), tmp_path / "a.ftz")
+    train.fit(list(zip(lines, [y for _, y in rows])), tmp_path / "b.ftz")
+    assert (tmp_path / "a.ftz").read_bytes() == (tmp_path / "b.ftz").read_bytes()
+    assert a.predict(lines[0])[0][0] in ("__label__toxic", "__label__clean")
+
+
+def test_missing_model_sidecar_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    import curate.steps.toxicity as tox
+
+    shutil.copy(REPO / "curate" / "models" / "toxicity_fasttext.ftz", tmp_path)
+    monkeypatch.setattr(tox, "MODELS", tmp_path)
+    with pytest.raises(UserError) as e:
+        step()
+    assert str(e.value) == f"toxicity: the offline model is missing: {tmp_path / 'toxicity_fasttext.json'} (reinstall curate)"
 
 
 def test_ordinary_instructions_are_not_toxic():
