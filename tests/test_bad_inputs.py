@@ -26,7 +26,7 @@ def record_run(request, tmp_path_factory):
     if request.param == "ray":
         ray = request.getfixturevalue("_ray_session")
         if not ray.is_initialized():
-            ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     tmp = tmp_path_factory.mktemp(f"bad-{request.param}")
     src = tmp / "bad.jsonl"
     src.write_bytes(record_corpus())
