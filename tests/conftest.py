@@ -21,6 +21,5 @@ def ray_cluster(_ray_session):
     here); restarted if a test shut it down."""
     ray = _ray_session
     if not ray.is_initialized():
-        # address="local": our own Ray, even when another process's cluster is in /tmp/ray/ray_current_cluster
         ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     return ray
