@@ -204,7 +204,7 @@ def build(shared: Path, out: Path) -> None:
         (b'{"id": "value-number", "conversations": [{"from": "human", "value": 42}]}', "must be a string"),
         (b'{"id": "missing-value", "conversations": [{"from": "human"}]}', "missing key 'value'"),
         (b'{"id": "bad-utf8", "conversations": [{"from": "human", "value": "caf\xe9"}]}', "invalid UTF-8"),
-        (b'{"id": {"nested": 1}, "conversations": [{"from": "human", "value": "hi"}]}', "must be a string or integer"),
+        (b'{"id": "repeated-key", "id": "again", "conversations": [{"from": "human", "value": "hi"}]}', "repeated in one object"),
         (b"null", "record must be a JSON object"),
         (b'{"id": "trailing", "conversations": [{"from": "human", "value": "hi"}]} extra', "invalid JSON"),
     ]
