@@ -71,8 +71,14 @@ _Actor = ray.remote(_Worker)
 
 
 def _result(ref):
-    """A piece's result; an exception raised in the worker is raised here, in the driver."""
-    return ray.get(ref)
+    """A piece's result; an exception raised in the worker is raised here, in the driver. A
+    UserError comes back as itself (its one line), not as Ray's wrapper with the worker's traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, UserError):
+            raise e.cause from None
+        raise
 
 
 def _options(r: Resources) -> dict:
