@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -154,7 +155,13 @@ def test_ray_keeps_the_same_rows_as_local(record_run, tmp_path_factory):
     local = next(tmp_path_factory.getbasetemp().glob("bad-local*")) / "out"  # pytest runs the local param first
     for part in ("kept", "rejected", "quarantine"):
         a, b = read_dir(local / part), read_dir(out / part)
-        assert a.drop_columns(["source_file"]).to_pylist() == b.drop_columns(["source_file"]).to_pylist(), part
+        # The two runs read copies of the corpus in different folders: their paths differ, also
+        # inside a quarantined row's raw text.
+        a, b = a.drop_columns(["source_file"]).to_pylist(), b.drop_columns(["source_file"]).to_pylist()
+        for row in a + b:
+            if "raw" in row:
+                row["raw"] = re.sub(r'"source_file": "[^"]*"', "", row["raw"])
+        assert a == b, part
 
 
 def _expect_user_error(tmp_path, input_paths, fragment, **kw):

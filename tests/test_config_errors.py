@@ -22,7 +22,7 @@ CASES = [
      "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
      "{f}:1: the YAML expands to more than 20000 nodes (anchors/aliases?)"),
     ("output:\n  path: x\n", "{f}:1: input: required key is missing"),
-    ("input:\n  path: x\nrunner:\n  type: spark\n", "{f}:4: runner.type: must be one of 'ray' or 'local' (got 'spark')"),
+    ("input:\n  path: x\nrunner:\n  type: spark\n", "{f}:4: runner.type: must be one of 'auto', 'ray' or 'local' (got 'spark')"),
     ("input:\n  path: x\nsteps:\n  - exact_dedup: {normalise: maybe}\n",
      "{f}:4: steps[0].normalise: must be true or false (got 'maybe')"),
     ("input:\n  path: x\nsteps:\n  - exact_dedup: {}\n    other: {}\n",

@@ -71,14 +71,13 @@ _Actor = ray.remote(_Worker)
 
 
 def _result(ref):
-    """A piece's result; an exception raised in the worker is raised here, in the driver. A user's
-    mistake found in a worker (a broken rules file) comes back as the UserError itself, the one
-    line the CLI prints, not as Ray's wrapper with the worker's traceback in its text."""
+    """A piece's result; an exception raised in the worker is raised here, in the driver. A
+    UserError comes back as itself (its one line), not as Ray's wrapper with the worker's traceback."""
     try:
         return ray.get(ref)
-    except ray.exceptions.RayTaskError as error:
-        if isinstance(error.cause, UserError):
-            raise error.cause from None
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, UserError):
+            raise e.cause from None
         raise
 
 
