@@ -256,7 +256,10 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
         if not isinstance(item, dict) or len(item) != 1:
             raise _fail(path, lines, loc, "each step must be a mapping with one key, the step name, e.g. '- exact_dedup: {}'")
         name, params = next(iter(item.items()))
-        cls = find_step(name) if isinstance(name, str) else None
+        try:
+            cls = find_step(name) if isinstance(name, str) else None
+        except UserError as e:  # a user's step class that cannot be imported or is not a step
+            raise _fail(path, lines, loc + (name,), str(e)) from None
         if cls is None:
             raise _fail(path, lines, loc + (name,), unknown_step_message(name))
         if params is None:

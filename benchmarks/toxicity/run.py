@@ -49,7 +49,7 @@ def held_out_sets() -> dict[str, list[tuple[str, bool]]]:
 def offline_table() -> None:
     print("| backend | test set | rows | precision | recall | F1 | texts/s (one core) |\n|---|---|---|---|---|---|---|")
     for backend in ("fasttext", "wordlist"):
-        s = Toxicity(ToxicityParams(backend=backend), StepContext(rules_dir=REPO / "rules"))
+        s = Toxicity(ToxicityParams(backend=backend), StepContext(rules_dir=REPO / "curate" / "rules"))
         s.setup()
         for name, rows in held_out_sets().items():
             texts = pa.array([t for t, _ in rows])
@@ -86,7 +86,7 @@ def detoxify_table(n: int) -> None:
                       ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
                       ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
                       ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"})):
-        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "rules"))
+        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "curate" / "rules"))
         s.setup()
         table = rows_table([[("user", t)] for t in texts])
         start = time.perf_counter()

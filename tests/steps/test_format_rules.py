@@ -24,7 +24,7 @@ ERROR = "Too many requests in 1 hour. Try again later."
 
 
 def apply(convs, **kw):
-    out = FormatRules(FormatParams(**kw), StepContext(rules_dir=REPO / "rules")).process(rows_table(convs))
+    out = FormatRules(FormatParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules")).process(rows_table(convs))
     return out.reason, texts(out.table), out.counters
 
 

@@ -29,7 +29,7 @@ TOX = SHARED_DATA / "toxicity"
 
 
 def step(**kw) -> Toxicity:
-    s = Toxicity(ToxicityParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s = Toxicity(ToxicityParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     s.setup()
     return s
 
@@ -220,7 +220,7 @@ def test_malformed_thresholds_file_is_one_line(tmp_path):
     import shutil
 
     rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "curate" / "rules", rules)
     (rules / "toxicity.yaml").write_text("fasttext: {toxicity: [0.9\n")
     s = Toxicity(ToxicityParams(), StepContext(rules_dir=rules))
     with pytest.raises(UserError, match=r"toxicity.yaml: cannot read the toxicity thresholds: "):
