@@ -97,7 +97,7 @@ def list_steps(
     from curate.registry import all_steps, get_step, plugin_steps
 
     plugins = plugin_steps()
-    steps = {n: get_step(n) for n in names} if names else {**all_steps(), **plugins}
+    steps = {n: get_step(n) for n in (names or [*all_steps(), *plugins])}
     for name, cls in steps.items():
         kind = "global" if hasattr(cls, "summarize") else "map"
         origin = f" (from {plugins[name]})" if name in plugins else ""

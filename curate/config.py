@@ -53,6 +53,10 @@ class OutputConfig(_Strict):
     format: Literal["parquet", "sharegpt", "openai"] = Field(
         "parquet", description="kept/ is always Parquet; sharegpt/openai also write kept.jsonl"
     )
+    license: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+        description="the dataset card's license: a Hugging Face license id (apache-2.0, cc-by-4.0, mit, other, ...)",
+    )
 
 
 class RunnerConfig(_Strict):

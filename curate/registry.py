@@ -97,7 +97,7 @@ def _check_step_class(obj, where: str) -> type[Step]:
     from pydantic import BaseModel
 
     if not (isinstance(obj, type) and issubclass(obj, (MapStep, GlobalStep))) or obj in (MapStep, GlobalStep):
-        got = obj.__name__ if isinstance(obj, type) else type(obj).__name__
+        got = f"class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
         raise UserError(f"{where} is not a curate step (got {got}): a step is a class deriving from "
                         "curate.steps.base.MapStep or GlobalStep")
     if not isinstance(getattr(obj, "name", None), str) or not obj.name:

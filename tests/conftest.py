@@ -21,5 +21,5 @@ def ray_cluster(_ray_session):
     here); restarted if a test shut it down (the cluster test must, before `ray stop`)."""
     ray = _ray_session
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     return ray

@@ -101,7 +101,8 @@ class RayRunner:
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
-                ray.init(num_cpus=num_cpus, **kwargs)
+                # address="local": a new Ray of our own, never one that `ray start` left running here
+                ray.init(address="local", num_cpus=num_cpus, **kwargs)
                 self._started_ray = True
         _schedule_promptly()
         ctx = ray.data.DataContext.get_current()
