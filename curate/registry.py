@@ -160,9 +160,11 @@ def find_step(name: str) -> type[Step] | None:
         except ModuleNotFoundError as e:
             if e.name != f"curate.steps.{name}":
                 raise
-    if name not in _STEPS:
-        _load_all()
-    return _STEPS.get(name) or _find_external(name)
+    if name in _STEPS:
+        return _STEPS[name]
+    # An installed package's step (entry point) before loading every built-in module: a Ray worker
+    # running a plugin's step then loads only what it uses.
+    return _find_external(name) or (_load_all() or _STEPS.get(name))
 
 
 def unknown_step_message(name) -> str:
