@@ -118,7 +118,7 @@ def recipes() -> None:
     from curate.resources import recipes as shipped
 
     for name, path in shipped().items():
-        out.print(f"[bold]{name}[/bold]: {recipe_purpose(path)}")
+        out.print(f"[bold]{name}[/bold]: {escape(recipe_purpose(path))}")
         out.print(f"    {path}", markup=False)
 
 
