@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -162,23 +161,18 @@ def report(run_dir: str = typer.Argument(..., help="a finished run's directory")
 
 
 def _user_facing(exc: BaseException) -> str | None:
-    """The one-line message for an error the user can act on, even when it was raised inside a Ray
-    worker and arrives wrapped (RayTaskError -> UserCodeException -> the original)."""
-    # Ray keeps the remote traceback as text only: the original exception's class and message are in it.
-    text = str(exc)
-    remote = re.findall(r"curate\.errors\.UserError: (.*)", text)
-    if remote:
-        return remote[0].strip()
+    """The one-line message for an error the user can act on, found along the exception's chain:
+    `__cause__`/`__context__`, and `cause`, where Ray's RayTaskError keeps the exception a worker
+    raised (the Ray runner re-raises a worker's UserError itself; this also covers other paths)."""
     seen = 0
     while exc is not None and seen < 20:
-        if isinstance(exc, UserError):
+        cause = getattr(exc, "cause", None)
+        if isinstance(exc, UserError) and not isinstance(cause, BaseException):
             return str(exc)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return f"no space left on device while writing {exc.filename or 'output'}; free space, then rerun with --resume"
-        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+        exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
         seen += 1
-    if "[Errno 28] No space left on device" in text:
-        return "no space left on device; free space, then rerun with --resume"
     return None
 
 
@@ -197,9 +191,6 @@ def main() -> None:
 def _main() -> None:
     try:
         app(standalone_mode=True)
-    except UserError as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(1)
     except Exception as e:
         message = _user_facing(e)
         if message is None:

@@ -31,14 +31,16 @@ class InputConfig(_Strict):
     format: Literal["auto", "sharegpt", "openai", "alpaca", "parquet"] = "auto"
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="rename input keys: id, conversations, role, text, instruction, input, output, system, history",
+        description="rename input keys: id, conversations, role, text, instruction, input, output, system, history, tools",
     )
     shard_rows: int = Field(10_000, ge=1, le=10_000_000, description="records per unit of work")
+    max_record_mb: int = Field(64, ge=1, le=2048, description="a JSONL line or JSON array element longer than this "
+                               "is quarantined without being held in memory")
 
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = ("id", "conversations", "role", "text", "instruction", "input", "output", "system", "history")
+        allowed = ("id", "conversations", "role", "text", "instruction", "input", "output", "system", "history", "tools")
         for key in v:
             if key not in allowed:
                 raise ValueError(f"unknown column role {key!r}; allowed: {', '.join(allowed)}")
@@ -56,6 +58,9 @@ class OutputConfig(_Strict):
     license: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
         description="the dataset card's license: a Hugging Face license id (apache-2.0, cc-by-4.0, mit, other, ...)",
+    )
+    stats_by: str | None = Field(
+        "source", description="count kept and rejected rows, and reasons, per value of this column (stats.json, report); null: off"
     )
 
 
@@ -279,4 +284,16 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
             allowed = list(cls.Params.model_fields) if err["type"] == "extra_forbidden" else None
             raise UserError(f"{path}:{line}: {_loc_str(loc + ploc)}: {_describe(err, allowed)}") from None
         steps.append(StepSpec(name=name, params=validated))
+    _check_stats_by(path, lines, config, steps)
     return Pipeline(source=path, config=config, steps=steps)
+
+
+def _check_stats_by(path: str, lines: dict, config: PipelineConfig, steps: list[StepSpec]) -> None:
+    """output.stats_by names a column of the canonical row or one a listed step adds."""
+    from curate.schema import ROW_SCHEMA, public_columns
+
+    column = config.output.stats_by
+    known = [n for n in public_columns(ROW_SCHEMA) if n != "messages"]
+    known += [c for s in steps for c in find_step(s.name).columns if c not in known]
+    if column is not None and column not in known:
+        raise _fail(path, lines, ("output", "stats_by"), f"unknown column {column!r}; known: {', '.join(known)}")

@@ -35,7 +35,7 @@ from curate.records import FieldNames
 from curate.registry import get_step
 from curate.report import distributions
 from curate.resources import RULES_DIR
-from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns
+from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns, published
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
@@ -84,6 +84,7 @@ class RunPlan:
     rules_dir: str
     field_names: dict = field(default_factory=dict)
     output_format: str = "parquet"
+    stats_by: str | None = "source"  # counts per value of this column (output.stats_by)
     fingerprint: str = ""  # of inputs + config + code version: what --resume trusts
 
     def segment_fingerprint(self, seg: Segment) -> str:
@@ -154,7 +155,7 @@ class Engine:
         stats = RunStats()
         if seg.index == 0:
             start = time.perf_counter()
-            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names))
+            rows, quarantined = read_shard(shard, FieldNames(**self.plan.field_names), stats.read_counters)
             stats.rows_read = rows.num_rows + quarantined.num_rows
             stats.rows_quarantined = quarantined.num_rows
             if quarantined.num_rows:
@@ -244,14 +245,15 @@ class Engine:
         rejected = rows.filter(pa.array(~mask)).select(rejected_cols)
         out = self.out_dir()
         name = f"part-{shard:06d}"
-        write_parquet_atomic(kept, out / "kept" / f"{name}.parquet")
+        write_parquet_atomic(published(kept), out / "kept" / f"{name}.parquet")
         if rejected.num_rows:
-            write_parquet_atomic(rejected, out / "rejected" / f"{name}.parquet")
+            write_parquet_atomic(published(rejected), out / "rejected" / f"{name}.parquet")
         if self.plan.output_format != "parquet":
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
-        stats.distributions = distributions.count(kept, "kept") + distributions.count(rejected, "rejected")
+        stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
+                               + distributions.count(rejected, "rejected", self.plan.stats_by))
 
 
 _shards_done_here = 0

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,15 +26,20 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from curate import jsontext
 from curate.errors import UserError
-from curate.records import FORMATS, ROLE_MAP, FieldNames, RecordError, detect_format, to_row
-from curate.schema import KEY, MESSAGE_TYPE, QUARANTINE_RAW_LIMIT, QUARANTINE_SCHEMA, ROW_SCHEMA
+from curate.records import CALL_ROLES, FORMATS, ROLE_MAP, FieldNames, RecordError, detect_format, to_row
+from curate.schema import KEY, MESSAGE_TYPE, MESSAGES, QUARANTINE_RAW_LIMIT, QUARANTINE_SCHEMA, ROW_SCHEMA
 
 INPUT_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".ndjson", ".ndjson.gz")
 # Keys give each row a total order: shard in the high bits, record in shard, then a sub-index for
 # rows a step splits off (split_conversations).
 SHARD_SHIFT = 40
 INDEX_SHIFT = 8
+# input.max_record_mb's default: a JSONL line (or JSON array element) longer than this is quarantined
+# without being held in memory, so a decompression bomb or a runaway line costs at most this much.
+MAX_RECORD_BYTES = 64 << 20
+BOM = b"\xef\xbb\xbf"
 
 
 def row_key(shard: int, index_in_shard: int) -> int:
@@ -53,6 +59,7 @@ class Shard:
     error: str | None = None  # for "broken": why the rest of the file cannot be read
     # Absolute path workers open: on a cluster their working directory is not the user's.
     abs_path: str = ""
+    max_record_bytes: int = MAX_RECORD_BYTES
 
     @property
     def open_path(self) -> str:
@@ -104,10 +111,54 @@ def list_input_files(paths: list[str]) -> list[str]:
     return [f for f in files if not (f in seen or seen.add(f))]
 
 
+# --------------------------------------------------------------------------- JSONL lines, bounded
+
+
+@dataclass
+class _Line:
+    raw: bytes  # the line (for an over-long one: only its first bytes)
+    size: int  # its length in bytes, newline included
+    blank: bool  # only whitespace: not a record
+    too_long: bool
+
+
+def _lines(fh, limit: int, skip_long: bool = True) -> Iterator[_Line]:
+    """The lines of a binary file, never holding more than `limit` bytes of one: the planner and the
+    reader both cut records here, so they always agree on what a record is. With skip_long False,
+    an over-long line ends the iteration at once (its size unknown): for a caller that gives up."""
+    while True:
+        raw = fh.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield _Line(raw, len(raw), not raw.strip(), False)
+            continue
+        head, size, blank = raw[: QUARANTINE_RAW_LIMIT * 4], len(raw), not raw.strip()
+        del raw
+        if not skip_long:
+            yield _Line(head, size, blank, True)
+            return
+        while True:  # skip to the end of the line, a bounded chunk at a time
+            more = fh.readline(1 << 20)
+            size += len(more)
+            blank = blank and not more.strip()
+            if not more or more.endswith(b"\n"):
+                break
+        yield _Line(head, size, blank, True)
+
+
 # --------------------------------------------------------------------------- JSON arrays, streamed
 
-_DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
+# Finds where a well-formed value ends without building it (no int-size limit, no repeated-key check).
+_SKIP = json.JSONDecoder(parse_int=len, parse_float=len, object_pairs_hook=len)
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    """An array element that is well-formed JSON but not a record we accept (the reason)."""
+
+    error: str
 
 
 class _ArrayScanner:
@@ -117,8 +168,9 @@ class _ArrayScanner:
 
     CHUNK = 1 << 22
 
-    def __init__(self, fh, byte_offset: int, line: int, inside: bool, stream: bool):
+    def __init__(self, fh, byte_offset: int, line: int, inside: bool, stream: bool, limit: int = MAX_RECORD_BYTES):
         self.fh = fh
+        self.limit = limit
         self.buf = ""
         self.pos = 0
         # Byte offset of buf[mark]: advanced as pos moves, so each char is encoded once (O(n)).
@@ -195,18 +247,29 @@ class _ArrayScanner:
             start_byte, start_line = self.byte_offset(), self.line
             while True:
                 try:
-                    value, end = _DECODER.raw_decode(self.buf, self.pos)
+                    value, end = jsontext.raw_decode(self.buf, self.pos)
                     break
                 except json.JSONDecodeError as e:
-                    # Maybe the element is only cut by the buffer end: read more and retry.
-                    if self._fill():
+                    # Maybe the element is only cut by the buffer end: read more and retry, up to the
+                    # record limit (past it nothing after can be trusted to resynchronise on).
+                    if len(self.buf) - self.pos <= self.limit and self._fill():
                         continue
+                    if len(self.buf) - self.pos > self.limit:
+                        self._fail(f"record longer than the limit (input.max_record_mb = {self.limit >> 20})"
+                                   " inside a JSON array; the rest of the file is not read")
+                        return
                     line = start_line + self.buf.count("\n", self.pos, e.pos)
                     self._fail(f"invalid JSON: {e.msg.removesuffix(' at')} at line {line}")
                     return
+                except ValueError as e:
+                    # A key repeated in one object: the element is well-formed, so skip just it.
+                    value, end = _Invalid(f"invalid JSON: {e}"), _SKIP.raw_decode(self.buf, self.pos)[1]
+                    break
                 except RecursionError:
                     self._fail("JSON nested too deeply")
                     return
+            if end - self.pos > self.limit:  # delimited, but held only because it fit in a read chunk
+                value = _Invalid(f"record longer than the limit (input.max_record_mb = {self.limit >> 20})")
             self.line += self.buf.count("\n", self.pos, end)
             self.pos = end
             yield value, start_byte, start_line
@@ -222,16 +285,16 @@ def _sniff_json(path: str) -> str:
         return "array"
     first_line = text.split("\n", 1)[0]
     try:
-        json.loads(first_line)
+        jsontext.loads(first_line)
         return "jsonl"
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return "stream" if text.startswith("{") else "jsonl"
 
 
 # --------------------------------------------------------------------------- planning
 
 
-def _plan_lines(path: str, shard_rows: int) -> list[tuple[int, int, int, int]]:
+def _plan_lines(path: str, shard_rows: int, limit: int) -> list[tuple[int, int, int, int]]:
     """(byte offset, first record, first line, records) per shard of a JSONL file."""
     out = []
     offset = start = 0
@@ -239,20 +302,20 @@ def _plan_lines(path: str, shard_rows: int) -> list[tuple[int, int, int, int]]:
     line = 1
     first_line = 1
     with _open_binary(path) as fh:
-        for raw in fh:
-            if raw.strip():
+        for ln in _lines(fh, limit):
+            if not ln.blank:
                 if n == shard_rows:
                     out.append((start, first, first_line, n))
                     start, first, first_line, n = offset, first + n, line, 0
                 n += 1
-            offset += len(raw)
+            offset += ln.size
             line += 1
     if n or not out:
         out.append((start, first, first_line, n))
     return out
 
 
-def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Shard]:
+def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int, limit: int = MAX_RECORD_BYTES) -> list[Shard]:
     """Cut one file into shards."""
     if path.endswith(".parquet"):
         try:
@@ -268,11 +331,11 @@ def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Sh
     if container == "jsonl":
         return [
             Shard(first_shard + i, path, "jsonl", fmt, first, n, off, line)
-            for i, (off, first, line, n) in enumerate(_plan_lines(path, shard_rows))
+            for i, (off, first, line, n) in enumerate(_plan_lines(path, shard_rows, limit))
         ]
     shards: list[Shard] = []
     with _open_binary(path) as fh:
-        scanner = _ArrayScanner(fh, 0, 1, inside=False, stream=container == "stream")
+        scanner = _ArrayScanner(fh, 0, 1, inside=False, stream=container == "stream", limit=limit)
         n = 0
         for i, (_, offset, line) in enumerate(scanner):
             if n == 0:
@@ -294,12 +357,13 @@ def plan_file(path: str, fmt: str, shard_rows: int, first_shard: int) -> list[Sh
     return shards
 
 
-def plan(paths: list[str], fmt: str, shard_rows: int) -> list[Shard]:
+def plan(paths: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[Shard]:
     shards: list[Shard] = []
     for path in list_input_files(paths):
         try:
             absolute = os.path.abspath(path)
-            shards += [replace(s, abs_path=absolute) for s in plan_file(path, fmt, shard_rows, len(shards))]
+            shards += [replace(s, abs_path=absolute, max_record_bytes=max_record_bytes)
+                       for s in plan_file(path, fmt, shard_rows, len(shards), max_record_bytes)]
         except (OSError, EOFError, zlib.error) as e:
             # A damaged container (bad gzip stream, I/O error) is not a record we can quarantine.
             raise UserError(f"cannot read {path}: {e}") from None
@@ -325,36 +389,53 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
             return
         if shard.container == "jsonl":
             fh.seek(shard.byte_offset)
-            index, line = shard.first_record, shard.first_line
+            index, line, offset = shard.first_record, shard.first_line, shard.byte_offset
+            lines = _lines(fh, shard.max_record_bytes)
             while index < shard.first_record + shard.count:
-                raw = fh.readline()
-                if not raw:
+                ln = next(lines, None)
+                if ln is None:
                     break
-                if raw.strip():
-                    yield (index, line, *_parse_line(raw, index == 0))
+                if ln.too_long and not ln.blank:
+                    yield (index, line, None, ln.raw.decode("utf-8", "replace"),
+                           f"record too long: {ln.size:,} bytes at byte offset {offset} "
+                           f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
+                    index += 1
+                elif not ln.blank:
+                    yield (index, line, *_parse_line(ln.raw, offset))
                     index += 1
                 line += 1
+                offset += ln.size
             return
         scanner = _ArrayScanner(fh, shard.byte_offset, shard.first_line, inside=True,
-                                stream=shard.container == "stream")
+                                stream=shard.container == "stream", limit=shard.max_record_bytes)
         for i, (value, _, line) in enumerate(scanner):
             if i == shard.count:
                 break
-            yield shard.first_record + i, line, value, "", None
+            if isinstance(value, _Invalid):
+                yield shard.first_record + i, line, None, "", value.error
+            else:
+                yield shard.first_record + i, line, value, "", None
 
 
-def _parse_line(raw: bytes, first_in_file: bool) -> tuple[object | None, str, str | None]:
+def _parse_line(raw: bytes, offset: int) -> tuple[object | None, str, str | None]:
+    """(value, text, None) or (None, text, why) for one JSONL line starting at byte `offset`.
+
+    A byte-order mark is dropped at the start of any line, not only the file's first: files joined
+    with `cat` carry one in the middle."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return None, raw.decode("utf-8", "replace"), f"invalid UTF-8 at byte {e.start} of the line"
-    text = text.rstrip("\r\n")
-    if first_in_file:
-        text = text.lstrip("\ufeff")
+        bad = raw[e.start : e.end].hex(" ")
+        hint = "; the file looks like UTF-16: convert it to UTF-8" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ""
+        return (None, raw.decode("utf-8", "replace"),
+                f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line: {bad}; {e.reason}){hint}")
+    text = text.rstrip("\r\n").lstrip("\ufeff")
     try:
-        return json.loads(text), text, None
+        return jsontext.loads(text), text, None
     except json.JSONDecodeError as e:
         return None, text, f"invalid JSON: {e.msg.removesuffix(' at')} at column {e.colno}"
+    except ValueError as e:  # a key repeated in one object
+        return None, text, f"invalid JSON: {e}"
     except RecursionError:
         return None, text, "invalid JSON: nested too deeply"
 
@@ -384,7 +465,7 @@ def _drop_unencodable(rows: list[dict], lines: list[int], bad: list[dict]) -> li
 def _raw_for_quarantine(value: object | None, raw: str) -> str:
     if not raw and value is not None:
         try:
-            raw = json.dumps(value, ensure_ascii=False)[: QUARANTINE_RAW_LIMIT * 2]
+            raw = jsontext.dumps(value)[: QUARANTINE_RAW_LIMIT * 2]
         except (TypeError, ValueError):
             raw = repr(value)[: QUARANTINE_RAW_LIMIT * 2]
     raw = raw.encode("utf-8", "replace").decode("utf-8")
@@ -392,28 +473,32 @@ def _raw_for_quarantine(value: object | None, raw: str) -> str:
 
 
 _SHAREGPT_JSONL = pa.schema([("id", pa.string()), ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))])
+# Speaker names the fast path maps by name alone (a function_call turn's text must be parsed).
+_PLAIN_ROLES = pa.array([r for r in ROLE_MAP if r not in CALL_ROLES])
 # A "\\uD800"-style escape: a lone surrogate is quarantined by the record-by-record path, so let it decide.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | None:
     """The canonical rows of a clean ShareGPT JSONL shard, parsed by Arrow in C++; None when the
-    shard holds anything the record-by-record path must judge (extra keys, non-string ids,
-    unknown roles, nulls, empty conversations, bad lines), which then reads it instead. Both
+    shard holds anything the record-by-record path must judge (extra keys such as `tools`,
+    non-string ids, unknown roles, function_call turns, Hermes <tool_call> tags, nulls, empty
+    conversations, bad lines), which then reads it instead. Both
     paths give identical tables (tests/test_readers.py checks it); this one is ~5x faster."""
     if shard.container != "jsonl" or shard.format not in ("auto", "sharegpt") or names != FieldNames():
         return None
     lines = []
     with _open_binary(shard.open_path) as fh:
         fh.seek(shard.byte_offset)
-        while len(lines) < shard.count:
-            raw = fh.readline()
-            if not raw:
+        for ln in _lines(fh, shard.max_record_bytes, skip_long=False):
+            if len(lines) == shard.count:
                 break
-            if raw.strip():
-                lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
+            if ln.too_long:
+                return None
+            if not ln.blank:
+                lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
     block = b"".join(lines)
-    if len(lines) != shard.count or block.startswith(b"\xef\xbb\xbf") or _SURROGATE_ESCAPE.search(block):
+    if len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block):
         return None
     try:
         t = pajson.read_json(
@@ -429,16 +514,18 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     if conv.null_count or (shard.count and pc.min(pc.list_value_length(conv)).as_py() == 0):
         return None
     offsets = conv.offsets.to_numpy()
-    messages = conv.values.slice(offsets[0], offsets[-1] - offsets[0])
-    raw_role, text = messages.field("from"), messages.field("value")
+    turns = conv.values.slice(offsets[0], offsets[-1] - offsets[0])
+    raw_role, text = turns.field("from"), turns.field("value")
     if raw_role.null_count or text.null_count:
         return None
-    role_index = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(raw_role)), value_set=pa.array(list(ROLE_MAP)))
-    if role_index.null_count:
+    role_index = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(raw_role)), value_set=_PLAIN_ROLES)
+    if role_index.null_count or pc.any(pc.match_substring(text, "<tool_call>")).as_py():
         return None
-    role = pa.array(list(ROLE_MAP.values())).take(role_index)
-    structs = pa.StructArray.from_arrays([role, text, raw_role, pa.nulls(len(text), pa.string())], fields=list(MESSAGE_TYPE))
-    conversations = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), structs)
+    role = pa.array([ROLE_MAP[r] for r in _PLAIN_ROLES.to_pylist()]).take(role_index)
+    plain = {"role": role, "content": text, "original_role": raw_role}
+    structs = pa.StructArray.from_arrays([plain.get(f.name, pa.nulls(len(text), f.type)) for f in MESSAGE_TYPE],
+                                         fields=list(MESSAGE_TYPE))
+    messages = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), structs)
     stem = Path(shard.path).name.split(".")[0]
     index = np.arange(shard.first_record, shard.first_record + shard.count)
     ids = t.column("id").combine_chunks()
@@ -447,7 +534,7 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
         ids = pc.if_else(missing, pa.array([f"{stem}:{i}" for i in index]), ids)
     columns = {
         "id": ids,
-        "conversations": conversations,
+        MESSAGES: messages,
         "source_file": pa.array([shard.path] * shard.count, pa.string()),
         "source_index": pa.array(index, pa.int64()),
         "extra": pa.nulls(shard.count, pa.string()),
@@ -459,16 +546,18 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     return pa.table(columns, schema=ROW_SCHEMA)
 
 
-def read_shard(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
-    """(canonical rows, quarantined records) of one shard."""
+def read_shard(shard: Shard, names: FieldNames, counters: Counter | None = None) -> tuple[pa.Table, pa.Table]:
+    """(canonical rows, quarantined records) of one shard; what the reader had to adapt (ids it
+    could not keep as written) is added to `counters`."""
     fast = _read_sharegpt_jsonl_fast(shard, names)
     if fast is not None:
         return fast, QUARANTINE_SCHEMA.empty_table()
-    return read_shard_by_record(shard, names)
+    return read_shard_by_record(shard, names, counters)
 
 
-def read_shard_by_record(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.Table]:
+def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | None = None) -> tuple[pa.Table, pa.Table]:
     """(canonical rows, quarantined records) of one shard, record by record in Python."""
+    counters = Counter() if counters is None else counters
     rows: list[dict] = []
     lines: list[int] = []
     bad: list[dict] = []
@@ -491,6 +580,9 @@ def read_shard_by_record(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.
                 except RecordError as e:
                     error = str(e)
                 else:
+                    id_rule = row.pop("id_rule")
+                    if id_rule is not None:
+                        counters[f"id_from_{id_rule}" if id_rule == "float" else f"id_replaced:{id_rule}"] += 1
                     row["source_file"] = shard.path
                     row["source_index"] = index
                     row[KEY] = row_key(shard.index, pos)
@@ -509,16 +601,6 @@ def read_shard_by_record(shard: Shard, names: FieldNames) -> tuple[pa.Table, pa.
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    columns = {
-        "id": pa.array([r["id"] for r in rows], pa.string()),
-        "conversations": pa.array([r["conversations"] for r in rows], pa.list_(MESSAGE_TYPE)),
-        "source_file": pa.array([r["source_file"] for r in rows], pa.string()),
-        "source_index": pa.array([r["source_index"] for r in rows], pa.int64()),
-        "extra": pa.array([r["extra"] for r in rows], pa.string()),
-        KEY: pa.array([r[KEY] for r in rows], pa.int64()),
-    }
-    n = len(rows)
-    for f in ROW_SCHEMA:
-        if f.name not in columns:
-            columns[f.name] = pa.nulls(n, f.type)
+    """Canonical rows (dicts with ROW_SCHEMA's public fields; missing ones are null) -> a table."""
+    columns = {f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in ROW_SCHEMA}
     return pa.table(columns, schema=ROW_SCHEMA)

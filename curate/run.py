@@ -26,6 +26,7 @@ from curate.card import CARD, card_is_ours, write_card
 from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, Engine, RunPlan
 from curate.errors import UserError
+from curate.ids import make_unique as make_unique_ids
 from curate.readers import list_input_files
 from curate.readers import plan as plan_shards
 from curate.report import write_report
@@ -136,7 +137,7 @@ def execute(
     # Scanning the input for shard boundaries and hashing it (seconds for GBs; hashlib and file reads
     # release the GIL) run in threads while the runner starts (ray.init: seconds).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows)
+        planned = pool.submit(plan_shards, files, record_format, cfg.input.shard_rows, cfg.input.max_record_mb << 20)
         hashes = [pool.submit(_sha256, f) for f in files]
         runner = make_runner(kind, address or cfg.runner.address, cfg.runner.num_cpus, progress)
         try:
@@ -152,7 +153,8 @@ def execute(
         resolved = pipeline.resolved()
         fingerprint = hashlib.sha256(
             json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                        "format": resolved["output"]["format"], "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
+                        "format": resolved["output"]["format"], "stats_by": resolved["output"]["stats_by"],
+                        "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
         ).hexdigest()
         work = run_dir / WORK_DIR
         if not resume and work.exists():
@@ -165,6 +167,7 @@ def execute(
             rules_dir=str(rules_dir.resolve()),
             field_names=dict(cfg.input.columns),
             output_format=cfg.output.format,
+            stats_by=cfg.output.stats_by,
             fingerprint=fingerprint,
         )
         engine = Engine(plan)  # the driver's copy: plans segments, finalizes global steps
@@ -189,44 +192,46 @@ def execute(
                     runner.resolve_partitions(plan, seg.summarize, parts, f"{step.name}:resolve")
                     engine.finalize(seg.summarize)
                 totals.add_step(f"{seg.summarize}:{step.name}", StepStats(seconds=time.perf_counter() - t0))
+        renamed = make_unique_ids(work / "out", cfg.output.format)
+        if renamed:
+            totals.read_counters["id_renamed:repeated"] += renamed
     except BaseException:
         runner.close()
         raise
-    # Stopping an embedded Ray waits ~1.4 s for its processes to exit: that overlaps publishing.
-    closing = ThreadPoolExecutor(max_workers=1)
-    closed = closing.submit(runner.close)
-    try:
-        if not totals.identity_holds():
-            raise IdentityError(
-                f"rows lost: in {totals.rows_read} (+{totals.rows_added} created) != kept {totals.rows_kept} + "
-                f"rejected {totals.rows_rejected} + quarantined {totals.rows_quarantined}"
-            )
-        _publish(work, run_dir)
-        stats = totals.to_dict()
-        stats.update(
-            runner=kind,
-            shards=len(shards),
-            resumed_shards=resumed_shards,
-            elapsed_seconds=round(time.perf_counter() - started, 3),
+    # The runner stops before anything is published. Stopping an embedded Ray takes ~1.4 s, and it
+    # once overlapped publishing in a thread; but while Ray's core worker shuts down, anything that
+    # reaches it (an object reference the driver's garbage collector frees, a Ray Data thread) ends
+    # the process from C++ with no Python error: an unpublished run and exit 1 in one run of three
+    # on a loaded machine. Nothing after this line may touch the runner.
+    runner.close()
+    if not totals.identity_holds():
+        raise IdentityError(
+            f"rows lost: in {totals.rows_read} (+{totals.rows_added} created) != kept {totals.rows_kept} + "
+            f"rejected {totals.rows_rejected} + quarantined {totals.rows_quarantined}"
         )
-        _write_atomic(run_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
-        _write_atomic(run_dir / "pipeline.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        manifest = {
-            "complete": True,
-            "curate_version": __version__,
-            "versions": _versions(),
-            "command": sys.argv,
-            "pipeline_source": pipeline.source,
-            "inputs": inputs,
-            "fingerprint": fingerprint,
-            "runner": kind,
-        }
-        # The report before the manifest: manifest.json, written last, marks a finished run.
-        write_report(run_dir, manifest=manifest)
-        manifest["card_sha256"] = write_card(run_dir, resolved, stats, manifest, rules_dir)
-        _write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-        shutil.rmtree(work, ignore_errors=True)
-    finally:
-        closing.shutdown()
-    closed.result()  # an error while stopping the runner is raised, not lost in the thread
+    _publish(work, run_dir)
+    stats = totals.to_dict()
+    stats.update(
+        runner=kind,
+        shards=len(shards),
+        resumed_shards=resumed_shards,
+        elapsed_seconds=round(time.perf_counter() - started, 3),
+    )
+    _write_atomic(run_dir / "stats.json", json.dumps(stats, indent=2) + "\n")
+    _write_atomic(run_dir / "pipeline.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    manifest = {
+        "complete": True,
+        "curate_version": __version__,
+        "versions": _versions(),
+        "command": sys.argv,
+        "pipeline_source": pipeline.source,
+        "inputs": inputs,
+        "fingerprint": fingerprint,
+        "runner": kind,
+    }
+    # The report before the manifest: manifest.json, written last, marks a finished run.
+    write_report(run_dir, manifest=manifest)
+    manifest["card_sha256"] = write_card(run_dir, resolved, stats, manifest, rules_dir)
+    _write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
     return RunResult(run_dir=run_dir, stats=stats)

@@ -65,6 +65,8 @@ class RunStats:
     read_seconds: float = 0.0
     write_seconds: float = 0.0
     steps: dict[str, StepStats] = field(default_factory=dict)  # "position:name" -> stats
+    # what reading had to adapt, e.g. ids it could not keep as written (see records._row_id)
+    read_counters: Counter = field(default_factory=Counter)
     distributions: Counter = field(default_factory=Counter)  # the report's, see report/distributions.py
 
     def add_step(self, label: str, stats: StepStats) -> None:
@@ -80,6 +82,7 @@ class RunStats:
             write_seconds=self.write_seconds + other.write_seconds,
             steps=dict(self.steps),
             distributions=self.distributions + other.distributions,
+            read_counters=self.read_counters + other.read_counters,
         )
         for label, s in other.steps.items():
             merged.add_step(label, s)
@@ -105,6 +108,7 @@ class RunStats:
             "identity_holds": self.identity_holds(),
             "read_seconds": round(self.read_seconds, 4),
             "write_seconds": round(self.write_seconds, 4),
+            "read_counters": dict(sorted(self.read_counters.items())),
             "steps": [
                 {"index": int(label.split(":", 1)[0]), "step": label.split(":", 1)[1], **s.to_dict()}
                 for label, s in sorted(self.steps.items(), key=lambda kv: int(kv[0].split(":", 1)[0]))
@@ -123,4 +127,5 @@ class RunStats:
             write_seconds=d.get("write_seconds", 0.0),
             steps={f"{s['index']}:{s['step']}": StepStats.from_dict(s) for s in d.get("steps", [])},
             distributions=distributions.flatten(d.get("distributions", {})),
+            read_counters=Counter(d.get("read_counters", {})),
         )

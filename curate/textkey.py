@@ -1,4 +1,5 @@
-"""The text of a conversation as dedup steps see it: the chosen turns, normalised, hashed per row."""
+"""The text of a conversation as dedup steps see it: the chosen turns (their visible text and tool
+calls, not traces), normalised, hashed per row."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.kernels import fmix64, utf8_buffers
-from curate.schema import turns_of
+from curate.schema import turns_of, visible_texts
 
 TurnSelection = Literal["all", "user", "first_pair"]
 
@@ -46,7 +47,7 @@ def selected_turns(table: pa.Table, turns: TurnSelection) -> tuple[np.ndarray, n
 def joined_turns(table: pa.Table, turns: TurnSelection, separator: str, lower: bool = False) -> pa.Array:
     """One string per row: the selected turns (optionally lowercased, full Unicode) joined by separator."""
     keep, t = selected_turns(table, turns)
-    texts = t.text.filter(pa.array(keep))
+    texts = visible_texts(table).filter(pa.array(keep))
     if lower:
         texts = pc.utf8_lower(texts)
     kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])

@@ -22,7 +22,7 @@ def rows_table(conversations: list[list[tuple[str, str]]], ids: list[str] | None
         rows.append(
             {
                 "id": ids[i] if ids else f"r{i}",
-                "conversations": [{"role": r, "text": t, "original_role": r, "extra": None} for r, t in conv],
+                "messages": [{"role": r, "content": t, "original_role": r} for r, t in conv],
                 "source_file": "test",
                 "source_index": i,
                 "extra": None,
@@ -33,7 +33,7 @@ def rows_table(conversations: list[list[tuple[str, str]]], ids: list[str] | None
 
 
 def texts(table: pa.Table) -> list[list[str]]:
-    return [[m["text"] for m in conv] for conv in table.column("conversations").to_pylist()]
+    return [[m["content"] for m in conv] for conv in table.column("messages").to_pylist()]
 
 
 def write_jsonl(path: Path, records: list) -> Path:

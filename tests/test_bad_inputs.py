@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import subprocess
 import sys
 
@@ -16,55 +17,144 @@ from curate.errors import UserError
 from tests.bad_input_cases import RECORD_CASES, record_corpus
 from tests.helpers import pipeline_yaml, read_dir, run
 
+CLEANING = "[{normalize: {}}, {format_rules: {}}, {exact_dedup: {}}]"
 
-@pytest.fixture(scope="module")
-def record_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bad")
+
+@pytest.fixture(scope="module", params=["local", "ray"])
+def record_run(request, tmp_path_factory):
+    """The record corpus through a minimal cleaning pipeline, on each runner."""
+    if request.param == "ray":
+        ray = request.getfixturevalue("_ray_session")
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    tmp = tmp_path_factory.mktemp(f"bad-{request.param}")
     src = tmp / "bad.jsonl"
     src.write_bytes(record_corpus())
-    stats = run(pipeline_yaml(tmp / "p.yaml", src, tmp / "out", "[{exact_dedup: {}}]"))
+    # shard_rows 40: the corpus spans three shards, so repeated ids meet across shards
+    stats = run(pipeline_yaml(tmp / "p.yaml", src, tmp / "out", CLEANING, runner=request.param, extra="  shard_rows: 40\n"))
     return tmp / "out", stats
 
 
 def test_record_corpus_has_enough_kinds():
-    quarantined = [c for c in RECORD_CASES if c[2] != "kept"]
-    assert len(quarantined) >= 25 and len(RECORD_CASES) >= 40
+    quarantined = [c for c in RECORD_CASES if c[2] != "kept" and not c[2].startswith("rejected:")]
+    assert len(quarantined) >= 45 and len(RECORD_CASES) >= 90
+    assert len({c[0] for c in RECORD_CASES}) == len(RECORD_CASES)
+
+
+def _index(name: str) -> int:
+    """A case's record index in the corpus file (record 0 is the BOM-prefixed good record)."""
+    return 1 + [c[0] for c in RECORD_CASES].index(name)
 
 
 def test_every_bad_record_is_quarantined_with_its_error(record_run):
     out, stats = record_run
     q = read_dir(out / "quarantine")
-    by_line = {r["line"]: r for r in q.to_pylist()}
+    by_index = {r["source_index"]: r for r in q.to_pylist()}
+    rejected = {r["source_index"]: r for r in read_dir(out / "rejected").to_pylist()}
+    kept = {r["source_index"]: r for r in read_dir(out / "kept").to_pylist()}
     for i, (name, _, expected) in enumerate(RECORD_CASES):
-        line = 2 + 2 * i
+        index, line = i + 1, 2 + 2 * i
         if expected == "kept":
-            assert line not in by_line, (name, by_line.get(line))
+            assert index not in by_index, (name, by_index.get(index))
+            assert (index in kept) != (index in rejected), name
+        elif expected.startswith("rejected:"):
+            assert rejected[index]["_curate_drop_reason"] == expected.removeprefix("rejected:"), (name, rejected.get(index))
         else:
-            assert line in by_line, f"{name}: not quarantined"
-            assert expected in by_line[line]["error"], (name, by_line[line]["error"])
-            assert by_line[line]["source_file"].endswith("bad.jsonl")
-            assert len(by_line[line]["raw"]) <= 2000 + len("…[truncated]")
-    assert stats["rows_quarantined"] == sum(1 for c in RECORD_CASES if c[2] != "kept")
+            assert index in by_index, f"{name}: not quarantined"
+            assert expected in by_index[index]["error"], (name, by_index[index]["error"])
+            assert by_index[index]["line"] == line, name
+            assert by_index[index]["source_file"].endswith("bad.jsonl")
+            assert len(by_index[index]["raw"]) <= 2000 + len("…[truncated]")
+    assert stats["rows_quarantined"] == sum(1 for c in RECORD_CASES if c[2] != "kept" and not c[2].startswith("rejected:"))
+
+
+def test_invalid_utf8_names_the_byte_offset_in_the_file(record_run):
+    out, _ = record_run
+    q = {r["source_index"]: r for r in read_dir(out / "quarantine").to_pylist()}
+    data = record_corpus()
+    for name in ("utf8_latin1", "utf8_ff_fe", "utf8_encoded_surrogate", "utf8_overlong", "utf8_truncated"):
+        offset = int(q[_index(name)]["error"].split("byte offset ")[1].split(" ")[0])
+        with pytest.raises(UnicodeDecodeError):
+            data[offset : offset + 4].decode("utf-8")
+        data[offset - 10 : offset].decode("utf-8")  # the bytes before it are fine
+
+
+def _strict_json(text: str):
+    def refuse(name):
+        raise AssertionError(f"{name} written into JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_ids_are_unique_and_follow_the_rule(record_run):
+    out, stats = record_run
+    kept = read_dir(out / "kept").to_pylist()
+    ids = [r["id"] for r in kept]
+    assert len(ids) == len(set(ids))
+    by_index = {r["source_index"]: r for r in kept}
+
+    def row(name):
+        return by_index[_index(name)]
+
+    assert row("id_5000_digits")["id"] == "7" * 5000
+    assert row("id_negative_5000_digits")["id"] == "-" + "8" * 5000
+    assert row("id_float")["id"] == "1.5" and row("id_negative_zero")["id"] == "-0.0"
+    for name, original in (("id_nan", "NaN"), ("id_minus_infinity", "-Infinity"), ("id_1e400", "Infinity"),
+                           ("id_list", [1, 2]), ("id_bool", True), ("id_object", {"a": 1})):
+        assert row(name)["id"] == f"bad:{_index(name)}", name
+        assert _strict_json(row(name)["extra"])["original_id"] == original, name
+    # 1 and "1" collide; "1#2" is taken by another record, so the later "1" becomes "1#3"
+    assert (row("id_int_one")["id"], row("id_str_one")["id"], row("id_suffix_taken")["id"]) == ("1", "1#3", "1#2")
+    assert _strict_json(row("id_str_one")["extra"]) == {"original_id": "1"}
+    assert (row("duplicate_id_1")["id"], row("duplicate_id_2")["id"]) == ("dup", "dup#2")
+    counters = stats["read_counters"]
+    assert counters["id_replaced:non_finite"] == 3 and counters["id_replaced:bool"] == 1
+    assert counters["id_replaced:list"] == 1 and counters["id_replaced:dict"] == 1
+    assert counters["id_from_float"] == 2 and counters["id_renamed:repeated"] == 2
+
+
+def test_no_nan_or_infinity_reaches_json_output(record_run):
+    out, _ = record_run
+    kept = read_dir(out / "kept").to_pylist()
+    by_index = {r["source_index"]: r for r in kept}
+    for r in kept:
+        if r["extra"]:
+            _strict_json(r["extra"])
+        for m in r["messages"]:
+            if m["extra"]:
+                _strict_json(m["extra"])
+    assert _strict_json(by_index[_index("nan_in_extra")]["extra"]) == {"score": "NaN", "w": ["Infinity", "-Infinity", "Infinity"]}
+    assert _strict_json(by_index[_index("bigint_in_extra")]["extra"]) == {"n": "9" * 4400}
+    assert _strict_json(by_index[_index("nan_in_message_extra")]["messages"][0]["extra"]) == {"weight": "NaN"}
 
 
 def test_odd_but_valid_records_are_kept_not_lost(record_run):
     out, stats = record_run
     kept = read_dir(out / "kept")
     rejected = read_dir(out / "rejected")
-    n_valid = 1 + sum(1 for c in RECORD_CASES if c[2] == "kept")
+    n_valid = 1 + sum(1 for c in RECORD_CASES if c[2] == "kept" or c[2].startswith("rejected:"))
     assert stats["rows_in"] == len(RECORD_CASES) + 1  # blank lines are not records
     assert stats["rows_kept"] + stats["rows_rejected"] == n_valid
     seen = kept.num_rows + (rejected.num_rows if rejected is not None else 0)
     assert seen == n_valid
     ids = kept.column("id").to_pylist()
-    assert ids.count("dup") == 2  # duplicate ids are kept (they are different conversations)
     assert "7" in ids  # integer id kept as a string
-    rows = {r["id"]: r for r in kept.to_pylist()}
-    extra_row = next(r for r in kept.to_pylist() if r["extra"] and "gpt-4" in r["extra"])
-    assert json.loads(extra_row["extra"]) == {"model": "gpt-4", "score": 0.5}
-    assert rows  # the 10 MB turn and the 100k-turn conversation survived intact
-    lengths = sorted(len(r["conversations"]) for r in kept.to_pylist())
-    assert lengths[-1] == 100_000
+    extra_row = next(r for r in kept.to_pylist() if r["model"] == "gpt-4")  # provenance: a column
+    assert json.loads(extra_row["extra"]) == {"score": 0.5}  # the rest carried through
+    lengths = sorted(len(r["messages"]) for r in kept.to_pylist())
+    assert lengths[-1] == 100_000  # the 100k-turn conversation survived intact
+    emoji = next(r for r in kept.to_pylist() if r["source_index"] == _index("turn_zwj_inside_emoji_kept"))
+    assert emoji["messages"][1]["content"] == "\U0001f469\u200d\U0001f4bb"
+
+
+def test_ray_keeps_the_same_rows_as_local(record_run, tmp_path_factory):
+    out, stats = record_run
+    if stats["runner"] == "local":
+        pytest.skip("compared on the ray run, against this one")
+    local = next(tmp_path_factory.getbasetemp().glob("bad-local*")) / "out"  # pytest runs the local param first
+    for part in ("kept", "rejected", "quarantine"):
+        a, b = read_dir(local / part), read_dir(out / part)
+        assert a.drop_columns(["source_file"]).equals(b.drop_columns(["source_file"])), part
 
 
 def _expect_user_error(tmp_path, input_paths, fragment, **kw):
@@ -172,3 +262,77 @@ def test_cli_bad_input_no_traceback(tmp_path):
     p = subprocess.run([sys.executable, "-m", "curate", "run", str(y)], capture_output=True, text=True)
     assert p.returncode == 1
     assert p.stderr == f"input file not found: {tmp_path / 'missing.jsonl'}\n"
+
+
+def _good(text: str) -> dict:
+    return {"conversations": [{"from": "human", "value": text}, {"from": "gpt", "value": "ok"}]}
+
+
+def _line(text: str) -> bytes:
+    return json.dumps(_good(text)).encode() + b"\n"
+
+
+def _file_edges(d):
+    """{file name: (kept record indexes, {quarantined record index: error fragment})} for files
+    written into d: whole-file edges the one-file record corpus cannot hold."""
+    d.mkdir()
+    cases = {}
+    # A record cut in two by a gzip member boundary (`cat a.gz b.gz`) is one record.
+    whole = _line("first") + _line("split across members") + _line("third")
+    cut = whole.index(b"across")
+    (d / "members.jsonl.gz").write_bytes(gzip.compress(whole[:cut]) + gzip.compress(whole[cut:]))
+    cases["members.jsonl.gz"] = ({0, 1, 2}, {})
+    # A raw CRLF inside a JSON string ends the line: both halves are quarantined, the rest read on.
+    (d / "crlf.jsonl").write_bytes(_line("a") + b'{"conversations": [{"from": "human", "value": "one\r\ntwo"}]}\n' + _line("b"))
+    cases["crlf.jsonl"] = ({0, 3}, {1: "Unterminated string", 2: "invalid JSON"})
+    # Lines past input.max_record_mb (1 here) are quarantined without being held; blank ones are not records.
+    long_line = json.dumps(_good("x" * 1_500_000)).encode() + b"\n"
+    body = _line("before") + long_line + b" " * 2_000_000 + b"\n" + _line("after")
+    (d / "long.jsonl").write_bytes(body)
+    (d / "long.jsonl.gz").write_bytes(gzip.compress(body))
+    for name in ("long.jsonl", "long.jsonl.gz"):
+        cases[name] = ({0, 2}, {1: f"record too long: {len(long_line):,} bytes at byte offset {len(_line('before'))}"})
+    # JSON arrays: invalid UTF-8, a repeated key, an element past the limit each cost one element.
+    (d / "array_utf8.json").write_bytes(b'[' + json.dumps(_good("a")).encode() + b', {"conversations": [{"from": "human", "value": "caf\xe9"}]}, '
+                                        + json.dumps(_good("c")).encode() + b']')
+    cases["array_utf8.json"] = ({0, 2}, {1: "invalid UTF-8"})
+    (d / "array_repeated.json").write_bytes(b'[{"id": "x", "id": "y", "conversations": []}, ' + json.dumps(_good("b")).encode() + b']')
+    cases["array_repeated.json"] = ({1}, {0: "key 'id' repeated in one object"})
+    (d / "array_long.json").write_text(json.dumps([_good("a"), _good("x" * 1_500_000), _good("c")]))
+    cases["array_long.json"] = ({0, 2}, {1: "record longer than the limit"})
+    (d / "stream_repeated.json").write_bytes(b'{"a": 1, "a": 2}\n' + json.dumps(_good("s")).encode())
+    cases["stream_repeated.json"] = ({1}, {0: "key 'a' repeated in one object"})
+    (d / "array_nan.json").write_bytes(b"[NaN, " + json.dumps(_good("n")).encode() + b"]")
+    cases["array_nan.json"] = ({1}, {0: "record must be a JSON object (got float)"})
+    # A .json whose first line is a record with a 5,000-digit id is sniffed as JSONL, not refused.
+    (d / "big_id.json").write_bytes(b'{"id": ' + b"5" * 5000 + b", " + _line("big")[1:])
+    cases["big_id.json"] = ({0}, {})
+    # A UTF-16 file: the first line says so; the rest (NUL-led after each 0x0A byte) are not JSON.
+    (d / "utf16.jsonl").write_bytes((json.dumps(_good("u")) + "\n" + json.dumps(_good("v")) + "\n").encode("utf-16"))
+    cases["utf16.jsonl"] = (set(), {0: "the file looks like UTF-16", 1: "invalid JSON", 2: "invalid JSON"})
+    # BOMs: a file that is only a BOM holds one unreadable record; BOM + blank lines hold none.
+    (d / "bom_only.jsonl").write_bytes(b"\xef\xbb\xbf")
+    cases["bom_only.jsonl"] = (set(), {0: "Expecting value"})
+    (d / "bom_mid.jsonl").write_bytes(b"\xef\xbb\xbf" + _line("p") + b"\xef\xbb\xbf" + _line("q") + b"\n\n")
+    cases["bom_mid.jsonl"] = ({0, 1}, {})
+    return cases
+
+
+@pytest.mark.parametrize("runner", ["local", "ray"])
+def test_file_level_edges(tmp_path, runner, request):
+    if runner == "ray":
+        request.getfixturevalue("ray_cluster")
+    cases = _file_edges(tmp_path / "in")
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", tmp_path / "in", tmp_path / "out", "[]", runner=runner,
+                              extra="  max_record_mb: 1\n"))
+    kept = read_dir(tmp_path / "out" / "kept").to_pylist()
+    q = read_dir(tmp_path / "out" / "quarantine").to_pylist()
+    for name, (want_kept, want_quarantined) in cases.items():
+        got_kept = {r["source_index"] for r in kept if r["source_file"].endswith("/" + name)}
+        got_q = {r["source_index"]: r["error"] for r in q if r["source_file"].endswith("/" + name)}
+        assert got_kept == want_kept, (name, got_kept)
+        assert set(got_q) == set(want_quarantined), (name, got_q)
+        for index, fragment in want_quarantined.items():
+            assert fragment in got_q[index], (name, got_q[index])
+    assert stats["rows_in"] == sum(len(k) + len(v) for k, v in cases.values())
+    assert all(len(r["raw"]) <= 2000 + len("…[truncated]") for r in q)

@@ -1,11 +1,14 @@
-"""A real Ray cluster on loopback: `curate run --address` and `ray job submit -- python -m curate run`
-give the same kept bytes as a local run."""
+"""A real Ray cluster on loopback, with token authentication on (as a secured cluster runs):
+`curate run --address` and `ray job submit -- python -m curate run` give the same kept bytes as a
+local run, and a missing or wrong token is one line, exit 1."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +20,8 @@ from tests.helpers import SHARED_DATA, assert_identity, pipeline_yaml
 
 pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
 
+READY_TIMEOUT_S = 180  # a loaded 2-CPU machine has taken over a minute to start a head's job agent
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -24,26 +29,60 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _run(args, env, timeout=300):
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _wait_for_port(port: int, head: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert head.poll() is None, "ray start --head exited early"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the head's port {port} did not open in {READY_TIMEOUT_S} s")
+
+
+def _wait_for_job_agent(env: dict, deadline: float) -> None:
+    """The dashboard answers before its job agent is registered; a job submitted in between fails
+    with 'No available agent to submit job'. Submit a no-op job until one succeeds."""
+    while True:
+        probe = _run(["ray", "job", "submit", "--", sys.executable, "-c", "pass"], env, timeout=120)
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the job API was not ready in {READY_TIMEOUT_S} s: {probe.stderr[-2000:]}")
+        time.sleep(2)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    # `ray stop` below stops every Ray on this machine: an embedded Ray that other tests started in
-    # this process must go first, or its death takes the test process with it.
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    home = tmp_path_factory.mktemp("home")  # no token of the user's own is read, none is written
+    token = secrets.token_hex(32)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     gcs, dash = _free_port(), _free_port()
-    start = subprocess.run(
-        ["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
+    # --block: this process owns the cluster, and stopping it stops only this cluster's processes
+    # (`ray stop` would stop every Ray on the machine, other test runs' included).
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=180)
-    assert start.returncode == 0, start.stderr
+         "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
-        yield f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dash}", env
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        _wait_for_port(gcs, head, deadline)
+        dashboard = f"http://127.0.0.1:{dash}"
+        _wait_for_job_agent(dict(env, RAY_ADDRESS=dashboard), deadline)
+        yield f"127.0.0.1:{gcs}", dashboard, env
     finally:
-        subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +92,6 @@ def inputs(tmp_path_factory):
     src = tmp / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
     return tmp, src
-
-
-def _run(args, env, timeout=300):
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def _kept(d):
@@ -72,16 +107,16 @@ def test_cluster_address_and_job_submit_match_local(cluster, inputs):
     local = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "local"], env)
     assert local.returncode == 0, local.stderr
 
+    # The token from RAY_AUTH_TOKEN alone: curate turns Ray's token mode on for the driver.
+    driver_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     via_address = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "ray", "--address", address,
-                        "--output", str((tmp / "addr").resolve())], env)
+                        "--output", str((tmp / "addr").resolve())], driver_env)
     assert via_address.returncode == 0, via_address.stderr
 
     job_env = dict(env, RAY_ADDRESS=dashboard)
-    started = time.time()
     job = _run(["ray", "job", "submit", "--", sys.executable, "-m", "curate", "run", str(y), "--runner", "ray",
                 "--output", str((tmp / "job").resolve())], job_env, timeout=600)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    assert time.time() - started < 600
 
     reference = _kept(tmp / "local")
     assert reference
@@ -90,3 +125,30 @@ def test_cluster_address_and_job_submit_match_local(cluster, inputs):
         assert_identity(stats)
         assert stats["runner"] == "ray" and stats["rows_quarantined"] == 1
         assert _kept(tmp / name) == reference, name
+        assert (tmp / name / "manifest.json").exists() and (tmp / name / "report.html").exists()
+
+
+@pytest.mark.parametrize("token", [None, "0" * 64], ids=["missing", "wrong"])
+def test_cluster_token_missing_or_wrong_is_one_line(cluster, inputs, tmp_path, token):
+    address, _, env = cluster
+    _, src = inputs
+    y = pipeline_yaml(tmp_path / "p.yaml", src.resolve(), (tmp_path / "out").resolve(), "[{exact_dedup: {}}]")
+    driver_env = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    driver_env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token to fall back on
+    if token:
+        driver_env["RAY_AUTH_TOKEN"] = token
+    r = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "ray", "--address", address], driver_env)
+    assert r.returncode == 1, r.stderr[-3000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr[-3000:]
+    assert lines[0].startswith(f"Ray cluster at {address}: authentication token missing or incorrect; set RAY_AUTH_TOKEN")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_unreachable_cluster_is_one_line(tmp_path, inputs):
+    _, src = inputs
+    y = pipeline_yaml(tmp_path / "p.yaml", src.resolve(), (tmp_path / "out").resolve(), "[{exact_dedup: {}}]")
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    r = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "ray", "--address", address], os.environ)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"Ray cluster at {address}: cannot connect (Connection refused); is `ray start --head` running there?"

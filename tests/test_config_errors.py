@@ -16,7 +16,7 @@ CASES = [
      "{f}:4: steps[0].exact_dedupe: unknown step 'exact_dedupe'; did you mean 'exact_dedup'?"),
     ("input:\n  path: x\nsteps:\n  - exact_dedup: {}\n  - exact_dedup: {partitions: -3}\n",
      "{f}:5: steps[1].partitions: must be >= 1 (got -3)"),
-    ("input:\n  path: x\n  bogus: 1\n", "{f}:3: input.bogus: unknown key; allowed: path, format, columns, shard_rows"),
+    ("input:\n  path: x\n  bogus: 1\n", "{f}:3: input.bogus: unknown key; allowed: path, format, columns, shard_rows, max_record_mb"),
     ("input:\n  path: [x\n", "{f}:3: invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("a: &a [1,2,3,4,5,6,7,8,9]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
      "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
@@ -39,7 +39,7 @@ CASES = [
     ("", "{f}:1: the pipeline is empty; it needs at least 'input' and 'steps'"),
     ("input:\n  path: x\n  columns: {speaker: who}\n",
      "{f}:3: input.columns: unknown column role 'speaker'; allowed: id, conversations, role, text, instruction, "
-     "input, output, system, history"),
+     "input, output, system, history, tools"),
     ("input:\n  path: x\nsteps:\n  - exact_dedup: {turns: bogus}\n",
      "{f}:4: steps[0].turns: must be one of 'all', 'user' or 'first_pair' (got 'bogus')"),
     ("input:\n  path: x\n  format: csv\n",

@@ -27,12 +27,12 @@ def test_sharegpt_json_array_real_file():
     src = SHARED_DATA / "instructions" / "sharegpt_llamafactory_glaive_toolcall_en_demo.json"
     rows, bad = _read_all([src], shard_rows=37)
     assert len(rows) == 200 and not bad
-    roles = {m["role"] for r in rows for m in r["conversations"]}
+    roles = {m["role"] for r in rows for m in r["messages"]}
     assert roles <= {"system", "user", "assistant", "tool"}
-    originals = {m["original_role"] for r in rows for m in r["conversations"]}
+    originals = {m["original_role"] for r in rows for m in r["messages"]}
     assert {"function_call", "observation", "human", "gpt"} <= originals
     assert [r["source_index"] for r in rows] == list(range(200))  # order kept across 6 shards
-    assert json.loads(rows[0]["extra"])["tools"]  # other fields carried through
+    assert json.loads(rows[0]["tools"])[0]["type"] == "function"  # the row's tools, a column
 
 
 def test_openai_messages_real_file_and_parts(tmp_path):
@@ -45,27 +45,26 @@ def test_openai_messages_real_file_and_parts(tmp_path):
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "what is"}, {"type": "image_url", "image_url": {"url": "a.png"}},
                                      {"type": "text", "text": "this?"}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
     ]}) + "\n")
     rows, bad = _read_all([parts])
-    conv = rows[0]["conversations"]
+    conv = rows[0]["messages"]
     assert [m["role"] for m in conv] == ["system", "user", "assistant"]
-    assert conv[1]["text"] == "what is\n\nthis?"
-    assert json.loads(conv[1]["extra"]) == {"content": [{"type": "text", "text": "what is"},
-                                                        {"type": "image_url", "image_url": {"url": "a.png"}},
-                                                        {"type": "text", "text": "this?"}]}
-    assert json.loads(conv[2]["extra"]) == {"tool_calls": [{"id": "1"}]}
+    assert conv[1]["content"] == "what is\n\nthis?"
+    # the image part is kept where it was, for the writers
+    assert json.loads(conv[1]["extra"])["_curate"]["parts"][1] == {"part": {"type": "image_url", "image_url": {"url": "a.png"}}}
+    assert conv[2]["content"] == "" and conv[2]["tool_calls"] == [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
 
 
 def test_alpaca_real_file():
     src = SHARED_DATA / "instructions" / "alpaca_llamafactory_alpaca_en_demo.json"
     rows, bad = _read_all([src])
     assert len(rows) == 666 and not bad
-    first = rows[0]["conversations"]
+    first = rows[0]["messages"]
     assert [m["role"] for m in first] == ["user", "assistant"]
-    assert first[0]["text"] == "Describe a process of making crepes."
-    with_input = next(r for r in rows if "\n\n" in r["conversations"][0]["text"])
-    assert with_input["conversations"][0]["original_role"] == "instruction"
+    assert first[0]["content"] == "Describe a process of making crepes."
+    with_input = next(r for r in rows if "\n\n" in r["messages"][0]["content"])
+    assert with_input["messages"][0]["original_role"] == "instruction"
 
 
 def test_jsonl_gz_glob_and_directory(tmp_path):
@@ -97,7 +96,7 @@ def test_parquet_with_column_mapping(tmp_path):
     rows, bad = _read_all([tmp_path / "x.parquet"], names=names)
     assert not bad
     assert [r["id"] for r in rows] == ["p1", "p2"]
-    assert rows[0]["conversations"][1]["text"] == "a1"
+    assert rows[0]["messages"][1]["content"] == "a1"
     assert json.loads(rows[1]["extra"]) == {"score": 0.9}
 
 
@@ -108,7 +107,7 @@ def test_parquet_mapping_through_yaml(tmp_path):
     stats = run(y)
     kept = read_dir(tmp_path / "out" / "kept").to_pylist()
     assert stats["rows_kept"] == 1
-    assert [m["text"] for m in kept[0]["conversations"]] == ["2+2?", "4"]
+    assert [m["content"] for m in kept[0]["messages"]] == ["2+2?", "4"]
 
 
 def test_format_override_quarantines_other_shapes(tmp_path):
@@ -153,6 +152,10 @@ def _jsonl_variants(tmp_path):
         "empty_conv": [{"id": "a", "conversations": []}] + clean[:5],
         "surrogate": [{"id": "a", "conversations": [{"from": "human", "value": "\ud800 lone"}]}] + clean[:5],
         "openai": [{"id": "o", "messages": [{"role": "user", "content": "hi"}]}],
+        "function_call": [{"id": "f", "conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": '{"name": "f", "arguments": {}}'},
+                                                        {"from": "observation", "value": "1"}, {"from": "gpt", "value": "one"}]}] + clean[:5],
+        "hermes": [{"id": "h", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '<tool_call>{"name": "f", "arguments": {}}</tool_call>'}]}] + clean[:5],
+        "observation_alone": [{"id": "o", "conversations": [{"from": "human", "value": "hi"}, {"from": "observation", "value": "1"}]}] + clean[:5],
     }
     for name, recs in variants.items():
         path = tmp_path / f"{name}.jsonl"
@@ -174,5 +177,6 @@ def test_fast_jsonl_path_equals_record_by_record(tmp_path):
             if fast is not None:
                 used_fast.add(name)
                 assert fast.equals(slow_rows), name
-    assert {"clean", "no_ids", "odd_roles"} <= used_fast
-    assert not used_fast & {"int_ids", "extra_keys", "message_extra", "unknown_role", "null_value", "empty_conv", "surrogate", "openai"}
+    assert {"clean", "no_ids", "odd_roles", "observation_alone"} <= used_fast
+    assert not used_fast & {"int_ids", "extra_keys", "message_extra", "unknown_role", "null_value", "empty_conv", "surrogate", "openai",
+                            "function_call", "hermes"}

@@ -63,12 +63,12 @@ def test_distributions_in_stats_json_count_the_published_rows(sample_run):
     out, stats = sample_run
     dist = stats["distributions"]
     for side in ("kept", "rejected"):
-        rows = ds.dataset(out / side, format="parquet").to_table(columns=["conversations", "lang"])
+        rows = ds.dataset(out / side, format="parquet").to_table(columns=["messages", "lang"])
         assert sum(dist[side]["turns"].values()) == rows.num_rows == stats[f"rows_{side}"]
-        turns = pc.list_flatten(rows.column("conversations"))
+        turns = pc.list_flatten(rows.column("messages"))
         assert sum(dist[side]["tokens"].values()) == len(turns)
         long_turns = sum(n for label, n in dist[side]["tokens"].items() if label != "<1K")
-        assert long_turns == pc.sum(pc.greater_equal(pc.utf8_length(pc.struct_field(turns, "text")), 4096)).as_py()
+        assert long_turns == pc.sum(pc.greater_equal(pc.utf8_length(pc.struct_field(turns, "content")), 4096)).as_py()
         langs = {k: v for k, v in zip(*[c.to_pylist() for c in pc.value_counts(rows.column("lang")).flatten()]) if k}
         assert dist[side]["lang"] == langs
 

@@ -55,7 +55,7 @@ def test_long_conversations_are_split_and_lose_no_turn(tmp_path):
     rows = [read_dir(tmp_path / "out" / d) for d in ("kept", "rejected")]
     turns: dict[str, int] = {}
     for t in filter(None, rows):
-        for of, conv in zip(t.column("split_of").to_pylist(), t.column("conversations").to_pylist()):
+        for of, conv in zip(t.column("split_of").to_pylist(), t.column("messages").to_pylist()):
             if of in planted:
                 turns[of] = turns.get(of, 0) + len(conv)
     assert turns == planted  # every turn of each planted conversation is in exactly one sample

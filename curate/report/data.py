@@ -74,6 +74,8 @@ class ReportData:
     contamination_counts: Counter = field(default_factory=Counter)
     quarantine: list[dict] = field(default_factory=list)
     columns: set[str] = field(default_factory=set)
+    # output.stats_by: (column, {value: (kept, rejected, Counter of reasons)}), from stats.json
+    by_value: tuple[str, dict[str, tuple[int, int, Counter]]] | None = None
 
     @property
     def step_names(self) -> list[str]:
@@ -84,6 +86,20 @@ class ReportData:
             if isinstance(item, dict) and name in item:
                 return item[name] or {}
         return {}
+
+
+def _by_value(dist: dict, column: str | None):
+    """Kept, rejected and reasons per value of the stats_by column, counted by the run."""
+    if not column:
+        return None
+    kind = f"by_{column}"
+    kept, rejected = dist.get("kept", {}).get(kind, {}), dist.get("rejected", {}).get(kind, {})
+    reasons: dict[str, Counter] = {}
+    for reason, values in dist.get(f"reasons_by_{column}", {}).items():
+        for value, n in values.items():
+            reasons.setdefault(value, Counter())[reason] += n
+    values = sorted(set(kept) | set(rejected), key=lambda v: (-(kept.get(v, 0) + rejected.get(v, 0)), v))
+    return column, {v: (kept.get(v, 0), rejected.get(v, 0), reasons.get(v, Counter())) for v in values}
 
 
 def _files(run_dir: Path, sub: str) -> list[Path]:
@@ -120,6 +136,7 @@ def load(run_dir: Path, manifest: dict | None = None) -> ReportData:
     data.turns = Histogram.from_counts(TURN_EDGES, TURN_LABELS, per_kind["turns"])
     data.tokens = Histogram.from_counts(TOKEN_EDGES, TOKEN_LABELS, per_kind["tokens"])
     data.langs = {side: Counter(per_kind["lang"][side]) for side in ("kept", "rejected")}
+    data.by_value = _by_value(dist, (data.pipeline.get("output") or {}).get("stats_by"))
     score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity"))
     if score_cols:
         _score_ranges(data, kept_files + rejected_files, score_cols)
@@ -171,7 +188,7 @@ def _excerpt_around(text: str, span: str | None, limit: int = TEXT_LIMIT) -> str
 
 
 def _samples(data: ReportData, files: list[Path]) -> None:
-    wanted = ["id", "conversations", "_curate_drop_step", "_curate_drop_reason", "_curate_drop_detail",
+    wanted = ["id", "messages", "_curate_drop_step", "_curate_drop_reason", "_curate_drop_detail",
               "_curate_drop_span", "_curate_drop_turn", "duplicate_of", "dup_cluster", "dup_similarity",
               "contam_eval_set", "contam_item_id", "contam_span", "contam_eval_text", "contam_score", "contam_turn"]
     for batch in _batches(files, wanted):
@@ -190,18 +207,18 @@ def _samples(data: ReportData, files: list[Path]) -> None:
                 data.contamination_counts[sets[i]] += 1
             if not (show_reason or show_cluster or show_contam):
                 continue
-            row = {n: batch.column(n)[i].as_py() for n in names if n != "conversations"}
-            turns = batch.column("conversations")[i].as_py() or []
+            row = {n: batch.column(n)[i].as_py() for n in names if n != "messages"}
+            turns = batch.column("messages")[i].as_py() or []
             t = row.get("_curate_drop_turn")
             if sets[i] is not None and row.get("contam_turn") is not None:
                 t = row["contam_turn"]
-            turn = turns[t] if t is not None and 0 <= t < len(turns) else (turns[0] if turns else {"role": "", "text": ""})
+            turn = turns[t] if t is not None and 0 <= t < len(turns) else (turns[0] if turns else {"role": "", "content": ""})
             span = row.get("contam_span") if sets[i] is not None else row.get("_curate_drop_span")
             row["turn_index"] = t if t is not None else 0
             row["turn_role"] = turn.get("role")
-            row["turn_text"] = _excerpt_around(turn.get("text") or "", span)
+            row["turn_text"] = _excerpt_around(turn.get("content") or "", span)
             row["span"] = span
-            row["first_text"] = _clip(turns[0]["text"] if turns else "", 600)
+            row["first_text"] = _clip((turns[0]["content"] or "") if turns else "", 600)
             if show_reason:
                 data.samples[key].append(row)
             if show_cluster:
@@ -216,14 +233,14 @@ def _cluster_kept_rows(data: ReportData, files: list[Path]) -> None:
     if not len(wanted):
         return
     for f in files:
-        # ids first: the conversations of a file (most of its bytes) are read only if it holds a kept row
+        # ids first: the messages of a file (most of its bytes) are read only if it holds a kept row
         if not pc.any(pc.is_in(pq.read_table(f, columns=["id"]).column("id"), value_set=wanted)).as_py():
             continue
-        for batch in _batches([f], ["id", "conversations"]):
+        for batch in _batches([f], ["id", "messages"]):
             for row in batch.filter(pc.is_in(batch.column("id"), value_set=wanted)).to_pylist():
                 if row["id"] not in data.cluster_kept:
-                    turns = row["conversations"] or []
-                    data.cluster_kept[row["id"]] = {"id": row["id"], "first_text": _clip(turns[0]["text"] if turns else "", 600)}
+                    turns = row["messages"] or []
+                    data.cluster_kept[row["id"]] = {"id": row["id"], "first_text": _clip((turns[0]["content"] or "") if turns else "", 600)}
         if len(data.cluster_kept) == len(wanted):
             return
 

@@ -24,14 +24,20 @@ def bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges))
 
 
-def count(rows: pa.Table, side: str) -> Counter:
-    """Counts keyed "<side>/turns/<bin>", "<side>/tokens/<bin>", "<side>/lang/<code>"."""
+NO_VALUE = "(none)"
+
+
+def count(rows: pa.Table, side: str, by: str | None = None) -> Counter:
+    """Counts keyed "<side>/turns/<bin>", "<side>/tokens/<bin>", "<side>/lang/<code>"; with `by`, also
+    "<side>/by_<by>/<value>" and, for rejected rows, "reasons_by_<by>/<reason>/<value>"."""
     out: Counter = Counter()
     if rows.num_rows == 0:
         return out
-    conv = rows.column("conversations")
+    if by is not None and by in rows.column_names:
+        out += _by_value(rows, side, by)
+    conv = rows.column("messages")
     turns = pc.list_value_length(conv).fill_null(0).to_numpy()
-    tokens = pc.utf8_length(pc.struct_field(pc.list_flatten(conv), "text")).fill_null(0).to_numpy() / 4.0
+    tokens = pc.utf8_length(pc.struct_field(pc.list_flatten(conv), "content")).fill_null(0).to_numpy() / 4.0
     for kind, values, edges in (("turns", turns, TURN_EDGES), ("tokens", tokens, TOKEN_EDGES)):
         for label, n in zip(KINDS[kind], bin_counts(values, edges)):
             if n:
@@ -41,6 +47,20 @@ def count(rows: pa.Table, side: str) -> Counter:
         for code, n in zip(counts[0].to_pylist(), counts[1].to_pylist()):
             if code is not None:
                 out[f"{side}/lang/{code}"] = n
+    return out
+
+
+def _by_value(rows: pa.Table, side: str, by: str) -> Counter:
+    """Rows per value of a column (null -> "(none)"), and per (reason, value) for rejected rows."""
+    values = pc.fill_null(rows.column(by).cast(pa.string()), NO_VALUE)
+    out: Counter = Counter()
+    counts = pc.value_counts(values).flatten()
+    for value, n in zip(counts[0].to_pylist(), counts[1].to_pylist()):
+        out[f"{side}/by_{by}/{value}"] = n
+    if "_curate_drop_reason" in rows.column_names:
+        pairs = pc.value_counts(pc.binary_join_element_wise(pc.fill_null(rows.column("_curate_drop_reason"), ""), values, "/")).flatten()
+        for pair, n in zip(pairs[0].to_pylist(), pairs[1].to_pylist()):
+            out[f"reasons_by_{by}/{pair}"] = n
     return out
 
 

@@ -65,6 +65,7 @@ def render(data: ReportData) -> str:
                  + '<a href="#quarantine">Quarantine</a><a href="#run">Run</a></nav>')
     parts += _funnel(data)
     parts += _distributions(data)
+    parts += _by_value(data)
     parts += _rejected(data)
     parts += _clusters(data)
     parts += _contamination(data)
@@ -151,6 +152,19 @@ def _distributions(data: ReportData) -> list[str]:
                                                   col, threshold=thr) + "</div>")
     out.append("</div>")
     return out
+
+
+def _by_value(data: ReportData) -> list[str]:
+    """Kept and rejected rows per value of output.stats_by (source by default), with top reasons."""
+    if not data.by_value or not data.by_value[1]:
+        return []
+    column, values = data.by_value
+    rows = "".join(
+        f"<tr><td>{e(v)}</td><td class=n>{_n(k)}</td><td class=n>{_n(r)}</td>"
+        f"<td>{e(', '.join(f'{reason} {n:,}' for reason, n in reasons.most_common(3)))}</td></tr>"
+        for v, (k, r, reasons) in values.items())
+    return [f'<h2 id="by">Rows by {e(column)}</h2>', "<div class=card><table><tr>"
+            f"<th>{e(column)}</th><th class=n>kept</th><th class=n>rejected</th><th>top reasons</th></tr>{rows}</table></div>"]
 
 
 def _rejected(data: ReportData) -> list[str]:

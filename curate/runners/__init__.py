@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Protocol
 
 from curate.engine import RunPlan
@@ -24,6 +26,20 @@ def make_runner(kind: str, address: str | None = None, num_cpus: int | None = No
         from curate.runners.local import LocalRunner
 
         return LocalRunner(progress=progress)
+    if address or os.environ.get("RAY_ADDRESS"):
+        _use_token_if_given()
     from curate.runners.ray import RayRunner
 
     return RayRunner(address=address, num_cpus=num_cpus, progress=progress)
+
+
+def _use_token_if_given() -> None:
+    """Ray (2.5x) clusters may require a token, and a driver sends one only in RAY_AUTH_MODE=token,
+    which Ray reads when it is imported. A user who gave a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH
+    or ~/.ray/auth_token) means to use it: turn the mode on for them. A cluster without
+    authentication accepts a driver that sends a token, so this never locks anyone out."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"

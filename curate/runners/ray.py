@@ -9,16 +9,21 @@ the engine is cached per process).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
+import socket
+import tempfile
 import types
+from contextlib import contextmanager
 
 import numpy as np
 import ray
 import ray.data
 
 from curate.engine import RunPlan, engine_for
+from curate.errors import UserError
 
 
 def _named(fn, label: str):
@@ -99,7 +104,7 @@ class RayRunner:
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
             if self.address:
-                ray.init(address=self.address, **kwargs)
+                _join(self.address, kwargs)
             else:
                 # address="local": a new Ray of our own, never one that `ray start` left running here
                 ray.init(address="local", num_cpus=num_cpus, **kwargs)
@@ -148,4 +153,75 @@ class RayRunner:
     def close(self) -> None:
         # An embedded Ray we started is ours to stop; a cluster we joined (or a test's Ray) is not.
         if self._started_ray and ray.is_initialized():
+            # Object references left in reference cycles (datasets, executor state) are freed now,
+            # while Ray can take them, not by a later garbage collection after its core worker is gone.
+            gc.collect()
             ray.shutdown()
+
+
+@contextmanager
+def _stderr_held():
+    """Ray's C++ core retries a refused connection for ~20 s, printing a warning line per try to the
+    process's stderr (file descriptor 2, out of Python's reach). Hold those lines aside; the list
+    yielded receives them on exit, to show only if joining fails in a way curate cannot say in one line."""
+    lines: list[bytes] = []
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines.append(held.read())
+
+
+def _causes(error: BaseException | None):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries a GCS address where nothing listens for minutes; a plain TCP connect says so in
+    seconds. Only for host:port addresses (not ray://, auto, or a cluster found another way)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as error:
+        raise UserError(
+            f"Ray cluster at {address}: cannot connect ({error.strerror or error}); is `ray start --head` running there?"
+        ) from None
+
+
+def _refused_token(error: BaseException) -> bool:
+    # Ray 2.60 raises AuthenticationError inside its GCS client, then reports it as the text of a
+    # RuntimeError ("Last connection error: <traceback>"): the class name in that text is all that
+    # is left of it.
+    auth = ray.exceptions.AuthenticationError
+    return isinstance(error, auth) or auth.__name__ in str(error)
+
+
+def _join(address: str, kwargs: dict) -> None:
+    """Join a running cluster; a wrong address or a missing token is the user's to fix: one line."""
+    _check_reachable(address)
+    failure = None
+    with _stderr_held() as held:
+        try:
+            ray.init(address=address, **kwargs)
+        except Exception as error:
+            failure = error
+    if failure is None:
+        return
+    if any(_refused_token(e) for e in _causes(failure)):
+        raise UserError(
+            f"Ray cluster at {address}: authentication token missing or incorrect; set RAY_AUTH_TOKEN to the "
+            "cluster's token (or put it in ~/.ray/auth_token, or name its file in RAY_AUTH_TOKEN_PATH)"
+        ) from None
+    if isinstance(failure, ConnectionError):
+        raise UserError(f"Ray cluster at {address}: cannot connect ({failure}); is `ray start --head` running there?") from None
+    os.write(2, b"".join(held))
+    raise failure

@@ -37,6 +37,48 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _rules_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found ({what}; the rules folder is set by `rules:` in the pipeline)") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a file ({what})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: cannot read {what}: invalid UTF-8 at byte {e.start}") from None
+
+
+def read_rules_yaml(path: Path, what: str, expect: type = dict):
+    """Every YAML file under rules/ is read here: parsed, an empty file is an empty `expect`, and
+    anything wrong (missing, unreadable, malformed, not a mapping) is one line naming the file, the
+    line where there is one, and the problem."""
+    text = _rules_text(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{where}: cannot read {what}: {problem}") from None
+    if data is None:
+        return expect()
+    if not isinstance(data, expect):
+        shape = "a mapping (key: value)" if expect is dict else f"a {expect.__name__}"
+        raise UserError(f"{path}: {what} must be {shape}, not a {type(data).__name__}")
+    return data
+
+
+def read_rules_lines(path: Path, what: str) -> list[str]:
+    """A word or phrase list under rules/: its non-blank lines, stripped (errors as read_rules_yaml)."""
+    lines = [w.strip() for w in _rules_text(path, what).splitlines()]
+    words = [w for w in lines if w]
+    if not words:
+        raise UserError(f"{path}: {what} is empty")
+    return words
+
+
 @dataclass(frozen=True)
 class StepContext:
     """Where a step finds its data files and may cache things."""
@@ -44,14 +86,13 @@ class StepContext:
     rules_dir: Path
     cache_dir: Path | None = None
 
-    def rules_yaml(self, name: str, what: str):
-        """A YAML file of the rules folder, parsed (an empty file is {}); unreadable or malformed
-        is a one-line error naming the file and what it holds."""
-        path = Path(self.rules_dir) / name
-        try:
-            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            raise UserError(f"{path}: cannot read {what}: {str(e).splitlines()[0]}") from None
+    def rules_yaml(self, name: str, what: str, expect: type = dict):
+        """A YAML file of the rules folder, through read_rules_yaml."""
+        return read_rules_yaml(Path(self.rules_dir) / name, what, expect)
+
+    def rules_lines(self, name: str, what: str) -> list[str]:
+        """A word list of the rules folder, through read_rules_lines."""
+        return read_rules_lines(Path(self.rules_dir) / name, what)
 
 
 @dataclass

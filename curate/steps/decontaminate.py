@@ -34,16 +34,14 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.errors import UserError
 from curate.registry import register
-from curate.schema import turns_of
+from curate.schema import Part, parts_param, turns_of
 from curate.steps._ngram_index import Tokens, ngrams, whole_text_hashes
-from curate.steps.base import MapStep, Params, StepOutput, set_column
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml, set_column
 
-Role = Literal["system", "user", "assistant", "tool"]
 EVAL_TEXT_LIMIT = 1000
 # Part of the index cache key: bump it when the Index class changes shape.
 INDEX_VERSION = 13
@@ -69,7 +67,7 @@ class EvalSource(BaseModel):
 class DecontaminateParams(Params):
     eval_sets: list[str | EvalSource] | None = Field(None, description="registry names or {name, path, ...}; default: every shipped set")
     mode: Literal["drop", "flag"] = Field("drop", description="drop contaminated rows, or only annotate them")
-    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that are searched")
+    parts: list[Part] = parts_param(["user", "assistant", "reasoning"], "what is searched, each turn and trace on its own")
     ngram: int = Field(5, ge=3, le=32, description="n-gram length in words")
     min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="share of a question's n-grams (weighted by rarity) that must appear in one turn")
     min_answer_overlap: float = Field(0.8, gt=0.0, le=1.0, description="the same for reference answers (code and stock answers overlap by chance)")
@@ -155,7 +153,12 @@ def _suggest(name: str, names: list[str]) -> str:
 
 
 def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
-    registry = yaml.safe_load((rules_dir / "eval_sets.yaml").read_text()) or {}
+    registry_path = rules_dir / "eval_sets.yaml"
+    registry = read_rules_yaml(registry_path, "the eval-set registry")
+    for name, spec in registry.items():
+        if not isinstance(spec, dict):
+            raise UserError(f"{registry_path}: eval set '{name}' must be a mapping (path, question, answer, ...), "
+                            f"not a {type(spec).__name__}")
     wanted = params.eval_sets if params.eval_sets is not None else [n for n, e in registry.items() if e.get("default")]
     items: list[Item] = []
     for entry in wanted:
@@ -321,8 +324,8 @@ class Decontaminate(MapStep):
         self.setup()
         p, idx = self.params, self.index
         n = table.num_rows
-        t = turns_of(table)
-        sel = np.isin(t.role, p.roles)
+        t = turns_of(table, p.parts)
+        sel = np.isin(t.role, p.parts)
         turn_ids = np.nonzero(sel)[0]
         texts = t.text.filter(pa.array(sel))
         tok = Tokens(texts)

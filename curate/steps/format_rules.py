@@ -3,12 +3,16 @@
 In order, per conversation:
   1. artifacts      remove what the ChatGPT page leaves in scraped text: a regenerate counter at the
                     start of a turn ("1 / 2"), "Copy code" lines, "N chars / N words" lines
-  2. empty          truncate at the first empty turn (what follows answers something else)
+  2. empty          truncate at the first empty turn (what follows answers something else); empty
+                    is curate.blank's definition: nothing but whitespace and invisible characters;
+                    an assistant turn that only calls tools, and a tool's result, are not empty
   3. error_replies  remove a rate-limit or error reply (rules/format_rules.yaml) and the prompt it
                     answered; the rest of the dialogue stays
   4. alternation    after an optional system turn, user and assistant must alternate (tool turns
-                    belong to the assistant side): consecutive turns of one role are merged
-                    (non_alternating: merge) or the row is rejected (non_alternating: drop)
+                    belong to the assistant side: user, assistant [tool calls, tool results]...,
+                    answer): consecutive turns of one role are merged (non_alternating: merge) or
+                    the row is rejected (non_alternating: drop); a turn with tool calls is never
+                    merged
   5. edges          a leading assistant turn and a trailing user turn are trimmed
   6. restarted_list an assistant turn whose numbered list restarts at "1." every item (a broken
                     HTML conversion) is renumbered (or rejects the row: restarted_list: drop)
@@ -26,8 +30,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from curate.blank import is_blank
 from curate.registry import register
-from curate.schema import conversations_from_turns, turns_of
+from curate.schema import conversations_from_turns, has_tool_calls, turns_of
 from curate.steps.base import MapStep, Params, StepOutput
 
 _COUNTER = re.compile(r"\A\s*\d{1,2}\s*/\s*\d{1,2}\s*\n+")
@@ -76,6 +81,7 @@ class FormatRules(MapStep):
         original = t.text.to_pylist()
         texts = list(original)
         roles = t.role
+        calls = has_tool_calls(table)
         keep = np.ones(len(texts), bool)
         n = table.num_rows
         reason, detail = [None] * n, [None] * n
@@ -92,7 +98,7 @@ class FormatRules(MapStep):
                         counters["artifacts_removed"] += 1
             if p.truncate_at_empty:
                 for k, i in enumerate(idx):
-                    if not (texts[i] or "").strip():
+                    if is_blank(texts[i]) and not calls[i] and roles[i] != "tool":
                         counters["truncated_at_empty"] += 1
                         idx, why = idx[:k], why or "empty_turn"
                         break
@@ -108,7 +114,8 @@ class FormatRules(MapStep):
             if p.non_alternating != "keep":
                 merged: list[int] = []
                 for i in body:
-                    if merged and SIDE.get(roles[i], 0) == SIDE.get(roles[merged[-1]], 0) and not (roles[i] == "tool" or roles[merged[-1]] == "tool"):
+                    if (merged and SIDE.get(roles[i], 0) == SIDE.get(roles[merged[-1]], 0)
+                            and "tool" not in (roles[i], roles[merged[-1]]) and not (calls[i] or calls[merged[-1]])):
                         if p.non_alternating == "drop":
                             reason[r], detail[r] = "roles_not_alternating", f"turns {merged[-1] - lo} and {i - lo} are both {roles[i]}"
                             break

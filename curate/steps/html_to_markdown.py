@@ -21,7 +21,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from pydantic import Field
 
 from curate.registry import register
-from curate.schema import turns_of, with_texts
+from curate.schema import Part, parts_param, turns_of, with_texts
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 _ELEMENTS = r"(p|div|li|ul|ol|pre|code|table|tr|td|th|h[1-6]|blockquote|strong|em|b|i|a|span)"
@@ -39,7 +39,7 @@ _WS = re.compile(r"[ \t\r\n\f]+")
 
 class HtmlParams(Params):
     max_depth: int = Field(200, ge=10, le=10000, description="deeper markup is rejected (html_too_deep)")
-    roles: list[str] = Field(["user", "assistant", "system"], min_length=1, description="turns that are converted")
+    parts: list[Part] = parts_param(["user", "assistant", "system"], "what is converted")
 
 
 def _max_depth(html: str, limit: int) -> int:
@@ -199,9 +199,9 @@ class HtmlToMarkdown(MapStep):
     columns = {"html_turns": pa.int16()}
 
     def process(self, table: pa.Table) -> StepOutput:
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         n = table.num_rows
-        selected = np.isin(t.role, self.params.roles)
+        selected = np.isin(t.role, self.params.parts)
         is_html = looks_like_html(t.text) & selected
         counters: Counter = Counter(turns_skipped_fast_path=int((~is_html).sum()))
         reason, detail = [None] * n, [None] * n
@@ -233,6 +233,6 @@ class HtmlToMarkdown(MapStep):
                 html_turns[row] += 1
                 counters["turns_converted"] += 1
             texts = pa.array(new, pa.string())
-        out = with_texts(table, texts) if is_html.any() else table
+        out = with_texts(table, texts, t) if is_html.any() else table
         out = set_column(out, "html_turns", pa.array(html_turns, pa.int16()))
         return StepOutput(out, reason=reason, detail=detail, counters=counters)

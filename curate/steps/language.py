@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curate.registry import register
 from curate.resources import MODELS_DIR
-from curate.schema import turns_of
+from curate.schema import parts_param, turns_of
 from curate.steps._prose import letter_count, one_line, strip_code
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
@@ -48,7 +48,7 @@ class LanguageParams(Params):
     drop: list[str] | None = Field(None, description="drop conversations in these languages; exclusive with keep")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop when lang_score is below this")
     keep_unknown: bool = Field(True, description="keep conversations with no natural-language text to identify (code only, empty)")
-    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that vote")
+    parts: list[Role] = parts_param(["user", "assistant"], "turns that vote (traces do not: a trace's language is its answer's)")
     min_letters: int = Field(20, ge=1, le=10_000, description="letters of prose a turn needs to vote")
     max_chars: int = Field(2000, ge=50, le=1_000_000, description="characters of each turn given to the model")
     model_path: str | None = Field(None, description="a fastText language-id model (default: the bundled lid.176.ftz)")
@@ -120,7 +120,7 @@ class Language(MapStep):
         t = turns_of(table)
         n_rows = table.num_rows
         counters: Counter = Counter({"backend:fasttext_lid176": n_rows})
-        selected = np.isin(t.role.astype(str), p.roles) if len(t.role) else np.zeros(0, bool)
+        selected = np.isin(t.role.astype(str), p.parts) if len(t.role) else np.zeros(0, bool)
         prose, had_code = strip_code(t.text, p.max_chars)
         prose = one_line(prose)
         letters = letter_count(prose)

@@ -1,6 +1,7 @@
 """normalize: Unicode NFC, control and zero-width characters, mojibake, blank-line runs and trailing
-whitespace; fenced code blocks are left byte for byte. Never rejects a row by itself: a turn that
-becomes empty is left for format_rules (or the other steps) to judge.
+whitespace; fenced code blocks are left byte for byte. A turn that shows nothing (curate.blank) becomes
+"". Never rejects a row by itself: a turn that becomes empty is left for format_rules (or the other
+steps) to judge.
 
 Vectorised in Arrow for turns without code fences (all fixes are Arrow kernels); Python only for
 turns that hold a fence (the fixes apply between fences) or look like mojibake.
@@ -17,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from curate.blank import blank_mask
 from curate.registry import register
-from curate.schema import turns_of, with_texts
+from curate.schema import Part, parts_param, turns_of, with_texts
 from curate.steps.base import MapStep, Params, StepOutput
 
 # C0/C1 controls except tab and newline (a CR is dropped: "\r\n" becomes "\n").
@@ -39,6 +41,7 @@ class NormalizeParams(Params):
     mojibake: bool = Field(True, description="repair UTF-8 that was decoded as Windows-1252 (\"â€™\" -> \"’\")")
     blank_lines: bool = Field(True, description="runs of blank lines become one blank line")
     trailing_whitespace: bool = Field(True, description="strip spaces and tabs at line ends")
+    parts: list[Part] = parts_param(["system", "user", "assistant", "tool", "reasoning"], "what is normalised")
 
 
 def fix_mojibake(text: str) -> str:
@@ -102,7 +105,7 @@ class Normalize(MapStep):
         return new
 
     def process(self, table: pa.Table) -> StepOutput:
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         counters: Counter = Counter()
         texts = t.text
         if self.params.mojibake and len(texts):
@@ -125,4 +128,16 @@ class Normalize(MapStep):
             texts = pa.array(values, pa.string())
         else:
             texts = self._arrow_fixes(texts, counters)
-        return StepOutput(with_texts(table, texts), counters=counters)
+        if self.params.invisible_chars and len(texts):
+            texts = self._blank_out(texts, counters)
+        return StepOutput(with_texts(table, texts, t), counters=counters)
+
+    @staticmethod
+    def _blank_out(texts: pa.Array, counters: Counter) -> pa.Array:
+        """A turn that shows nothing (curate.blank: ZWJ, bidi marks, Hangul fillers, ... which the
+        fixes above keep inside text) becomes "", so every later rule sees it as empty."""
+        blank = blank_mask(texts) & (pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False) > 0)
+        if not blank.any():
+            return texts
+        counters["turns_fixed:blank"] += int(blank.sum())
+        return pc.if_else(pa.array(blank), pa.scalar("", pa.string()), texts)

@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 
 from curate.errors import UserError
 from curate.registry import register
-from curate.schema import turns_of, with_texts
+from curate.schema import Part, parts_param, turns_of, with_texts
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 PiiType = Literal["email", "phone", "ip_address", "credit_card", "secret"]
@@ -96,8 +96,7 @@ class PiiParams(Params):
     placeholder: str = Field("[{type}]", description="prose placeholder; {type} is EMAIL, PHONE, IP_ADDRESS, CREDIT_CARD or SECRET")
     in_code: Literal["same_shape", "placeholder"] = Field(
         "same_shape", description="inside code: a reserved value of the same shape (keeps code valid) or the placeholder")
-    roles: list[Literal["system", "user", "assistant", "tool"]] = Field(
-        ["system", "user", "assistant", "tool"], min_length=1, description="which turns to redact")
+    parts: list[Part] = parts_param(["system", "user", "assistant", "tool", "reasoning"], "what is redacted")
 
     @field_validator("placeholder")
     @classmethod
@@ -247,10 +246,10 @@ class Pii(MapStep):
     def process(self, table: pa.Table) -> StepOutput:
         self.setup()
         assert self._redactor is not None
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         texts = pc.fill_null(t.text, "")
         candidate = pc.match_substring_regex(texts, _CANDIDATE).to_numpy(zero_copy_only=False)
-        candidate &= np.isin(t.role, self.params.roles)
+        candidate &= np.isin(t.role, self.params.parts)
         per_row = np.zeros(table.num_rows, np.int32)
         types: list[set[str]] = [set() for _ in range(table.num_rows)]
         counters: Counter = Counter()
@@ -271,7 +270,7 @@ class Pii(MapStep):
             mask = np.zeros(len(texts), bool)
             mask[changed_idx] = True
             new_texts = pc.replace_with_mask(t.text, pa.array(mask), pa.array(changed_text, pa.string()))
-            out = with_texts(table, new_texts)
+            out = with_texts(table, new_texts, t)
             counters["rows_redacted"] = int((per_row > 0).sum())
         out = set_column(out, "pii_redactions", pa.array(per_row, pa.int32()))
         out = set_column(out, "pii_types", pa.array([",".join(sorted(s)) or None for s in types], pa.string()))

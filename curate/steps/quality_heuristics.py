@@ -30,22 +30,20 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from pydantic import Field, field_validator
 
 from curate.errors import UserError
 from curate.registry import register
-from curate.schema import turns_of
+from curate.schema import Part, parts_param, turns_of
 from curate.steps._prose import strip_code
 from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shapes
-from curate.steps.base import MapStep, Params, StepOutput
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
 
 RuleName = Literal[
     "too_few_words", "too_many_words", "repeated_digits", "dup_lines", "dup_paragraphs", "top_ngram",
     "dup_ngrams", "mean_word_length", "too_many_hashes", "too_many_ellipses", "bullet_lines",
     "ellipsis_lines", "non_alpha_words", "no_stop_words",
 ]
-Role = Literal["system", "user", "assistant", "tool"]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
 TOP_N = (2, 3, 4)
 DUP_N = (5, 6, 7, 8, 9, 10)
@@ -97,17 +95,16 @@ PRESETS = ("chat", "gopher")
 @cache
 def load_rules(path: Path) -> dict[str, dict[str, dict[str, float] | None]]:
     """{preset: {rule: thresholds, or None when the rule is off in that preset}} from the rules file."""
-    if not path.is_file():
-        raise UserError(f"quality_heuristics: rules file not found: {path}")
+    file = read_rules_yaml(path, "the quality heuristics thresholds")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+        data = file["rules"]
         out: dict = {p: {} for p in PRESETS}
         for preset in PRESETS:
             for rule, checks in RULES.items():
                 values = data[rule][preset]
                 out[preset][rule] = None if values is None else {c.threshold: float(values[c.threshold]) for c in checks}
         return out
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: each rule needs chat/gopher thresholds ({type(e).__name__}: {e})") from None
 
 
@@ -115,7 +112,7 @@ class QualityParams(Params):
     preset: Literal["chat", "gopher"] = Field("chat", description="threshold set: chat (calibrated on chat data) or gopher (the paper's web values)")
     rules: list[RuleName] | None = Field(None, description="rules to run (default: those the preset turns on in rules/quality_heuristics.yaml)")
     thresholds: dict[str, float] = Field({}, description="override thresholds, e.g. {dup_line_frac: 0.4}")
-    roles: list[Role] = Field(["user", "assistant"], min_length=1, description="turns that are checked")
+    parts: list[Part] = parts_param(["user", "assistant"], "what is checked (rules meant for prose: traces only if asked)")
     prose_min_words: int = Field(50, ge=1, le=100_000, description="words a turn needs before ratio rules judge it")
     repetition_min_words: int = Field(50, ge=2, le=100_000, description="words a turn needs before repetition rules judge it")
 
@@ -166,9 +163,9 @@ class QualityHeuristics(MapStep):
 
     def process(self, table: pa.Table) -> StepOutput:
         active, thresholds = self.config()
-        t = turns_of(table)
+        t = turns_of(table, self.params.parts)
         n_rows = table.num_rows
-        checked = np.isin(t.role.astype(str), self.params.roles) if len(t.role) else np.zeros(0, bool)
+        checked = np.isin(t.role.astype(str), self.params.parts) if len(t.role) else np.zeros(0, bool)
         idx = np.nonzero(checked)[0]
         rows = t.row[idx]
         positions = t.position[idx]

@@ -23,7 +23,6 @@ fits are never tokenized (a byte-level or byte-fallback tokenizer gives at most 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -31,10 +30,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from curate.errors import UserError
 from curate.readers import INDEX_SHIFT
 from curate.registry import register
-from curate.schema import KEY, turns_of
+from curate.schema import KEY, MESSAGES, turns_of
+from curate.steps._tokens import TokenCounter, tokenizer_file
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 MAX_PIECES = 1 << INDEX_SHIFT  # a split row's key is its parent's key + piece number
@@ -53,14 +52,7 @@ class SplitParams(Params):
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer_exists(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        p = Path(v)
-        if p.is_dir():
-            p = p / "tokenizer.json"
-        if not p.is_file():
-            raise ValueError(f"no tokenizer.json at {v} (give the file, or a model folder that holds it)")
-        return v
+        return tokenizer_file(v)
 
 
 def _per_row(per_turn: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -85,36 +77,17 @@ class SplitConversations(MapStep):
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
-        self._tokenizer = None
+        self._counter = TokenCounter(params.tokenizer, params.chars_per_token, self.name)
 
     def setup(self) -> None:
-        if self._tokenizer is not None or self.params.tokenizer is None:
-            return
-        from tokenizers import Tokenizer
-
-        path = Path(self.params.tokenizer)
-        path = path / "tokenizer.json" if path.is_dir() else path
-        try:
-            self._tokenizer = Tokenizer.from_file(str(path))
-        except FileNotFoundError:
-            raise UserError(f"split_conversations: tokenizer not found: {path}") from None
-        except Exception as e:  # tokenizers raises a bare Exception on a malformed file
-            raise UserError(f"split_conversations: {path} is not a tokenizer.json ({str(e).splitlines()[0]})") from None
+        self._counter.load()
 
     def token_counts(self, texts: pa.Array, byte_counts: np.ndarray, needed: np.ndarray) -> np.ndarray:
         """Tokens per turn, counted only where `needed` (elsewhere the byte count, an upper bound)."""
         counts = byte_counts.copy()
         idx = np.nonzero(needed)[0]
-        if not len(idx):
-            return counts
-        subset = texts.take(pa.array(idx))
-        if self._tokenizer is not None:
-            enc = self._tokenizer.encode_batch(subset.to_pylist(), add_special_tokens=False)
-            counts[idx] = [len(e.ids) for e in enc]
-        else:
-            chars = pc.utf8_length(subset).to_numpy(zero_copy_only=False)
-            other = pc.count_substring_regex(subset, r"[^\x00-\x7f]").to_numpy(zero_copy_only=False)
-            counts[idx] = np.ceil((chars - other) / self.params.chars_per_token).astype(np.int64) + other
+        if len(idx):
+            counts[idx] = self._counter.count(texts.take(pa.array(idx)))
         return counts
 
     def process(self, table: pa.Table) -> StepOutput:
@@ -178,10 +151,10 @@ class SplitConversations(MapStep):
         flat = np.fromiter((i for ts in turn_lists for i in ts), np.int64)
         lengths = np.fromiter((len(ts) for ts in turn_lists), np.int64, count=len(turn_lists))
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-        conv = table.column("conversations").combine_chunks()
+        conv = table.column(MESSAGES).combine_chunks()
         values = conv.values.slice(conv.offsets[0].as_py(), int(t.offsets[-1]))
         new_conv = pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(flat)))
-        out = out.set_column(out.schema.get_field_index("conversations"), "conversations", new_conv)
+        out = out.set_column(out.schema.get_field_index(MESSAGES), MESSAGES, new_conv)
         part_arr = np.array([-1 if k is None else k for k in part], np.int64)
         split = part_arr >= 0
         new_ids = [f"{ids[r]}_{k}" if k is not None else ids[r] for r, k in zip(parent, part)]

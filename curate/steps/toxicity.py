@@ -30,9 +30,9 @@ from pydantic import Field
 from curate.errors import UserError
 from curate.registry import register
 from curate.resources import MODELS_DIR as MODELS
-from curate.schema import turns_of
+from curate.schema import Part, parts_param, turns_of
 from curate.steps._toxicity_text import prepare
-from curate.steps.base import MapStep, Params, StepOutput, set_column
+from curate.steps.base import MapStep, Params, StepOutput, read_rules_lines, set_column
 
 DETOXIFY_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit")
 DOWNLOAD_HINT = "run `curate models download detoxify-original` on a machine with internet access, or set checkpoint:"
@@ -44,8 +44,7 @@ class ToxicityParams(Params):
     checkpoint: str | None = Field(None, description="detoxify checkpoint file (.ckpt) on local disk")
     hf_config: str | None = Field(None, description="local Hugging Face config + tokenizer folder for the checkpoint")
     thresholds: dict[str, float] = Field({}, description="label -> threshold (rules/toxicity.yaml gives the defaults)")
-    roles: list[Literal["system", "user", "assistant", "tool"]] = Field(["user", "assistant"], min_length=1,
-                                                                        description="turns that are scored (a refusal to a toxic request may be worth keeping: roles: [assistant])")
+    parts: list[Part] = parts_param(["user", "assistant", "reasoning"], "what is scored (a refusal to a toxic request may be worth keeping: parts: [assistant])")
     mode: Literal["drop", "flag"] = Field("drop", description="drop rows over a threshold, or only annotate")
     batch_size: int = Field(8, ge=1, le=4096, description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)")
     torch_threads: int = Field(1, ge=1, le=256, description="detoxify: torch threads per actor")
@@ -80,8 +79,7 @@ class _WordList:
     name = "wordlist"
 
     def __init__(self, rules_dir: Path):
-        path = rules_dir / "toxicity_words_en.txt"
-        words = [w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+        words = [w.lower() for w in read_rules_lines(rules_dir / "toxicity_words_en.txt", "the toxicity word list")]
         self.pattern = r"(?i)\b(" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b"
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
@@ -197,8 +195,8 @@ class Toxicity(MapStep):
     def process(self, table: pa.Table) -> StepOutput:
         self.setup()
         n = table.num_rows
-        t = turns_of(table)
-        sel = np.isin(t.role, self.params.roles)
+        t = turns_of(table, self.params.parts)
+        sel = np.isin(t.role, self.params.parts)
         rows = t.row[sel]
         texts = t.text.filter(pa.array(sel))
         scores = self.backend.score(texts) if len(texts) else {}

@@ -66,7 +66,7 @@ def test_bad_inputs(tmp_path):
     out = apply([[("user", "")], [("assistant", "x" * 1_000_000)], [("user", "Как ИИ я не могу"), ("assistant", "我是AI")]])
     assert out.reason == [None, None, None]
     (tmp_path / "ai_boilerplate.yaml").write_text("refusals: [unclosed\n")
-    with pytest.raises(UserError, match="ai_boilerplate.yaml: cannot read the phrase lists"):
+    with pytest.raises(UserError, match="ai_boilerplate.yaml:2: cannot read the phrase lists"):
         AiBoilerplate(BoilerplateParams(), StepContext(rules_dir=tmp_path)).setup()
     with pytest.raises(UserError, match="ai_boilerplate: unknown list 'refusal'"):
         apply([[("user", "q")]], lists=["refusal"])

@@ -156,7 +156,7 @@ def test_corrupt_eval_file(tmp_path):
         ("{ngram: 2}", "steps[0].ngram: must be >= 3 (got 2)"),
         ("{min_overlap: 0}", "steps[0].min_overlap: must be > 0.0 (got 0)"),
         ("{eval_sets: []}", "steps[0].eval_sets: must list at least one eval set"),
-        ("{roles: [bot]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'bot')"),
+        ("{roles: [bot]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'bot')"),
     ],
 )
 def test_config_errors(tmp_path, step_yaml, message):

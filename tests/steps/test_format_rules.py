@@ -62,6 +62,47 @@ def test_tool_turns_belong_to_the_assistant_side():
     assert reasons == [None] and len(got[0]) == 4
 
 
+def _post_training_table(tmp_path):
+    from curate.readers import plan, read_shard
+    from curate.records import FieldNames
+    from tests.post_training_records import BFCL_SINGLE, POST_TRAINING, bfcl_records, hermes_records
+
+    records = [r for c in (*BFCL_SINGLE, "multi_turn_base") for r, _ in bfcl_records(c)]
+    files = [POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz", POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
+             write_jsonl(tmp_path / "bfcl.jsonl", records), write_jsonl(tmp_path / "hermes.jsonl", hermes_records())]
+    import pyarrow as pa
+
+    tables = [read_shard(s, FieldNames())[0] for s in plan([str(f) for f in files], "auto", 100_000)]
+    return pa.concat_tables(tables)
+
+
+def test_real_tool_call_rows_have_no_empty_turns(tmp_path):
+    """Issue 17: format_rules: {} rejected 524 of 547 real tool-call records as empty_turn (a call-only
+    assistant turn has no text). Calls and tool results are turns; call turns are never merged."""
+    table = _post_training_table(tmp_path)
+    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
+    assert table.num_rows > 1300
+    assert "empty_turn" not in out.reason and "roles_not_alternating" not in out.reason
+    before = [[(m["role"], m["content"], m["tool_calls"]) for m in c] for c in table.column("messages").to_pylist()]
+    after = [[(m["role"], m["content"], m["tool_calls"]) for m in c] for c in out.table.column("messages").to_pylist()]
+    # every call survives, with its turn
+    assert [[x for x in c if x[2]] for c in before] == [[x for x in c if x[2]] for c in after]
+
+
+def test_call_turns_are_not_merged_or_empty():
+    from curate.readers import row_key, rows_to_table
+
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    table = rows_to_table([{"id": "a", "_curate_key": row_key(0, 0), "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "let me look"},
+        {"role": "assistant", "content": "", "tool_calls": call}, {"role": "tool", "content": "", "tool_call_id": "c1"},
+        {"role": "assistant", "content": "done"}]}])
+    out = FormatRules(FormatParams(non_alternating="drop"), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
+    assert out.reason == [None]  # text, then a call: the same turn of the assistant side
+    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
+    assert [m["tool_calls"] is not None for m in out.table.column("messages")[0].as_py()] == [False, False, True, False, False]
+
+
 def test_real_sharegpt_rows():
     rows = json.loads((SHARED_DATA / "instructions" / "sharegpt_fastchat_dummy_conversation.json").read_text())
     role = {"human": "user", "gpt": "assistant"}
@@ -91,3 +132,10 @@ def test_end_to_end(tmp_path):
                                                     ("{min_turns: -1}", "steps[0].min_turns: must be >= 0 (got -1)")])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "format_rules", step_yaml, message)
+
+
+@pytest.mark.parametrize("blank", ["\u200b", "\u200d", "\u200e\u2067\u2069", "\u00ad", "\u034f", "\u3164", "\u2800", "\ufe0f \t"])
+def test_invisible_turn_is_empty_without_normalize(blank):
+    reason, got, counters = apply([[("user", "q"), ("assistant", blank), ("user", "q2"), ("assistant", "a2")]])
+    assert reason == ["empty_turn"]
+    assert counters["truncated_at_empty"] == 1

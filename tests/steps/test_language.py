@@ -138,7 +138,7 @@ def test_real_code_heavy_english_turn_stays_english(model):
     Korean (0.49); on its prose, English."""
     table = read(INSTRUCTIONS / "sharegpt92k_cleaned_sample.json")
     row = table.filter(pc_equal(table, "id", "5vwlqj7_0"))
-    turn = row.column("conversations")[0].as_py()[7]["text"]
+    turn = row.column("messages")[0].as_py()[7]["content"]
     assert turn.count("```") >= 2
     raw_label = model.predict(" ".join(turn[:2000].split()))[0][0]
     assert raw_label != "__label__en"  # the problem the stripping solves
@@ -150,7 +150,7 @@ def test_real_code_heavy_rows_are_english(model):
     """Every Glaive tool-call row is English, many of them full of JSON and code."""
     table = read(INSTRUCTIONS / "sharegpt_llamafactory_glaive_toolcall_en_demo.json")
     rows, _ = run_step(make(model), table)
-    with_code = [r for r in rows if any("{" in t["text"] or "```" in t["text"] for t in r["conversations"])]
+    with_code = [r for r in rows if any("{" in t["content"] or "```" in t["content"] for t in r["messages"])]
     assert len(with_code) > 100
     assert sum(r["lang"] == "en" for r in with_code) / len(with_code) >= 0.98
 
@@ -179,7 +179,7 @@ def test_arena_rows_in_many_languages(model):
     """Hand-checked Chatbot Arena prompts (the file has no language label)."""
     table = read(INSTRUCTIONS / "openai_messages_arena_refusal_labeled.jsonl", conversations="conversation_a")
     rows, _ = run_step(make(model), table)
-    by_start = {r["conversations"][0]["text"][:12]: r["lang"] for r in rows}
+    by_start = {r["messages"][0]["content"][:12]: r["lang"] for r in rows}
     assert by_start["如何评价习近平"] == "zh"
     assert by_start["Скомпонуй ре"] == "ru"
     assert by_start["Hi, ich habe"] == "de"

@@ -70,6 +70,22 @@ def test_bad_inputs():
 
 
 @pytest.mark.parametrize(("step_yaml", "message"), [("{nfc: maybe}", "steps[0].nfc: must be true or false (got 'maybe')"),
-                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace")])
+                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace, parts")])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "normalize", step_yaml, message)
+
+
+INVISIBLE_TURNS = ["\u200b", "\u200d", "\u200b\u200d\u200c", "\u200e\u200f", "\u202a\u202c", "\u2066\u2069",
+                   "\u00ad", "\u034f", "\u3164", "\u115f\u1160", "\ufeff", " \u2800 ", "\ufe0f", "\U000e0041"]
+
+
+def test_turns_that_show_nothing_become_empty():
+    got, counters = norm(INVISIBLE_TURNS + ["a\u200db", "👩\u200d💻", "\u2066x\u2069"])
+    assert got[: len(INVISIBLE_TURNS)] == [""] * len(INVISIBLE_TURNS)
+    assert got[len(INVISIBLE_TURNS):] == ["a\u200db", "👩\u200d💻", "\u2066x\u2069"]  # text with them is kept
+    assert counters["turns_fixed:blank"] >= 5  # the rest were already removed by the invisible_chars fix
+
+
+def test_blank_turns_left_alone_when_invisible_chars_is_off():
+    got, _ = norm(["\u200d", "\u3164"], invisible_chars=False)
+    assert got == ["\u200d", "\u3164"]

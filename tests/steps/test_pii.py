@@ -139,7 +139,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="secrets must each be a mapping"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
     (tmp_path / "pii.yaml").write_text("secrets: [unclosed\n")
-    with pytest.raises(UserError, match="pii.yaml: cannot read the PII rules"):
+    with pytest.raises(UserError, match="pii.yaml:2: cannot read the PII rules"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
 
 
@@ -159,7 +159,7 @@ def test_end_to_end(tmp_path):
     ("{placeholder: 'XXX'}", "steps[0].placeholder: must contain {type}, e.g. '[{type}]'"),
     ("{types: []}", "steps[0].types: must list at least 1 item (got [])"),
     ("{placeholder: '<{type}:{n}>'}", "steps[0].placeholder: may hold no other {field} than {type}; write {{ and }} for literal braces"),
-    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'human')"),
+    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'human')"),
 ])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "pii", step_yaml, message)

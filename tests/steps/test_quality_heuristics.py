@@ -332,8 +332,8 @@ def real_turn_texts() -> list[str]:
     texts = []
     for name in ("sharegpt92k_cleaned_sample.json", "oasst_en_100_trees.jsonl", "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
                  "alpaca_llamafactory_identity.json"):
-        for conv in read(name).column("conversations").to_pylist():
-            texts += [m["text"] for m in conv]
+        for conv in read(name).column("messages").to_pylist():
+            texts += [m["content"] for m in conv]
     return texts
 
 

@@ -212,8 +212,8 @@ def sharegpt_sample_turns() -> list[str]:
     from curate.records import FieldNames
 
     path = SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json"
-    convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("conversations").to_pylist()
-    return [m["text"] for conv in convs for m in conv]
+    convs = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0].column("messages").to_pylist()
+    return [m["content"] for conv in convs for m in conv]
 
 
 def test_malformed_thresholds_file_is_one_line(tmp_path):
@@ -223,5 +223,5 @@ def test_malformed_thresholds_file_is_one_line(tmp_path):
     shutil.copytree(REPO / "curate" / "rules", rules)
     (rules / "toxicity.yaml").write_text("fasttext: {toxicity: [0.9\n")
     s = Toxicity(ToxicityParams(), StepContext(rules_dir=rules))
-    with pytest.raises(UserError, match=r"toxicity.yaml: cannot read the toxicity thresholds: "):
+    with pytest.raises(UserError, match=r"toxicity.yaml:2: cannot read the toxicity thresholds: "):
         s.thresholds()
