@@ -448,15 +448,16 @@ def _has_lone_surrogate(row: dict) -> bool:
         return True
 
 
-def _drop_unencodable(rows: list[dict], lines: list[int], bad: list[dict]) -> list[dict]:
+def _drop_unencodable(rows: list[dict], sources: list[tuple], bad: list[dict]) -> list[dict]:
     """Arrow refused the batch: find the rows with lone surrogates (from "\\ud800" escapes or
-    undecodable bytes) and quarantine them. Only runs when the fast path failed."""
+    undecodable bytes) and quarantine them with the input's own text (sources: line, raw text,
+    parsed value per row). Only runs when the fast path failed."""
     good = []
-    for row, line in zip(rows, lines):
+    for row, (line, raw, value) in zip(rows, sources):
         if _has_lone_surrogate(row):
             bad.append({"source_file": row["source_file"], "source_index": row["source_index"], "line": line or None,
                         "error": "invalid UTF-8 (a lone surrogate or undecodable bytes in a string)",
-                        "raw": _raw_for_quarantine(row, "")})
+                        "raw": _raw_for_quarantine(value, raw)})
         else:
             good.append(row)
     return good
@@ -559,7 +560,7 @@ def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | No
     """(canonical rows, quarantined records) of one shard, record by record in Python."""
     counters = Counter() if counters is None else counters
     rows: list[dict] = []
-    lines: list[int] = []
+    sources: list[tuple] = []  # per row: its line, raw text and parsed value, for a late quarantine
     bad: list[dict] = []
     stem = Path(shard.path).name.split(".")[0]
     file_format = shard.format if shard.format != "auto" else None
@@ -588,14 +589,14 @@ def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | No
                     row[KEY] = row_key(shard.index, pos)
                     pos += 1
                     rows.append(row)
-                    lines.append(line)
+                    sources.append((line, raw, value))
                     continue
         bad.append({"source_file": shard.path, "source_index": index, "line": line or None,
                     "error": error, "raw": _raw_for_quarantine(value, raw)})
     try:
         table = rows_to_table(rows)
     except (UnicodeEncodeError, pa.ArrowInvalid):
-        table = rows_to_table(_drop_unencodable(rows, lines, bad))
+        table = rows_to_table(_drop_unencodable(rows, sources, bad))
     bad.sort(key=lambda r: r["source_index"])
     return table, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA)
 
