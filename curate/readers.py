@@ -114,37 +114,37 @@ def list_input_files(paths: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- JSONL lines, bounded
 
 
-@dataclass
-class _Line:
-    raw: bytes  # the line (for an over-long one: only its first bytes)
-    size: int  # its length in bytes, newline included
-    blank: bool  # only whitespace: not a record
-    too_long: bool
+@dataclass(frozen=True)
+class _LongLine:
+    """A line longer than the limit: its first bytes, its length (newline included), whether it is
+    only whitespace (then it is no record, like any blank line)."""
+
+    head: bytes
+    size: int
+    blank: bool
 
 
-def _lines(fh, limit: int, skip_long: bool = True) -> Iterator[_Line]:
-    """The lines of a binary file, never holding more than `limit` bytes of one: the planner and the
-    reader both cut records here, so they always agree on what a record is. With skip_long False,
-    an over-long line ends the iteration at once (its size unknown): for a caller that gives up."""
+def _lines(fh, limit: int) -> Iterator[bytes | _LongLine]:
+    """The lines of a binary file (bytes), never holding more than `limit` bytes of one: a longer
+    line is read past in bounded chunks and given as a _LongLine. The planner and the reader both cut
+    records here, so they agree on what a record is."""
+    readline = fh.readline
     while True:
-        raw = fh.readline(limit + 1)
+        raw = readline(limit + 1)
         if not raw:
             return
         if len(raw) <= limit or raw.endswith(b"\n"):
-            yield _Line(raw, len(raw), not raw.strip(), False)
+            yield raw
             continue
         head, size, blank = raw[: QUARANTINE_RAW_LIMIT * 4], len(raw), not raw.strip()
         del raw
-        if not skip_long:
-            yield _Line(head, size, blank, True)
-            return
         while True:  # skip to the end of the line, a bounded chunk at a time
-            more = fh.readline(1 << 20)
+            more = readline(1 << 20)
             size += len(more)
             blank = blank and not more.strip()
             if not more or more.endswith(b"\n"):
                 break
-        yield _Line(head, size, blank, True)
+        yield _LongLine(head, size, blank)
 
 
 # --------------------------------------------------------------------------- JSON arrays, streamed
@@ -302,13 +302,16 @@ def _plan_lines(path: str, shard_rows: int, limit: int) -> list[tuple[int, int, 
     line = 1
     first_line = 1
     with _open_binary(path) as fh:
-        for ln in _lines(fh, limit):
-            if not ln.blank:
-                if n == shard_rows:
-                    out.append((start, first, first_line, n))
-                    start, first, first_line, n = offset, first + n, line, 0
-                n += 1
-            offset += ln.size
+        for raw in _lines(fh, limit):
+            if raw.blank if type(raw) is _LongLine else not raw.strip():
+                offset += raw.size if type(raw) is _LongLine else len(raw)
+                line += 1
+                continue
+            if n == shard_rows:
+                out.append((start, first, first_line, n))
+                start, first, first_line, n = offset, first + n, line, 0
+            n += 1
+            offset += raw.size if type(raw) is _LongLine else len(raw)
             line += 1
     if n or not out:
         out.append((start, first, first_line, n))
@@ -392,19 +395,22 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
             index, line, offset = shard.first_record, shard.first_line, shard.byte_offset
             lines = _lines(fh, shard.max_record_bytes)
             while index < shard.first_record + shard.count:
-                ln = next(lines, None)
-                if ln is None:
+                raw = next(lines, None)
+                if raw is None:
                     break
-                if ln.too_long and not ln.blank:
-                    yield (index, line, None, ln.raw.decode("utf-8", "replace"),
-                           f"record too long: {ln.size:,} bytes at byte offset {offset} "
-                           f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
-                    index += 1
-                elif not ln.blank:
-                    yield (index, line, *_parse_line(ln.raw, offset))
-                    index += 1
+                if type(raw) is _LongLine:
+                    if not raw.blank:
+                        yield (index, line, None, raw.head.decode("utf-8", "replace"),
+                               f"record too long: {raw.size:,} bytes at byte offset {offset} "
+                               f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
+                        index += 1
+                    offset += raw.size
+                else:
+                    if raw.strip():
+                        yield (index, line, *_parse_line(raw, offset))
+                        index += 1
+                    offset += len(raw)
                 line += 1
-                offset += ln.size
             return
         scanner = _ArrayScanner(fh, shard.byte_offset, shard.first_line, inside=True,
                                 stream=shard.container == "stream", limit=shard.max_record_bytes)
@@ -491,13 +497,17 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
     lines = []
     with _open_binary(shard.open_path) as fh:
         fh.seek(shard.byte_offset)
-        for ln in _lines(fh, shard.max_record_bytes, skip_long=False):
-            if len(lines) == shard.count:
+        # _lines' bounded readline, inlined: this is the hot path, and an over-long line only means
+        # the record-by-record path reads the shard
+        readline, limit = fh.readline, shard.max_record_bytes
+        while len(lines) < shard.count:
+            raw = readline(limit + 1)
+            if not raw:
                 break
-            if ln.too_long:
+            if len(raw) > limit and not raw.endswith(b"\n"):
                 return None
-            if not ln.blank:
-                lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
+            if raw.strip():
+                lines.append(raw if raw.endswith(b"\n") else raw + b"\n")
     block = b"".join(lines)
     if len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block):
         return None

@@ -91,3 +91,17 @@ def assert_step_config_error(tmp_path: Path, step: str, step_yaml: str, message:
     with pytest.raises(UserError) as e:
         load_pipeline(str(path))
     assert str(e.value) == f"{path}:8: {message}"
+
+
+def run_global(step, table: pa.Table, shards: int = 1):
+    """A global step's three phases on `table` cut into `shards` batches, as the engine runs them:
+    (table with decisions applied, the step's stats)."""
+    import pyarrow.compute as pc
+
+    from curate.steps.base import apply_decisions, concat_or_empty
+
+    n = table.num_rows
+    summaries = [step.summarize(table.slice(i * n // shards, (i + 1) * n // shards - i * n // shards)) for i in range(shards)]
+    partials = [step.resolve_partition(pa.concat_tables([s.filter(pc.equal(s.column("_partition"), p)) for s in summaries]))
+                for p in range(step.num_partitions())]
+    return apply_decisions(step, table, concat_or_empty([step.finalize(partials)], step.decision_schema()))

@@ -3,6 +3,7 @@ a real headless browser without console errors."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -12,7 +13,7 @@ import pytest
 
 from curate.errors import UserError
 from curate.report import write_report
-from tests.helpers import REPO, pipeline_yaml, run, write_jsonl
+from tests.helpers import REPO, SHARED_DATA, pipeline_yaml, run, write_jsonl
 
 SAMPLE = REPO / "sample_data"
 STEPS = "\n  - language: {keep: [en]}\n  - quality_heuristics: {}\n  - exact_dedup: {}\n  - minhash_dedup: {}"
@@ -121,3 +122,20 @@ def test_renders_in_headless_chromium_without_console_errors(sample_run, tmp_pat
     assert f"kept {stats['rows_kept']:,}" in text_of(dom)
     console = [line for line in p.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
+
+
+def test_select_pipeline_report_shows_scores_examples_and_semantic_clusters(tmp_path):
+    pairs = [("How do I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it and bake at 230 C."),
+             ("How can I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it, then bake at 230 C.")]
+    with gzip.open(SHARED_DATA / "quality" / "alpaca_gpt4_subset_raw.jsonl.gz", "rt", encoding="utf-8") as f:
+        pairs += [(r["instruction"], r["output"]) for r in map(json.loads, list(f)[:18])]
+    recs = [{"id": f"s{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]} for i, (q, a) in enumerate(pairs)]
+    src = write_jsonl(tmp_path / "in.jsonl", recs)
+    steps = "\n  - semantic_dedup: {}\n  - quality_score: {}\n  - select: {fraction: 0.2}"
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps=steps))
+    live = next(st for st in stats["steps"] if st["step"].endswith("select"))["rows_in"]
+    assert stats["rows_kept"] == int(live * 0.2 + 0.5) >= 3  # 20% of the rows left, rounded half up
+    plain = text_of((tmp_path / "out" / "report.html").read_text())
+    assert "What the scores prefer" in plain and "quality_score · top" in plain and "quality_score · bottom" in plain
+    assert "Duplicate clusters" in plain and "kept: s0" in plain and "cosine 0.9" in plain
+    assert "not_selected" in plain

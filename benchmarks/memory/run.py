@@ -86,7 +86,7 @@ def main() -> None:
                 f"{args.big_gb:g} GB, one {args.long_line_mb} MB line"),
         "rows": ("rows.jsonl", lambda p: make_rows(p, args.rows), f"{args.rows:,} rows"),
     }
-    print(f"| input | file size | runner | wall s | peak RSS MB (tree) | in | kept | rejected | quarantined |")
+    print("| input | file size | runner | wall s | peak RSS MB (tree) | in | kept | rejected | quarantined |")
     print("|---|---|---|---|---|---|---|---|---|")
     try:
         for case in args.cases.split(","):

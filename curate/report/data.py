@@ -27,6 +27,9 @@ TEXT_LIMIT = 1500
 BATCH = 4096
 
 SCORE_BINS = 20
+# Scores whose top, middle and bottom rows the report shows (model scores: what they prefer is the question)
+EXAMPLE_SCORES = ("quality_score",)
+EXAMPLES_PER_PART = 3
 
 
 @dataclass
@@ -69,6 +72,8 @@ class ReportData:
     score_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     samples: dict[tuple[str, str], list[dict]] = field(default_factory=lambda: defaultdict(list))
     clusters: dict[str, list[dict]] = field(default_factory=dict)
+    # score column -> {"top" | "middle" | "bottom": [{id, score, kept, first_text, answer_text}]}
+    examples: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
     cluster_kept: dict[str, dict] = field(default_factory=dict)
     contamination: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     contamination_counts: Counter = field(default_factory=Counter)
@@ -137,13 +142,15 @@ def load(run_dir: Path, manifest: dict | None = None) -> ReportData:
     data.tokens = Histogram.from_counts(TOKEN_EDGES, TOKEN_LABELS, per_kind["tokens"])
     data.langs = {side: Counter(per_kind["lang"][side]) for side in ("kept", "rejected")}
     data.by_value = _by_value(dist, (data.pipeline.get("output") or {}).get("stats_by"))
-    score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity"))
+    score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity")
+                        or c in EXAMPLE_SCORES or c == "semantic_similarity")
     if score_cols:
         _score_ranges(data, kept_files + rejected_files, score_cols)
         for files, rejected in ((kept_files, False), (rejected_files, True)):
             _score_histograms(data, files, rejected, score_cols)
     _samples(data, rejected_files)
     _cluster_kept_rows(data, kept_files + rejected_files)
+    _score_examples(data, kept_files + rejected_files)
     _quarantine(data, _files(run_dir, "quarantine"))
     return data
 
@@ -190,6 +197,7 @@ def _excerpt_around(text: str, span: str | None, limit: int = TEXT_LIMIT) -> str
 def _samples(data: ReportData, files: list[Path]) -> None:
     wanted = ["id", "messages", "_curate_drop_step", "_curate_drop_reason", "_curate_drop_detail",
               "_curate_drop_span", "_curate_drop_turn", "duplicate_of", "dup_cluster", "dup_similarity",
+              "semantic_duplicate_of", "semantic_similarity",
               "contam_eval_set", "contam_item_id", "contam_span", "contam_eval_text", "contam_score", "contam_turn"]
     for batch in _batches(files, wanted):
         names = batch.schema.names
@@ -197,6 +205,8 @@ def _samples(data: ReportData, files: list[Path]) -> None:
         reasons = batch.column("_curate_drop_reason").to_pylist()
         sets = batch.column("contam_eval_set").to_pylist() if "contam_eval_set" in names else [None] * batch.num_rows
         dups = batch.column("duplicate_of").to_pylist() if "duplicate_of" in names else [None] * batch.num_rows
+        if "semantic_duplicate_of" in names:  # a row is removed by one dedup step: at most one is set
+            dups = [d if d is not None else s for d, s in zip(dups, batch.column("semantic_duplicate_of").to_pylist())]
         # Python only for the few rows that will be shown.
         for i in range(batch.num_rows):
             key = (steps[i], reasons[i])
@@ -245,6 +255,45 @@ def _cluster_kept_rows(data: ReportData, files: list[Path]) -> None:
             return
 
 
+def _score_examples(data: ReportData, files: list[Path]) -> None:
+    """Top, middle and bottom rows of each example score, kept and rejected together: a first pass
+    reads ids and scores only, a second the messages of the few rows shown."""
+    for col in (c for c in EXAMPLE_SCORES if c in data.columns):
+        ids, scores, kept = [], [], []
+        for f in files:
+            t = pq.read_table(f, columns=[c for c in ("id", col) if c in pq.read_schema(f).names])
+            if col not in t.column_names:
+                continue
+            ids += t.column("id").to_pylist()
+            scores.append(t.column(col).to_numpy(zero_copy_only=False).astype(np.float64))
+            kept += [f.parent.name == "kept"] * t.num_rows
+        values = np.concatenate(scores) if scores else np.zeros(0)
+        scored = np.nonzero(~np.isnan(values))[0]
+        if not len(scored):
+            continue
+        order = scored[np.lexsort((scored, -values[scored]))]  # best first, then file order
+        k, mid = EXAMPLES_PER_PART, len(order) // 2
+        parts = {"top": order[:k], "middle": order[max(0, mid - k // 2): mid - k // 2 + k], "bottom": order[-k:][::-1]}
+        wanted = {ids[i] for p in parts.values() for i in p}
+        texts = _first_pair_texts(files, wanted)
+        data.examples[col] = {name: [{"id": ids[i], "score": float(values[i]), "kept": kept[i], **texts.get(ids[i], {})} for i in idx]
+                              for name, idx in parts.items()}
+
+
+def _first_pair_texts(files: list[Path], wanted: set) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    value_set = pa.array(sorted(wanted), pa.string())
+    for batch in _batches(files, ["id", "messages"]):
+        for row in batch.filter(pc.is_in(batch.column("id"), value_set=value_set)).to_pylist():
+            turns = row["messages"] or []
+            answer = next((t["content"] or "" for t in turns if t["role"] == "assistant"), "")
+            first = (turns[0]["content"] or "") if turns else ""
+            out.setdefault(row["id"], {"first_text": _clip(first, 400), "answer_text": _clip(answer, 600)})
+        if len(out) == len(wanted):
+            break
+    return out
+
+
 def _quarantine(data: ReportData, files: list[Path]) -> None:
     for batch in _batches(files, ["source_file", "source_index", "line", "error", "raw"]):
         for row in batch.to_pylist():
@@ -280,6 +329,10 @@ def thresholds(data: ReportData) -> dict[str, tuple[float, str]]:
         ms = data.step_params("minhash_dedup").get("min_similarity")
         if ms:
             out["dup_similarity"] = (ms, f"min_similarity {ms:g}")
+    if "quality_score" in data.step_names:
+        ms = data.step_params("quality_score").get("min_score")
+        if ms is not None:
+            out["quality_score"] = (ms, f"min_score {ms:g}")
     tox = data.step_params("toxicity").get("thresholds") if "toxicity" in data.step_names else None
     if isinstance(tox, dict):
         for label, value in tox.items():

@@ -67,6 +67,7 @@ def render(data: ReportData) -> str:
     parts += _distributions(data)
     parts += _by_value(data)
     parts += _rejected(data)
+    parts += _examples(data)
     parts += _clusters(data)
     parts += _contamination(data)
     parts += _quarantine(data)
@@ -182,6 +183,20 @@ def _rejected(data: ReportData) -> list[str]:
     return out
 
 
+def _examples(data: ReportData) -> list[str]:
+    if not data.examples:
+        return []
+    out = ['<h2 id="examples">What the scores prefer</h2>',
+           "<p class=sub>The highest, middle and lowest scored rows (kept and rejected together; first turn and first answer).</p>"]
+    for col, parts in data.examples.items():
+        for part, rows in parts.items():
+            out.append(f"<h3>{e(col)} · {e(part)}</h3>")
+            out += [f"<div class='card pair'><div><b>{e(r['id'])}</b> · {r['score']:.3f} · {'kept' if r['kept'] else 'rejected'}"
+                    f"<div class=text>{e(r.get('first_text', ''))}</div></div><div class=text>{e(r.get('answer_text', ''))}</div></div>"
+                    for r in rows]
+    return out
+
+
 def _clusters(data: ReportData) -> list[str]:
     if not data.clusters:
         return []
@@ -190,6 +205,7 @@ def _clusters(data: ReportData) -> list[str]:
         kept = data.cluster_kept.get(kept_id, {"id": kept_id, "first_text": "(not found)"})
         removed = "".join(f"<div><b>{e(m['id'])}</b> · {e(m['_curate_drop_step'])}"
                           + (f" · similarity {m['dup_similarity']:.2f}" if m.get("dup_similarity") is not None else "")
+                          + (f" · cosine {m['semantic_similarity']:.3f}" if m.get("semantic_similarity") is not None else "")
                           + f"<div class=text>{e(m['first_text'])}</div></div>" for m in members)
         out.append(f"<div class='card pair'><div><b>kept: {e(kept['id'])}</b><div class=text>{e(kept['first_text'])}</div></div>"
                    f"<div>{removed}</div></div>")

@@ -106,7 +106,8 @@ class RayRunner:
             if self.address:
                 _join(self.address, kwargs)
             else:
-                # address="local": a new Ray of our own, never one that `ray start` left running here
+                # "local": a new embedded Ray, even when /tmp/ray/ray_current_cluster names a cluster
+                # (a stale file sent a bare ray.init() to a dead address)
                 ray.init(address="local", num_cpus=num_cpus, **kwargs)
                 self._started_ray = True
         _schedule_promptly()
@@ -116,6 +117,9 @@ class RayRunner:
             if hasattr(ctx, attr):
                 setattr(ctx, attr, progress)
         ctx.execution_options.preserve_order = True
+        # A worker's exception comes back as itself (inside RayTaskError.cause), not as a
+        # UserCodeException whose cause is lost on the way: see _take_all.
+        ctx.raise_original_map_exception = True
 
     def _items(self, items: list[int]):
         return ray.data.from_items([{"item": i} for i in items], override_num_blocks=len(items))
@@ -135,7 +139,7 @@ class RayRunner:
                 return {"stats": np.array(out, dtype=object)}
 
             ds = ds.map_batches(_named(run, label), batch_size=1, num_cpus=1)
-        return [json.loads(r["stats"]) for r in ds.take_all()]
+        return [json.loads(r["stats"]) for r in _take_all(ds)]
 
     def resolve_partitions(self, plan: RunPlan, step: int, partitions: list[int], label: str) -> None:
         if not partitions:
@@ -145,7 +149,7 @@ class RayRunner:
             engine = engine_for(plan)
             return {"rows": np.array([engine.resolve_partition(step, int(p)) for p in batch["item"]])}
 
-        self._items(partitions).map_batches(_named(resolve, label), batch_size=1, num_cpus=1).take_all()
+        _take_all(self._items(partitions).map_batches(_named(resolve, label), batch_size=1, num_cpus=1))
 
     def _cpus(self) -> int:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -157,6 +161,17 @@ class RayRunner:
             # while Ray can take them, not by a later garbage collection after its core worker is gone.
             gc.collect()
             ray.shutdown()
+
+
+def _take_all(ds) -> list[dict]:
+    """Run the dataset. A UserError a worker raised (a broken rules file, a missing model) is raised
+    here as itself, from RayTaskError.cause: the same one line as on the local runner."""
+    try:
+        return ds.take_all()
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, UserError):
+            raise error.cause from None
+        raise
 
 
 @contextmanager

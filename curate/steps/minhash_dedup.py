@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from curate.errors import UserError
 from curate.registry import register
 from curate.schema import DROP_DETAIL, DROP_REASON, KEY
 from curate.steps import _minhash
+from curate.steps._clusters import clusters, edges_schema, keep_rank
 from curate.steps.base import GlobalStep, Params
 from curate.textkey import TurnSelection, joined_turns
 
@@ -108,27 +108,13 @@ class MinhashDedup(GlobalStep):
                 "_sketch": pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(p.num_perm), n * self.bands, [None, pa.py_buffer(np.repeat(sketch, self.bands, axis=0).tobytes())]
                 ),
-                "_rank": self.rank_values(live, text).take(row),
+                "_rank": keep_rank(live, text, self.params.keep, self.params.score_column, self.name).take(row),
             }
         )
 
-    def rank_values(self, live: pa.Table, text: pa.Array) -> pa.Array:
-        """Per row, what the keep policy maximises (ties go to the first row in input order)."""
-        if self.params.keep == "first":
-            return pa.array(np.zeros(live.num_rows), pa.float64())
-        if self.params.keep == "longest":
-            return pc.cast(pc.utf8_length(text), pa.float64())
-        col = self.params.score_column
-        if col not in live.column_names:
-            raise UserError(
-                f"minhash_dedup: keep: score needs column '{col}', which no earlier step adds "
-                f"(columns: {', '.join(c for c in live.column_names if not c.startswith('_'))})"
-            )
-        return pc.fill_null(pc.cast(live.column(col), pa.float64()), -np.inf)
-
     def resolve_partition(self, summaries: pa.Table) -> pa.Table:
         if summaries.num_rows == 0:
-            return _edges_schema().empty_table()
+            return edges_schema().empty_table()
         keys = summaries.column(KEY).to_numpy()
         buckets = summaries.column("_bucket").to_numpy()
         order = np.lexsort((keys, buckets))  # by bucket, then input order
@@ -142,7 +128,7 @@ class MinhashDedup(GlobalStep):
         differ = keys[src] != keys[dst]  # the same document in two rows of one bucket is no pair
         src, dst = src[differ], dst[differ]
         if len(src) == 0:
-            return _edges_schema().empty_table()
+            return edges_schema().empty_table()
         # One edge per pair of rows, in (src key, dst key) order: keys are unique per row in a bucket.
         n = np.int64(summaries.num_rows)
         pairs = np.unique(src.astype(np.int64) * n + dst)
@@ -162,59 +148,22 @@ class MinhashDedup(GlobalStep):
                 "src_rank": pa.array(rank[src], pa.float64()), "dst_rank": pa.array(rank[dst], pa.float64()),
                 "sim": pa.array(sim, pa.float32()),
             },
-            schema=_edges_schema(),
+            schema=edges_schema(),
         )
 
     def finalize(self, partials: list[pa.Table]) -> pa.Table:
-        edges = [t for t in partials if t.num_rows and "src" in t.column_names]
-        if not edges:
+        c = clusters(partials)
+        if c is None:
             return self.decision_schema().empty_table()
-        e = pa.concat_tables(edges)
-        src, dst = e.column("src").to_numpy(), e.column("dst").to_numpy()
-        nodes, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
-        ids = np.concatenate([e.column("src_id").to_numpy(zero_copy_only=False), e.column("dst_id").to_numpy(zero_copy_only=False)])
-        rank = np.concatenate([e.column("src_rank").to_numpy(), e.column("dst_rank").to_numpy()])
-        node_id = np.empty(len(nodes), object)
-        node_id[inverse] = ids
-        node_rank = np.empty(len(nodes))
-        node_rank[inverse] = rank
-        m = len(src)
-        comp = _components(len(nodes), inverse[:m], inverse[m:])
-        # The kept row per component: highest rank, then lowest key (= first in input order).
-        order = np.lexsort((nodes, -node_rank, comp))
-        first = np.concatenate([[True], comp[order][1:] != comp[order][:-1]])
-        kept_of_comp = np.empty(comp.max() + 1, np.int64)
-        kept_of_comp[comp[order][first]] = order[first]
-        kept = kept_of_comp[comp]
-        removed = np.nonzero(kept != np.arange(len(nodes)))[0]
-        # Similarity shown for a removed row: its best verified edge.
-        sims = e.column("sim").to_numpy()
-        best = np.zeros(len(nodes), np.float32)
-        np.maximum.at(best, inverse[:m], sims)
-        np.maximum.at(best, inverse[m:], sims)
-        removed = removed[np.argsort(nodes[removed])]
-        kept_ids = node_id[kept[removed]]
+        kept_ids = c.id[c.kept[c.removed]]
+        best = c.best[c.removed]
         return pa.table(
             {
-                KEY: pa.array(nodes[removed], pa.int64()),
-                DROP_REASON: pa.array(["near_duplicate"] * len(removed), pa.string()),
-                DROP_DETAIL: pa.array([f"near duplicate of {k} (estimated Jaccard {s:.2f})" for k, s in zip(kept_ids, best[removed])], pa.string()),
+                KEY: pa.array(c.key[c.removed], pa.int64()),
+                DROP_REASON: pa.array(["near_duplicate"] * len(c.removed), pa.string()),
+                DROP_DETAIL: pa.array([f"near duplicate of {k} (estimated Jaccard {s:.2f})" for k, s in zip(kept_ids, best)], pa.string()),
                 "duplicate_of": pa.array(kept_ids, pa.string()),
                 "dup_cluster": pa.array(kept_ids, pa.string()),
-                "dup_similarity": pa.array(best[removed], pa.float32()),
+                "dup_similarity": pa.array(best, pa.float32()),
             }
         )
-
-
-def _edges_schema() -> pa.Schema:
-    return pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("src_id", pa.string()), ("dst_id", pa.string()),
-                      ("src_rank", pa.float64()), ("dst_rank", pa.float64()), ("sim", pa.float32())])
-
-
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected-component label (0..k-1) of each of n nodes, given edges a-b."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]

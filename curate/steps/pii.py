@@ -20,9 +20,11 @@ import bisect
 import ipaddress
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
@@ -37,21 +39,37 @@ ALL_TYPES: tuple[str, ...] = ("email", "phone", "ip_address", "credit_card", "se
 
 # A superset of everything below, in RE2 syntax: most turns fail it and never reach Python.
 _CANDIDATE = (
-    r"@[A-Za-z0-9]|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\d[ .)-]{0,2}\d{3}[ .-]\d{4}|(?:\d[ -]?){12}\d"
-    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:|\+\d"
+    r"@[\p{L}\p{N}]|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\d[ .)-]{0,2}\d{3}[ .-]\d{4}|(?:\d[ -]?){12}\d"
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:|[0-9A-Fa-f]{1,4}::|\+\d"
+    r"|\d[ .)(-]{1,2}\d{2,5}[ .)(-]{1,2}\d{2}|\b0\d{9,11}\b|\b1[3-9]\d{9}\b"
     r"|PRIVATE KEY|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|glpat-|sk-|[sprk]k_(?:live|test)_|AIza|xox[abposr]-"
     r"|hooks\.slack\.com|hf_|eyJ|SG\.|SK[0-9a-f]{32}|(?i:secret_?access_?key)"
 )
 
-_EMAIL = r"(?<![\w.%+-])(?P<email>[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,24}))(?![\w@-]|\.\w)"
-_IPV4 = r"(?<![\w.])(?P<ipv4>(?:\d{1,3}\.){3}\d{1,3})(?![\w]|\.\d)"
-_IPV6 = r"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![\w:])"  # validated by ipaddress
+# Local part and domain labels in any script (IDN), the TLD in letters of any script or as punycode (xn--).
+_EMAIL = (r"(?<![\w.%+-])(?P<email>[^\W_][\w.%+-]{0,63}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+"
+          r"(?P<tld>[^\W\d_]{2,24}|xn--[A-Za-z0-9-]{1,59}))(?![\w@-]|\.\w)")
+_V4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+# CIDR lengths belong to the address (`81.2.69.0/24` is one value): the placeholder covers them.
+_IPV4 = rf"(?<![\w.])(?P<ipv4>{_V4}(?:/\d{{1,2}}(?!\d))?)(?![\w]|\.\d)"
+# Every IPv6 form in one run: full, compressed (`2a00::1`, `::1`), with an embedded IPv4 (`::ffff:81.2.69.160`,
+# `64:ff9b::192.0.2.1`), a zone (`fe80::1%eth0`) and a prefix length; validated by ipaddress.
+_IPV6 = (rf"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{{1,4}}:|:){{1,7}}(?::|{_V4}|[0-9A-Fa-f]{{1,4}})"
+         rf"(?:%[A-Za-z0-9_.-]+)?(?:/\d{{1,3}}(?!\d))?)(?![\w:]|\.\d)")
 # NANP with separators ("(215) 204-3120", "+1 413-268-1956"), or international "+CC ..." forms.
 _PHONE = (
     r"(?<![\w+.-])(?P<phone>(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}"
     r"|\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\d{0,4})(?![\w]|[.-]\d)"
 )
-_CARD = r"(?<![\w.-])(?P<card>\d{4}(?:[ -]?\d{4}){2}[ -]?\d{1,7}|\d{4}[ -]?\d{6}[ -]?\d{5})(?![\w]|[.-]\d)"
+# National numbers without a country code, checked with libphonenumber against rules' regions: digit
+# groups (`090-1234-5678`, `0 532 123 45 67`, `(11) 91234-5678`, two groups only with 10 or more digits:
+# `98765 43210`), or one run with a trunk 0 (`05321234567`) or a Chinese mobile prefix (`13812345678`).
+_NATIONAL = (r"(?<![\w+.,:-])(?!\(?\d{1,3}(?:\.\d{1,3}){3}(?![\d.]))(?P<national>\(?\d{1,5}\)?(?:(?:[ .-]|(?<=\)) ?)\(?\d{1,8}\)?){1,5}|0\d{9,11}|1[3-9]\d{9})"
+             r"(?![\w:]|[.,-]\d)")  # not before ":" (a time: 2023-03-01 00:00) or a decimal
+# 13-19 digits in groups of four (the last one or two shorter), or Amex/Diners 4-6-5 / 4-6-4.
+_CARD = r"(?<![\w.-])(?P<card>\d{4}(?:[ -]?\d{4}){2}(?:[ -]?\d{1,4}){1,2}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\w]|[.-]\d)"
+_YEAR_IN_PARENS = re.compile(r"\((?:19|20)\d\d\)")
+_DATE = re.compile(r"\d{4}([./-])\d{1,2}\1\d{1,2}|\d{1,2}([./-])\d{1,2}\2\d{4}")
 
 _CODE_SPANS = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.S)
 _FAKE_MARKERS = re.compile(r"(?i)your|example|xxxx|here|dummy|placeholder|fake|redacted|<|\*\*\*")
@@ -59,8 +77,11 @@ _FAKE_MARKERS = re.compile(r"(?i)your|example|xxxx|here|dummy|placeholder|fake|r
 # Same-shape values from reserved ranges, used inside code.
 _CODE_VALUE = {"email": "user@example.com", "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "phone": "555-0100",
                "card": "4111 1111 1111 1111"}
-_TYPE_OF_GROUP = {"email": "email", "ipv4": "ip_address", "ipv6": "ip_address", "phone": "phone", "card": "credit_card"}
-_CARD_PREFIXES = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])|35(?:2[89]|[3-8]\d)")
+_CODE_VALUE["national"] = _CODE_VALUE["phone"]
+_TYPE_OF_GROUP = {"email": "email", "ipv4": "ip_address", "ipv6": "ip_address", "phone": "phone", "national": "phone",
+                  "card": "credit_card"}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IP_WORDS = re.compile(r"(?i)\b(?:ip|ips|ipv4|address|addr|server|host|dns|gateway|router|proxy|ping|connect\w*|from|to|at|via|peer|client)\b")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -73,22 +94,71 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def parse_issuers(issuers: dict) -> list[tuple[str, int, int, int, frozenset[int]]]:
+    """rules' credit_card.issuers ({name: {iin: ["4", "2221-2720"], lengths: [16]}}) as (name, prefix
+    length, low, high, lengths) ranges."""
+    out = []
+    for name, spec in (issuers or {}).items():
+        if not isinstance(spec, dict) or not spec.get("iin") or not spec.get("lengths"):
+            raise UserError(f"rules/pii.yaml: credit_card.issuers.{name}: needs iin (a list of prefixes or ranges) and lengths")
+        lengths = frozenset(int(n) for n in spec["lengths"])
+        for iin in spec["iin"]:
+            m = re.fullmatch(r"(\d+)(?:-(\d+))?", str(iin).strip())
+            if m is None or (m.group(2) and len(m.group(2)) != len(m.group(1))):
+                raise UserError(f"rules/pii.yaml: credit_card.issuers.{name}: {iin!r} is not a prefix (4) or a range of equal-length prefixes (2221-2720)")
+            lo = int(m.group(1))
+            out.append((name, len(m.group(1)), lo, int(m.group(2) or lo), lengths))
+    return out
+
+
+def _outer_parens(value: str) -> tuple[str, str, str]:
+    """A phone match may take the brackets around it, `(090-1234-5678)` or the `)` after `(+44 20 7946 0958`:
+    those stay outside the placeholder. Returns (before, number, after)."""
+    lead = tail = ""
+    if value.startswith("(") and value.endswith(")") and value.count("(") == value.count(")") \
+            and not re.fullmatch(r"\([^()]*\).*\([^()]*\)|\(\d{1,5}\)[^()]+", value):
+        lead, value, tail = "(", value[1:-1], ")"
+    while value.endswith(")") and value.count(")") > value.count("("):
+        value, tail = value[:-1], ")" + tail
+    while value.startswith("(") and value.count("(") > value.count(")"):
+        lead, value = lead + "(", value[1:]
+    return lead, value, tail
+
+
 def _looks_fake(value: str) -> bool:
     """Template tokens in docs and tutorials: sk-YOUR_KEY_HERE, AKIAIOSFODNN7EXAMPLE, sk-xxxx..."""
     return bool(_FAKE_MARKERS.search(value)) or len(set(value)) < 8
 
 
 def _looks_like_version(m: re.Match) -> bool:
-    """`pkg==1.2.3.4`, `v1.2.3.4`, pip's `(3.10.0.2)`: four numbers that are a version, not a host."""
+    """`pkg==1.2.3.4`, `v1.2.3.4`, pip's `civis (3.10.0.2)`: four numbers that are a version, not a host. In
+    parentheses it is a version only with small parts and no word about addresses before it (`my server
+    (81.2.69.160) is down` is a host)."""
     before = m.string[m.start() - 1] if m.start() else ""
     after = m.string[m.end()] if m.end() < len(m.string) else ""
-    return before in ("=", "<", ">", "~", "v", "V") or (before == "(" and after == ")")
+    if before in ("=", "<", ">", "~", "v", "V"):
+        return True
+    if before == "(" and after == ")":
+        small = all(int(p) < 100 for p in m.group("ipv4").split("/")[0].split("."))
+        return small and not _IP_WORDS.search(m.string, max(0, m.start() - 40), m.start())
+    return False
 
 
 def _key_body(block: str) -> str:
     """The base64 between BEGIN and END: a real key has hundreds of characters, a template few."""
     body = re.sub(r"-----[A-Z0-9 ]+-----|\\n|\s", "", block)
     return body if len(body) >= 64 else "<too short for a key>"
+
+
+@lru_cache(maxsize=65536)
+def _valid_somewhere(value: str, regions: tuple[str, ...]) -> bool:
+    for region in regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(value, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            return False  # the same text fails to parse in every region
+    return False
 
 
 class PiiParams(Params):
@@ -121,7 +191,13 @@ class Redactor:
         self.tlds = {t.lower() for t in email.get("generic_tlds", [])}
         phone = rules.get("phone") or {}
         self.phone_digits = (int(phone.get("min_digits", 10)), int(phone.get("max_digits", 15)))
-        self.test_cards = set((rules.get("credit_card") or {}).get("test_numbers") or [])
+        self.regions = [str(r).upper() for r in phone.get("regions") or []]
+        unknown = sorted(set(self.regions) - phonenumbers.SUPPORTED_REGIONS)
+        if unknown:
+            raise UserError(f"rules/pii.yaml: phone.regions: {', '.join(unknown)} not a region libphonenumber knows (ISO 3166 alpha-2, e.g. JP)")
+        card = rules.get("credit_card") or {}
+        self.test_cards = set(card.get("test_numbers") or [])
+        self.issuers = parse_issuers(card.get("issuers"))
         types = set(params.types)
         parts = []
         if "secret" in types:
@@ -142,12 +218,14 @@ class Redactor:
             parts += [_IPV4, _IPV6]
         if "phone" in types:
             parts.append(_PHONE)
+            if self.regions:
+                parts.append(_NATIONAL)
         self.pattern = re.compile("|".join(parts))
 
     def _keep_email(self, value: str, tld: str) -> bool:
         local, _, domain = value.lower().rpartition("@")
         tld = tld.lower()
-        if len(tld) != 2 and tld not in self.tlds:
+        if len(tld) != 2 and tld not in self.tlds and tld.isascii() and not tld.startswith("xn--"):
             return True  # `x@np.linalg.inv`, `icon@2x.png`
         if domain in self.placeholder_domains or domain.endswith((".example", ".test", ".invalid", ".localhost", ".local")):
             return True
@@ -162,20 +240,48 @@ class Redactor:
         # NANP 555 exchanges and area code 555 are fictional or unassigned (films, examples).
         return len(national) == 10 and (national[3:6] == "555" or national[:3] == "555")
 
-    def _keep_card(self, value: str) -> bool:
+    def _keep_national(self, value: str) -> bool:
+        """Kept unless libphonenumber finds it a valid number of one of the rules' regions."""
         digits = re.sub(r"\D", "", value)
-        seps = set(re.sub(r"\d", "", value))
-        return (not 13 <= len(digits) <= 19 or len(seps) > 1 or digits in self.test_cards or len(set(digits)) == 1
-                or not _CARD_PREFIXES.match(digits) or not luhn_valid(digits))
+        groups = len(re.findall(r"\d+", value))
+        seps = set(re.findall(r"[ .-]", value))
+        if ("." in seps and len(seps) > 1) or _YEAR_IN_PARENS.search(value):
+            return True  # decimals beside other numbers (2.25 0 103.9), a citation's (2014)
+        if not (8 if groups > 2 else 10) <= len(digits) <= 12 or len(set(digits)) <= 2 or _DATE.search(value):
+            return True
+        return not _valid_somewhere(value, tuple(self.regions))
+
+    def _is_card(self, digits: str) -> bool:
+        if digits in self.test_cards or len(set(digits)) == 1 or not luhn_valid(digits):
+            return False
+        n = len(digits)
+        return any(n in lengths and lo <= int(digits[:k]) <= hi for _, k, lo, hi, lengths in self.issuers)
+
+    def _card_span(self, value: str) -> int:
+        """How much of the matched digit groups is a card: all of it, the longest group-boundary prefix that
+        is one (a card followed by a year), or 0."""
+        if len(set(re.sub(r"\d", "", value))) > 1:
+            return 0  # mixed separators: not how a card is written
+        cuts = [m.start() for m in re.finditer(r"[ -]", value)][::-1]
+        for end in [len(value), *cuts]:
+            digits = re.sub(r"\D", "", value[:end])
+            if 13 <= len(digits) <= 19 and self._is_card(digits):
+                return end
+        return 0
 
     @staticmethod
     def _keep_ip(value: str) -> bool:
-        if ":" in value and sum(1 for g in value.split(":") if g) < 3:
-            return True  # `a::b` (C++/Rust paths) is valid IPv6 but nobody's address
+        address = value.split("/")[0].split("%")[0]
+        if ":" in address and "." not in address and sum(1 for g in address.split(":") if g) < 3 \
+                and not re.match(r"[23][0-9A-Fa-f]{3}:", address):
+            return True  # `a::b` (C++/Rust paths) is valid IPv6 but nobody's; 2xxx:/3xxx: (global unicast) is
         try:
-            return not ipaddress.ip_address(value).is_global
+            ip = ipaddress.ip_address(address)
         except ValueError:
             return True  # 999.1.2.3, 12:30:45 (a time)
+        if ip.version == 6 and (ip.ipv4_mapped or ip in _NAT64):
+            ip = ip.ipv4_mapped or ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # judged by the IPv4 inside
+        return not ip.is_global
 
     def redact(self, text: str) -> tuple[str, Counter]:
         counts: Counter = Counter()
@@ -208,16 +314,24 @@ class Redactor:
                 s, e = m.span(f"value_{kind}")
                 return value[: s - m.start()] + new + value[e - m.start():]
             kind = _TYPE_OF_GROUP[group]
+            lead, rest = "", ""
+            if group in ("phone", "national"):
+                lead, value, rest = _outer_parens(value)
+            if group == "card":
+                end = self._card_span(value)
+                value, rest = value[:end], value[end:]
+                if not end:
+                    return rest
             if ((group == "email" and self._keep_email(value, m.group("tld")))
                     or (group == "phone" and self._keep_phone(value))
-                    or (group == "card" and self._keep_card(value))
+                    or (group == "national" and self._keep_national(value))
                     or (group in ("ipv4", "ipv6") and self._keep_ip(value))
                     or (group == "ipv4" and _looks_like_version(m))):
-                return value
+                return lead + value + rest
             counts[kind] += 1
             if self.params.in_code == "same_shape" and in_code(m.start()):
-                return _CODE_VALUE[group]
-            return fmt.format(type=kind.upper())
+                return lead + _CODE_VALUE[group] + rest
+            return lead + fmt.format(type=kind.upper()) + rest
 
         return self.pattern.sub(replace, text), counts
 

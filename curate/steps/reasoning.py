@@ -25,12 +25,14 @@ chat templates do (Qwen3, DeepSeek-R1), keeping those of the final answer's tool
 Rejected rows keep their original text, so the report highlights the delimiter in place. Columns:
 `reasoning_tokens` and `answer_tokens` (sums over the row's assistant turns, after stripping).
 
-All per-turn work is Arrow compute (substring counts, substring splits per delimiter pair over the
-turns that hold it); Python touches only the rejected rows, to write their detail.
+All per-turn work is Arrow compute (one RE2 pass for the turns holding any delimiter, then substring
+counts and splits per delimiter pair over those turns only); Python touches only the rejected rows,
+to write their detail.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Literal
 
@@ -121,6 +123,7 @@ class Reasoning(MapStep):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self._counter = TokenCounter(params.tokenizer, params.chars_per_token, self.name)
+        self._any_delimiter = "|".join(re.escape(d) for pair in params.delimiters for d in pair)
 
     def setup(self) -> None:
         self._counter.load()
@@ -139,8 +142,12 @@ class Reasoning(MapStep):
 
         opens = np.zeros((len(p.delimiters), len(role)), np.int64)
         closes = np.zeros_like(opens)
-        for k, (open_, close) in enumerate(p.delimiters):
-            opens[k], closes[k] = _count(content, open_), _count(content, close)
+        # One RE2 pass finds the turns that hold any delimiter; only those are counted per delimiter.
+        candidates = np.nonzero(pc.match_substring_regex(content, self._any_delimiter).to_numpy(zero_copy_only=False))[0]
+        if len(candidates):
+            sub = content.take(pa.array(candidates))
+            for k, (open_, close) in enumerate(p.delimiters):
+                opens[k, candidates], closes[k, candidates] = _count(sub, open_), _count(sub, close)
         n_open, n_close = opens.sum(0), closes.sum(0)
         tagged = (n_open + n_close) > 0
         pairs_used = ((opens + closes) > 0).sum(0)

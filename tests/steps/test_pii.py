@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -45,6 +46,16 @@ def redact(text: str, role: str = "user", **kw) -> str:
     ("OPENAI_API_KEY=sk-proj-abc123DEF456ghi789JKL012mno", "OPENAI_API_KEY=[SECRET]"),
     ("aws_secret_access_key = 'abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab'", "aws_secret_access_key = '[SECRET]'"),
     (f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\nthanks", "[SECRET]\nthanks"),
+    # issue 19: IPv6 with an embedded IPv4, CIDR, parentheses, short forms
+    ("net 64:ff9b::81.2.69.160 and ::ffff:81.2.69.160", "net [IP_ADDRESS] and [IP_ADDRESS]"),
+    ("block 81.2.69.0/24. route 2a00:1450::/32", "block [IP_ADDRESS]. route [IP_ADDRESS]"),
+    ("my server (81.2.69.160) is down; ping 2a00::1", "my server ([IP_ADDRESS]) is down; ping [IP_ADDRESS]"),
+    ("JP 090-1234-5678, CN 13812345678, TR 05321234567 / 0 532 123 45 67", "JP [PHONE], CN [PHONE], TR [PHONE] / [PHONE]"),
+    ("call (090-1234-5678) or (+44 20 7946 0958)", "call ([PHONE]) or ([PHONE])"),
+    ("a@xn--d1acufc.xn--p1ai и иван@пример.рф", "[EMAIL] и [EMAIL]"),
+    ("UnionPay 6212 3456 7890 1234 569, Maestro 6759649826438453, Mir 2200 1234 5678 9019",
+     "UnionPay [CREDIT_CARD], Maestro [CREDIT_CARD], Mir [CREDIT_CARD]"),
+    ("card 4539 1488 0343 6467 2027", "card [CREDIT_CARD] 2027"),  # a card, then a year
 ])
 def test_each_type_is_redacted(text, expected):
     assert redact(text) == expected
@@ -60,6 +71,9 @@ def test_each_type_is_redacted(text, expected):
     "pip: civis (3.10.0.2), numpy==1.2.3.4, firmware v8.8.8.8",  # versions, not hosts
     "Put sk-YOUR_OPENAI_API_KEY_HERE in .env; AKIAIOSFODNN7EXAMPLE is AWS's doc key; sk-xxxxxxxxxxxxxxxxxxxxxxxx",
     "Use [EMAIL] and [PHONE] placeholders",  # already redacted: idempotent
+    "64:ff9b::192.0.2.1, ::ffff:10.0.0.1, 2001:db8::/32, 10.0.0.0/8",  # documentation and private, in every form
+    "AAPL 2023-03-01 00:00:00-05:00 146.83; Plan 61288 (2014) 254 CLR 185; HKD 100-1,000 (USD 12.82-128.20)",
+    "path d='M2.25 0 103.935 2.186 2.25 2.25 0 00-3.935-2.186' and std::vector, Foo::bar()",
 ])
 def test_not_personal_is_left_alone(text):
     assert redact(text) == text
@@ -138,6 +152,12 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "pii.yaml").write_text("secrets: [a, b]\n")
     with pytest.raises(UserError, match="secrets must each be a mapping"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
+    (tmp_path / "pii.yaml").write_text("phone: {regions: [JP, XX]}\n")
+    with pytest.raises(UserError, match=r"phone.regions: XX not a region libphonenumber knows"):
+        Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
+    (tmp_path / "pii.yaml").write_text("credit_card: {issuers: {visa: {iin: ['4-55'], lengths: [16]}}}\n")
+    with pytest.raises(UserError, match=r"credit_card.issuers.visa: '4-55' is not a prefix"):
+        Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
     (tmp_path / "pii.yaml").write_text("secrets: [unclosed\n")
     with pytest.raises(UserError, match="pii.yaml:2: cannot read the PII rules"):
         Pii(PiiParams(), StepContext(rules_dir=tmp_path)).setup()
@@ -163,3 +183,73 @@ def test_end_to_end(tmp_path):
 ])
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "pii", step_yaml, message)
+
+
+# One or more real-shaped values per recognizer (regex group of the Redactor's pattern). For a labelled
+# secret only the part after the label is the value.
+SAMPLES = {
+    "email": ["kathy.bates@gmail.com", "a@xn--d1acufc.xn--p1ai", "иван@пример.рф", "j.doe+news@mail.example-corp.co.uk"],
+    "phone": ["(215) 204-3120", "+1 413-268-1956", "+44 20 7946 0958", "+55 11 98456 5666", "+905321234567"],
+    "national": ["090-1234-5678", "13812345678", "05321234567", "0 532 123 45 67", "98765 43210", "8 (912) 345-67-89"],
+    "ipv4": ["81.2.69.160", "8.8.8.8", "81.2.69.0/24"],
+    "ipv6": ["2606:4700:4700::1111", "::ffff:81.2.69.160", "64:ff9b::81.2.69.160", "2a00::1", "2a00:1450::/32",
+             "2a00:1450:4001:82b::200e", "0:0:0:0:0:FFFF:129.144.52.38"],
+    "card": ["4539 1488 0343 6467", "4539148803436467", "6212 3456 7890 1234 569", "6759649826438453", "3782-822463-10006",
+             "2200 1234 5678 9019", "5019717010103742"],
+    "secret_private_key": [f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"],
+    "secret_aws_access_key_id": ["AKIA2OGYBAH6STMMNXNN"],
+    "secret_aws_secret_access_key": [("aws_secret_access_key = ", "abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab")],
+    "secret_github_token": ["ghp_0123456789abcdefghijABCDEFGHIJ012345"],
+    "secret_gitlab_token": ["glpat-Ab3dE5fG7hJ9kL1mN3pQ"],
+    "secret_anthropic_key": ["sk-ant-api03-Xy7Qp2Lm9Rt4Vw8Zb1Nc6Df3"],
+    "secret_openai_key": ["sk-proj-abc123DEF456ghi789JKL012mno"],
+    "secret_stripe_key": ["sk_live_51H8xYzAbCdEfGhIjKlMnOp"],
+    "secret_google_api_key": ["AIzaSyD4f8Kq2Lm9Rt4Vw8Zb1Nc6Df3Gh5Jk7Lx"],
+    "secret_slack_token": ["xoxb-1234567890-abcdefABCDEF"],
+    "secret_slack_webhook": ["https://hooks.slack.com/services/T00AB1CD2/B00EF3GH4/abcDEF123ghiJKL456"],
+    "secret_huggingface_token": ["hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"],
+    "secret_jwt": ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"],
+    "secret_sendgrid_key": ["SG.aBcDeFgHiJkLmNoPqRsTuV.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abcdefg"],
+    "secret_twilio_key": ["SK0123456789abcdef0123456789abcdef"],
+}
+CONTEXTS = [("", ""), ("x ", " y"), ("(", ")"), ("[", "]"), ("<", ">"), ('"', '"'), ("'", "'"), ("at ", "."), ("to: ", ","),
+            ("\n", "\n"), ("mail ", "!"), ("a ", ";"), ("see ", "?"), ("{", "}"), ("= ", ")."), ("`", "`")]
+
+
+def test_every_recognizer_has_samples():
+    s = step()
+    s.setup()
+    groups = {g for g in s._redactor.pattern.groupindex if not g.startswith("value_") and g != "tld"}
+    assert groups == set(SAMPLES)
+
+
+@pytest.mark.parametrize("group", sorted(SAMPLES))
+def test_no_placeholder_ever_leaves_part_of_a_value_visible(group):
+    """Whatever the neighbours, a value is replaced whole or left whole: never `[IP_ADDRESS].0.2.1`."""
+    s = step()
+    s.setup()
+    replaced = 0
+    for sample in SAMPLES[group]:
+        label, value = sample if isinstance(sample, tuple) else ("", sample)
+        for pre, post in CONTEXTS:
+            text = pre + label + value + post
+            out = s._redactor.redact(text)[0]
+            if out == text:
+                continue
+            assert out.startswith(pre + label) and out.endswith(post), (text, out)
+            middle = out[len(pre + label): len(out) - len(post)]
+            assert re.fullmatch(r"\[[A-Z_]+\]|REDACTED_[A-Z_]+|user@example\.com|192\.0\.2\.1|2001:db8::1|555-0100"
+                                r"|4111 1111 1111 1111|-----BEGIN [A-Z ]+-----\nREDACTED\n-----END [A-Z ]+-----", middle), (text, out)
+            replaced += 1
+    assert replaced >= len(SAMPLES[group]) * (len(CONTEXTS) - 4), replaced  # the samples are recognised in most contexts
+
+
+def test_presidio_corpus_has_no_partial_and_no_false_positive():
+    """benchmarks/pii: Presidio's recognizer cases and public variants; the table is printed by run.py."""
+    from benchmarks.pii.corpus import CASES
+    from benchmarks.pii.run import classify, redactor
+
+    outcomes = [(c[0], c[1], c[2], r[2]) for c, r in zip(CASES, classify(redactor()))]
+    assert [o for o in outcomes if o[3] in ("partial", "false positive")] == []
+    found = sum(o[3] == "found" for o in outcomes)
+    assert found >= 0.95 * sum(o[1] == "redact" for o in outcomes)

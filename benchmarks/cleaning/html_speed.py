@@ -1,0 +1,110 @@
+"""HTML to Markdown speed on the all-HTML ShareGPT dump, one core, curate's step beside FastChat's cleaning.
+
+    python benchmarks/cleaning/html_speed.py [--copies 3] [--fastchat-python /tmp/bench/venv-fastchat/bin/python]
+
+The dump: the 667 real ShareGPT conversations of ../shared/data with every reply rendered as the 2023
+ChatGPT page HTML (vs_fastchat.html_dump), `copies` times. Each tool runs in its own process pinned to
+CPU 0 (`taskset -c 0`) and times only the HTML work after reading the rows and converting one row to warm
+up (imports, I/O and one-off pattern compiles excluded: per-row rates on a large dump):
+  - FastChat: `clean_html_one_sample` from fastchat/data/clean_sharegpt.py (markdownify 0.11.6 on every
+    turn plus its regex clean-up), in its own venv: pip install fschat --no-deps, markdownify==0.11.6,
+    beautifulsoup4, tqdm;
+  - curate: the `html_to_markdown` step alone on the rows as an Arrow table (detection, conversion, columns);
+  - the beautifulsoup4 paths an engine could be built on: markdownify (current) on every HTML turn, and
+    BeautifulSoup(html, "html.parser") parsing alone (a floor for any beautifulsoup4-based converter).
+Prints rows/s per core and the ratio to FastChat; run the tools in one go (ratios, the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+FASTCHAT = """
+import json, sys, time, argparse
+import fastchat.data.clean_sharegpt as cs
+cs.args = argparse.Namespace(debug=False)  # html_to_markdown reads the script's global args
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+cs.clean_html_one_sample(rows[0])  # warm-up: one-off costs out of the per-row rate
+start = time.process_time()
+out = [cs.clean_html_one_sample(r) for r in rows]
+print(json.dumps({"seconds": time.process_time() - start, "rows": len(rows)}))
+"""
+
+CURATE = """
+import json, sys, time
+from curate.readers import plan, read_shard
+from curate.records import FieldNames
+from curate.steps.base import StepContext, apply_map_step
+from curate.steps.html_to_markdown import HtmlParams, HtmlToMarkdown
+table = read_shard(plan([sys.argv[1]], "auto", 10**9)[0], FieldNames())[0]
+step = HtmlToMarkdown(HtmlParams(), StepContext(rules_dir=None))
+apply_map_step(step, table.slice(0, 1))  # warm-up: pattern compiles and the converter's options, once per process
+start = time.process_time()
+out, stats = apply_map_step(step, table)
+print(json.dumps({"seconds": time.process_time() - start, "rows": table.num_rows}))
+"""
+
+BS4_PATHS = """
+import json, sys, time
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+turns = [t["value"] for r in rows for t in r["conversations"] if t["from"] == "gpt"]
+if sys.argv[2] == "markdownify":
+    from markdownify import markdownify as convert
+else:
+    from bs4 import BeautifulSoup
+    convert = lambda h: BeautifulSoup(h, "html.parser")
+convert(turns[0])  # warm-up
+start = time.process_time()
+for h in turns:
+    convert(h)
+print(json.dumps({"seconds": time.process_time() - start, "rows": len(rows)}))
+"""
+
+
+def run_pinned(python: str, script: str, *args: str) -> dict:
+    cmd = ["taskset", "-c", "0", python, "-c", script, *args]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--fastchat-python", default="/tmp/bench/venv-fastchat/bin/python")
+    args = ap.parse_args()
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset (util-linux) is needed to pin every tool to one core")
+    from vs_fastchat import html_dump
+
+    work = Path(tempfile.mkdtemp(prefix="html-speed-"))
+    corpus = html_dump(args.copies, work) / "corpus.jsonl"
+    results = {}
+    if Path(args.fastchat_python).exists():
+        results["FastChat clean_html_one_sample (markdownify 0.11.6)"] = run_pinned(args.fastchat_python, FASTCHAT, str(corpus))
+    results["curate html_to_markdown step"] = run_pinned(sys.executable, CURATE, str(corpus))
+    results["markdownify (current) on the replies"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "markdownify")
+    results["beautifulsoup4 html.parser, parse only"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "parse")
+    rows = next(iter(results.values()))["rows"]
+    mb = corpus.stat().st_size / 1e6
+    ref = next((r for k, r in results.items() if k.startswith("FastChat")), None)
+    print(f"\n{rows:,} rows ({mb:.1f} MB): real ShareGPT conversations, replies as 2023 ChatGPT-page HTML, {args.copies} copies; CPU seconds on one core\n")
+    print("| tool | CPU s | rows/s per core | x FastChat |")
+    print("|---|---:|---:|---:|")
+    for name, r in results.items():
+        speed = r["rows"] / r["seconds"]
+        ratio = f"{speed / (ref['rows'] / ref['seconds']):.1f}" if ref else "-"
+        print(f"| {name} | {r['seconds']:.2f} | {speed:,.0f} | {ratio} |")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
