@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from curate.errors import UserError
@@ -27,7 +28,7 @@ def _show_progress(flag: bool | None) -> bool:
 
 @app.command()
 def run(
-    pipeline: str = typer.Argument(..., help="pipeline YAML"),
+    pipeline: str = typer.Argument(..., help="pipeline YAML, or the name of a shipped recipe (curate recipes)"),
     input: list[str] | None = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
     output: str | None = typer.Option(None, "--output", "-o", help="replaces output.path"),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
@@ -38,6 +39,7 @@ def run(
 ) -> None:
     """Run a pipeline: kept/, rejected/, quarantine/, stats.json, report.html in the output directory."""
     from curate.config import load_pipeline
+    from curate.resources import pipeline_path
     from curate.run import execute
 
     if resume and overwrite:
@@ -49,7 +51,7 @@ def run(
         overrides["input.path"] = input if len(input) > 1 else input[0]
     if output:
         overrides["output.path"] = output
-    pipe = load_pipeline(pipeline, overrides)
+    pipe = load_pipeline(pipeline_path(pipeline), overrides)
     show = _show_progress(progress if progress is not None else pipe.config.runner.progress)
     log = (lambda msg: out.print(f"[dim]{msg}[/dim]")) if show else (lambda msg: None)
     result = execute(pipe, resume=resume, overwrite=overwrite, runner_kind=runner, address=address,
@@ -76,22 +78,29 @@ def _summary(stats: dict, run_dir: Path) -> None:
 
 
 @app.command()
-def validate(pipeline: str = typer.Argument(..., help="pipeline YAML")) -> None:
+def validate(pipeline: str = typer.Argument(..., help="pipeline YAML, or the name of a shipped recipe")) -> None:
     """Check the YAML and every step's parameters; do no work."""
     from curate.config import load_pipeline
+    from curate.resources import pipeline_path
 
-    pipe = load_pipeline(pipeline)
+    pipe = load_pipeline(pipeline_path(pipeline))
     out.print(f"{pipeline}: OK ({len(pipe.steps)} steps: {', '.join(s.name for s in pipe.steps) or 'none'})")
 
 
 @app.command("list-steps")
-def list_steps() -> None:
-    """Every registered step with its parameters, types, limits and defaults."""
-    from curate.registry import all_steps
+def list_steps(
+    names: list[str] | None = typer.Argument(None, help="only these steps (names or package.module:Class)"),
+) -> None:
+    """Every registered step (built in, or from an installed package's `curate.steps` entry point)
+    with its parameters, types, limits and defaults."""
+    from curate.registry import all_steps, get_step, plugin_steps
 
-    for name, cls in all_steps().items():
+    plugins = plugin_steps()
+    steps = {n: get_step(n) for n in (names or [*all_steps(), *plugins])}
+    for name, cls in steps.items():
         kind = "global" if hasattr(cls, "summarize") else "map"
-        out.print(f"[bold]{name}[/bold] ({kind}): {cls.summary()}")
+        origin = f" (from {plugins[name]})" if name in plugins else ""
+        out.print(f"[bold]{escape(name)}[/bold] ({kind}){escape(origin)}: {escape(cls.summary())}")
         for field_name, field in cls.Params.model_fields.items():
             limits = [str(m) for m in field.metadata]
             ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
@@ -99,6 +108,31 @@ def list_steps() -> None:
             desc = f"  {field.description}" if field.description else ""
             out.print(f"    {field_name}: {ann} = {default!r}" + (f"  [{', '.join(limits)}]" if limits else "") + desc,
                       markup=False)
+
+
+@app.command()
+def recipes() -> None:
+    """The recipes shipped with curate: `curate run NAME` runs one; copy its file to adapt it."""
+    from curate.resources import recipe_purpose
+    from curate.resources import recipes as shipped
+
+    for name, path in shipped().items():
+        out.print(f"[bold]{name}[/bold]: {escape(recipe_purpose(path))}")
+        out.print(f"    {path}", markup=False)
+
+
+rules_app = typer.Typer(help="the rules folder: word and phrase lists, thresholds, eval sets")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("copy")
+def rules_copy(dest: str = typer.Argument(..., help="a new folder")) -> None:
+    """Copy the shipped rules to DEST, to edit there; a pipeline uses them with `rules: DEST`."""
+    from curate.resources import copy_rules
+
+    target = copy_rules(Path(dest))
+    out.print(f"copied the shipped rules to {target}/; use them with this line in a pipeline:\nrules: {target.resolve()}",
+              markup=False)
 
 
 models_app = typer.Typer(help="model weights for steps that use them (run on a connected machine)")

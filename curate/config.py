@@ -55,6 +55,10 @@ class OutputConfig(_Strict):
     format: Literal["parquet", "sharegpt", "openai"] = Field(
         "parquet", description="kept/ is always Parquet; sharegpt/openai also write kept.jsonl"
     )
+    license: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+        description="the dataset card's license: a Hugging Face license id (apache-2.0, cc-by-4.0, mit, other, ...)",
+    )
     stats_by: str | None = Field(
         "source", description="count kept and rejected rows, and reasons, per value of this column (stats.json, report); null: off"
     )
@@ -263,7 +267,10 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
         if not isinstance(item, dict) or len(item) != 1:
             raise _fail(path, lines, loc, "each step must be a mapping with one key, the step name, e.g. '- exact_dedup: {}'")
         name, params = next(iter(item.items()))
-        cls = find_step(name) if isinstance(name, str) else None
+        try:
+            cls = find_step(name) if isinstance(name, str) else None
+        except UserError as e:  # a user's step class that cannot be imported or is not a step
+            raise _fail(path, lines, loc + (name,), str(e)) from None
         if cls is None:
             raise _fail(path, lines, loc + (name,), unknown_step_message(name))
         if params is None:

@@ -36,12 +36,13 @@ from curate.readers import MAX_RECORD_BYTES, SHARD_SHIFT, Shard, assemble, index
 from curate.records import FieldNames
 from curate.registry import get_step
 from curate.report import distributions
+from curate.resources import RULES_DIR
 from curate.schema import DROP_COLUMNS, KEY, alive_mask, public_columns, published
 from curate.stats import RunStats, StepStats
 from curate.steps.base import GlobalStep, Resources, Step, StepContext, apply_decisions, apply_map_step, concat_or_empty
 from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_atomic, write_work_atomic
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_RULES_DIR = RULES_DIR  # the rules shipped inside the package; `rules:` points elsewhere
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from curate import __version__
+from curate.card import CARD, card_is_ours, write_card
 from curate.config import Pipeline
 from curate.engine import DEFAULT_RULES_DIR, RunPlan, execute_plan, plan_input
 from curate.errors import UserError
@@ -31,7 +32,7 @@ from curate.runners import make_runner, pick
 from curate.writers import WORK_FILE_FORMAT, atomic_path
 
 OUTPUT_DIRS = ("kept", "rejected", "quarantine", "kept_jsonl")
-RUN_FILES = ("stats.json", "manifest.json", "pipeline.yaml", "report.html")
+RUN_FILES = ("stats.json", "manifest.json", "pipeline.yaml", "report.html", CARD)  # CARD: only while card_is_ours
 WORK_DIR = "_work"
 
 
@@ -80,8 +81,13 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return
     ours = {*OUTPUT_DIRS, *RUN_FILES, WORK_DIR}
+    if not card_is_ours(run_dir):  # a README.md of the user's own, or a card they edited
+        ours.discard(CARD)
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in ours)
     if resume:
+        if CARD not in ours:
+            raise UserError(f"output directory {run_dir} holds a {CARD} curate did not write; the run's dataset card "
+                            "would replace it: move it away first")
         return
     if not overwrite:
         raise UserError(f"output directory {run_dir} already holds results; pass --overwrite to replace them or --resume to continue")
@@ -201,6 +207,7 @@ def execute(
     }
     # The report before the manifest: manifest.json, written last, marks a finished run.
     write_report(run_dir, manifest=manifest)
+    manifest["card_sha256"] = write_card(run_dir, resolved, stats, manifest, rules_dir)
     _write_atomic(run_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return RunResult(run_dir=run_dir, stats=stats)

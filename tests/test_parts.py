@@ -21,7 +21,7 @@ def _step(name: str, **params):
     from curate.registry import all_steps
 
     cls = all_steps()[name]
-    s = cls(cls.Params(**params), StepContext(rules_dir=REPO / "rules"))
+    s = cls(cls.Params(**params), StepContext(rules_dir=REPO / "curate" / "rules"))
     s.setup()
     return s
 

@@ -39,7 +39,7 @@ BROKEN = [
 
 def _setup(tmp_path, step, breaker, runner):
     rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "curate" / "rules", rules)
     breaker(rules)
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) + "\n")

@@ -182,7 +182,7 @@ def test_a_gpu_step_gets_a_gpu_of_its_own(ray_cluster):
     ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=True, logging_level=logging.ERROR,
              log_to_driver=False)
     try:
-        ctx = StepContext(rules_dir=REPO / "rules")
+        ctx = StepContext(rules_dir=REPO / "curate" / "rules")
 
         def need(**kw):
             params = ToxicityParams(backend="detoxify", checkpoint="m.ckpt", hf_config="cfg", device="cuda", **kw)

@@ -41,7 +41,7 @@ from curate.steps.quality_heuristics import RULES, QualityHeuristics, QualityPar
 
 DATA = REPO.parent / "shared" / "data"
 INSTRUCTIONS = DATA / "instructions"
-CTX = StepContext(rules_dir=REPO / "rules")
+CTX = StepContext(rules_dir=REPO / "curate" / "rules")
 
 
 def _table(convs: list[list[tuple[str, str]]], source: str) -> pa.Table:

@@ -69,7 +69,7 @@ def pipeline_with_corpus_evals(corpus: Path, work: Path) -> Path:
     """pipelines/sharegpt.yaml as shipped, with the corpus's eval sets added to the shipped ones (a
     user points decontaminate at the benchmarks they will report; FastChat has no such step)."""
     spec = yaml.safe_load((REPO / "pipelines" / "sharegpt.yaml").read_text())
-    registry = yaml.safe_load((REPO / "rules" / "eval_sets.yaml").read_text())
+    registry = yaml.safe_load((REPO / "curate" / "rules" / "eval_sets.yaml").read_text())
     shipped = [name for name, e in registry.items() if e.get("default")]
     for step in spec["steps"]:
         if "decontaminate" in step:

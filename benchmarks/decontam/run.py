@@ -29,7 +29,7 @@ def natural_overlap() -> None:
 
     shared = BENCH.parent / "data"
     alpaca = EvalSource(name="alpaca_eval", path=str(shared / "eval_sets" / "alpaca_eval" / "alpaca_eval_example_outputs.json"))
-    rules = Path(__file__).resolve().parents[2] / "rules"
+    rules = Path(__file__).resolve().parents[2] / "curate" / "rules"
     defaults = [n for n in __import__("yaml").safe_load((rules / "eval_sets.yaml").read_text()) if n != "alpaca_eval"]
     step = Decontaminate(DecontaminateParams(eval_sets=[*defaults, alpaca], mode="flag"), StepContext(rules_dir=rules))
     step.setup()

@@ -51,7 +51,7 @@ def classify(redact) -> list[tuple[str, str, str, str]]:
 
 
 def redactor():
-    step = Pii(PiiParams(), StepContext(rules_dir=REPO / "rules"))
+    step = Pii(PiiParams(), StepContext(rules_dir=REPO / "curate" / "rules"))
     step.setup()
     return lambda text: step._redactor.redact(text)[0]
 

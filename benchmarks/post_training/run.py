@@ -105,7 +105,7 @@ def timed(step_name: str, params: dict, tables: list[pa.Table]) -> tuple[float, 
     from curate.steps.base import StepContext, apply_map_step
 
     cls = get_step(step_name)
-    step = cls(cls.Params(**params), StepContext(rules_dir=REPO / "rules"))
+    step = cls(cls.Params(**params), StepContext(rules_dir=REPO / "curate" / "rules"))
     step.setup()
     seconds, rows, outs = 0.0, 0, []
     for t in tables:

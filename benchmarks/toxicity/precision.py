@@ -119,7 +119,7 @@ def random_bert_base(d: Path, texts: list[str]) -> Path:
 
 def score(ckpt: Path, texts: list[str], precision: str) -> tuple[np.ndarray, float]:
     s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), precision=precision, mode="flag"),
-                 StepContext(rules_dir=REPO / "rules"))
+                 StepContext(rules_dir=REPO / "curate" / "rules"))
     s.setup()
     table = rows_table([[("user", t)] for t in texts])
     start = time.perf_counter()

@@ -68,7 +68,7 @@ class _Previous:
 
 
 def steps(tmp: Path) -> dict[str, Toxicity]:
-    ctx = StepContext(rules_dir=REPO / "rules")
+    ctx = StepContext(rules_dir=REPO / "curate" / "rules")
     out = {"fasttext (shipped)": Toxicity(ToxicityParams(backend="fasttext"), ctx)}
     old = tmp / "previous.ftz"
     old.write_bytes(subprocess.run(["git", "-C", str(REPO), "show", f"{PREVIOUS}:curate/models/toxicity_fasttext.ftz"],
@@ -146,7 +146,7 @@ def detoxify_table(n: int) -> None:
                       ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
                       ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
                       ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"})):
-        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "rules"))
+        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "curate" / "rules"))
         s.setup()
         table = rows_table([[("user", t)] for t in texts])
         start = time.perf_counter()

@@ -26,11 +26,11 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from curate.registry import register
+from curate.resources import MODELS_DIR
 from curate.schema import parts_param, turns_of
 from curate.steps._prose import letter_count, one_line, strip_code
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "lid.176.ftz"
 NO_VOTE = ("unknown", "code")
 

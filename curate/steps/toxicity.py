@@ -31,11 +31,11 @@ from pydantic import Field
 
 from curate.errors import UserError
 from curate.registry import register
+from curate.resources import MODELS_DIR as MODELS
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, toxic_probability
 from curate.steps.base import MapStep, Params, Resources, StepOutput, read_rules_lines, set_column
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
 DETOXIFY_LABELS = ("toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack", "sexual_explicit")
 DOWNLOAD_HINT = "run `curate models download detoxify-original` on a machine with internet access, or set checkpoint:"
 

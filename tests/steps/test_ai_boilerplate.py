@@ -23,7 +23,7 @@ from tests.helpers import (
 
 
 def apply(convs, **kw):
-    out = AiBoilerplate(BoilerplateParams(**kw), StepContext(rules_dir=REPO / "rules")).process(rows_table(convs))
+    out = AiBoilerplate(BoilerplateParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules")).process(rows_table(convs))
     return out
 
 

@@ -27,7 +27,7 @@ ALPACA_EVAL = str(EVALS / "alpaca_eval" / "alpaca_eval_example_outputs.json")
 
 
 def step(**kw) -> Decontaminate:
-    s = Decontaminate(DecontaminateParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s = Decontaminate(DecontaminateParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     s.setup()
     return s
 

@@ -24,7 +24,7 @@ ERROR = "Too many requests in 1 hour. Try again later."
 
 
 def apply(convs, **kw):
-    out = FormatRules(FormatParams(**kw), StepContext(rules_dir=REPO / "rules")).process(rows_table(convs))
+    out = FormatRules(FormatParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules")).process(rows_table(convs))
     return out.reason, texts(out.table), out.counters
 
 
@@ -80,7 +80,7 @@ def test_real_tool_call_rows_have_no_empty_turns(tmp_path):
     """Issue 17: format_rules: {} rejected 524 of 547 real tool-call records as empty_turn (a call-only
     assistant turn has no text). Calls and tool results are turns; call turns are never merged."""
     table = _post_training_table(tmp_path)
-    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "rules")).process(table)
+    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
     assert table.num_rows > 1300
     assert "empty_turn" not in out.reason and "roles_not_alternating" not in out.reason
     before = [[(m["role"], m["content"], m["tool_calls"]) for m in c] for c in table.column("messages").to_pylist()]
@@ -97,9 +97,9 @@ def test_call_turns_are_not_merged_or_empty():
         {"role": "user", "content": "q"}, {"role": "assistant", "content": "let me look"},
         {"role": "assistant", "content": "", "tool_calls": call}, {"role": "tool", "content": "", "tool_call_id": "c1"},
         {"role": "assistant", "content": "done"}]}])
-    out = FormatRules(FormatParams(non_alternating="drop"), StepContext(rules_dir=REPO / "rules")).process(table)
+    out = FormatRules(FormatParams(non_alternating="drop"), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
     assert out.reason == [None]  # text, then a call: the same turn of the assistant side
-    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "rules")).process(table)
+    out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
     assert [m["tool_calls"] is not None for m in out.table.column("messages")[0].as_py()] == [False, False, True, False, False]
 
 

@@ -43,7 +43,7 @@ CHATGPT = (
 
 
 def step(**kw) -> HtmlToMarkdown:
-    return HtmlToMarkdown(HtmlParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    return HtmlToMarkdown(HtmlParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def test_chatgpt_export():

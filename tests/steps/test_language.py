@@ -15,7 +15,7 @@ from curate.steps.base import StepContext, apply_map_step
 from curate.steps.language import DEFAULT_MODEL, Language, LanguageParams
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, rows_table, run
 
-CTX = StepContext(rules_dir=REPO / "rules")
+CTX = StepContext(rules_dir=REPO / "curate" / "rules")
 INSTRUCTIONS = SHARED_DATA / "instructions"
 
 

@@ -37,7 +37,7 @@ def conv(record) -> list[tuple[str, str]]:
 
 
 def step(**kw) -> MinhashDedup:
-    return MinhashDedup(MinhashDedupParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    return MinhashDedup(MinhashDedupParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def dedup(s: MinhashDedup, table: pa.Table) -> dict[str, tuple[str, float]]:

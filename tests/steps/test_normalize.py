@@ -14,7 +14,7 @@ from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, rows_tabl
 
 
 def norm(values, **kw):
-    s = Normalize(NormalizeParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s = Normalize(NormalizeParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     out = s.process(rows_table([[("user", v)] for v in values]))
     assert out.reason is None
     return [t[0] for t in texts(out.table)], out.counters

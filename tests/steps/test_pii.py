@@ -27,7 +27,7 @@ KEY_BODY = "MIIEowIBAAKCAQEA7bq9Zx1YpL0Q3m5fRk8uT2wVnC4sHd6JgXe1aPoI9rNyKzU3\nvW
 
 
 def step(**kw) -> Pii:
-    return Pii(PiiParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    return Pii(PiiParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def redact(text: str, role: str = "user", **kw) -> str:

@@ -19,7 +19,7 @@ from curate.steps.language import Language, LanguageParams
 from curate.steps.quality_heuristics import QualityHeuristics, QualityParams, load_rules
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, rows_table, run
 
-CTX = StepContext(rules_dir=REPO / "rules")
+CTX = StepContext(rules_dir=REPO / "curate" / "rules")
 INSTRUCTIONS = SHARED_DATA / "instructions"
 
 
@@ -110,10 +110,10 @@ def test_metrics_match_reference_definitions_on_real_turns():
 def test_rules_file_cites_a_source_for_every_rule():
     import yaml
 
-    data = yaml.safe_load((REPO / "rules" / "quality_heuristics.yaml").read_text())["rules"]
+    data = yaml.safe_load((REPO / "curate" / "rules" / "quality_heuristics.yaml").read_text())["rules"]
     for rule, spec in data.items():
         assert "Gopher" in spec["source"] or "curate" in spec["source"], rule
-    gopher = load_rules(REPO / "rules" / "quality_heuristics.yaml")["gopher"]
+    gopher = load_rules(REPO / "curate" / "rules" / "quality_heuristics.yaml")["gopher"]
     # the paper's Table A1 / A.1 values, as datatrove implements them
     assert gopher["dup_lines"] == {"dup_line_frac": 0.3, "dup_line_char_frac": 0.2}
     assert gopher["top_ngram"] == {"top_2gram": 0.2, "top_3gram": 0.18, "top_4gram": 0.16}

@@ -55,7 +55,7 @@ def models(tmp_path_factory):
 
 
 def step(**kw) -> QualityScore:
-    return QualityScore(QualityScore.Params(**kw), StepContext(rules_dir=REPO / "rules"))
+    return QualityScore(QualityScore.Params(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 PAIRS = [("Give three tips for staying healthy.", "Eat vegetables, sleep well and walk every day."),

@@ -28,7 +28,7 @@ from tests.helpers import (
 
 
 def step(**kw) -> QualityScore:
-    return QualityScore(QualityScore.Params(**kw), StepContext(rules_dir=REPO / "rules"))
+    return QualityScore(QualityScore.Params(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def scores(table: pa.Table, **kw) -> list[float | None]:

@@ -12,7 +12,7 @@ from tests.post_training_rows import msg, reasons, table
 
 
 def run_step(convs, **kw):
-    step = Reasoning(ReasoningParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    step = Reasoning(ReasoningParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     return apply_map_step(step, table(convs))
 
 

@@ -22,7 +22,7 @@ from tests.helpers import (
 
 
 def step(**kw) -> Select:
-    return Select(Select.Params(**kw), StepContext(rules_dir=REPO / "rules"))
+    return Select(Select.Params(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def table(scores, groups=None) -> pa.Table:

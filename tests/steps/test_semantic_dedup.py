@@ -26,7 +26,7 @@ from tests.helpers import (
 
 
 def step(**kw) -> SemanticDedup:
-    return SemanticDedup(SemanticDedup.Params(**kw), StepContext(rules_dir=REPO / "rules"))
+    return SemanticDedup(SemanticDedup.Params(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
 def dedup(s: SemanticDedup, t: pa.Table, shards: int = 1) -> pa.Table:

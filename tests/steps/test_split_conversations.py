@@ -23,7 +23,7 @@ from tests.helpers import (
 
 
 def split(convs, **kw):
-    step = SplitConversations(SplitParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    step = SplitConversations(SplitParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     return apply_map_step(step, rows_table(convs))
 
 

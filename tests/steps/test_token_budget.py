@@ -52,7 +52,7 @@ def tokenizer_json(tmp_path_factory):
 
 
 def run_step(convs, tools=None, **kw):
-    step = TokenBudget(TokenBudgetParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    step = TokenBudget(TokenBudgetParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     return apply_map_step(step, table(convs, tools))
 
 

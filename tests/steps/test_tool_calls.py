@@ -14,7 +14,7 @@ TOOLS = [WEATHER, TIME]
 
 
 def run_step(convs, tools=None, **kw):
-    step = ToolCalls(ToolCallsParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    step = ToolCalls(ToolCallsParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     return apply_map_step(step, table(convs, tools))
 
 

@@ -29,7 +29,7 @@ TOX = SHARED_DATA / "toxicity"
 
 
 def step(**kw) -> Toxicity:
-    s = Toxicity(ToxicityParams(**kw), StepContext(rules_dir=REPO / "rules"))
+    s = Toxicity(ToxicityParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
     s.setup()
     return s
 
@@ -87,7 +87,7 @@ def test_model_and_its_sidecar_and_rules_agree():
     models = REPO / "curate" / "models"
     meta = json.loads((models / "toxicity_fasttext.json").read_text())
     assert meta["sha256"] == hashlib.sha256((models / "toxicity_fasttext.ftz").read_bytes()).hexdigest()
-    rules = yaml.safe_load((REPO / "rules" / "toxicity.yaml").read_text())
+    rules = yaml.safe_load((REPO / "curate" / "rules" / "toxicity.yaml").read_text())
     assert rules["fasttext"] == meta["threshold"]
     assert step().thresholds() == meta["threshold"]
 
@@ -315,7 +315,7 @@ def test_malformed_thresholds_file_is_one_line(tmp_path):
     import shutil
 
     rules = tmp_path / "rules"
-    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(REPO / "curate" / "rules", rules)
     (rules / "toxicity.yaml").write_text("fasttext: {toxicity: [0.9\n")
     s = Toxicity(ToxicityParams(), StepContext(rules_dir=rules))
     with pytest.raises(UserError, match=r"toxicity.yaml:2: cannot read the toxicity thresholds: "):

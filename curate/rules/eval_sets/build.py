@@ -1,6 +1,6 @@
-"""Rebuild rules/eval_sets/*.jsonl.gz from ../shared/data/eval_sets (see README.md beside this).
+"""Rebuild curate/rules/eval_sets/*.jsonl.gz from ../shared/data/eval_sets (see README.md beside this).
 
-    python rules/eval_sets/build.py [--shared ../shared/data/eval_sets]
+    python curate/rules/eval_sets/build.py [--shared ../shared/data/eval_sets]
 
 Each output line is {"id", "question", "answer"}: the fields decontaminate matches, nothing else.
 Deterministic: gzip with mtime 0, records in source order.
@@ -59,7 +59,7 @@ def sources(shared: Path) -> dict[str, list[dict]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared" / "data" / "eval_sets")
+    ap.add_argument("--shared", type=Path, default=HERE.parents[3] / "shared" / "data" / "eval_sets")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args()
     for name, rows in sources(args.shared).items():

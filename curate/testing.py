@@ -1,0 +1,39 @@
+"""For people writing steps: canonical rows from plain records (as the readers make them), and one
+step applied to them the way a run applies it, in-process, without Ray. docs/writing_a_step.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from curate.readers import row_key, rows_to_table
+from curate.records import FieldNames, detect_format, to_row
+from curate.resources import RULES_DIR
+from curate.steps.base import GlobalStep, MapStep, StepContext, apply_decisions, apply_map_step
+
+
+def table_from_records(records: list[dict], fmt: str = "auto") -> pa.Table:
+    """ShareGPT, OpenAI-messages or Alpaca records -> the table a step receives (ids r0, r1, ...
+    unless a record has its own)."""
+    names = FieldNames()
+    rows = []
+    for i, record in enumerate(records):
+        row = to_row(record, detect_format(record, names) if fmt == "auto" else fmt, names, f"r{i}")
+        rows.append({**row, "source_file": "test", "source_index": i, "_curate_key": row_key(0, i)})
+    return rows_to_table(rows)
+
+
+def apply_step(step_cls: type, table: pa.Table, rules_dir: Path | None = None, **params) -> pa.Table:
+    """`table` after the step: every row still there, the rejected ones with `_curate_drop_reason`
+    set, the step's score columns added. A global step runs its summarize, resolve and finalize here."""
+    step = step_cls(step_cls.Params(**params), StepContext(rules_dir=Path(rules_dir or RULES_DIR)))
+    step.setup()
+    if isinstance(step, MapStep):
+        return apply_map_step(step, table)[0]
+    assert isinstance(step, GlobalStep)
+    summary = step.summarize(table)
+    parts = summary.column("_partition").to_numpy() if summary.num_rows else []
+    partials = [step.resolve_partition(summary.filter(pa.array(parts == p)) if summary.num_rows else summary)
+                for p in range(step.num_partitions())]
+    return apply_decisions(step, table, step.finalize(partials))[0]
