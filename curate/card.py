@@ -148,7 +148,7 @@ def render(run_dir: Path, resolved: dict, stats: dict, manifest: dict, rules_dir
         "against eval sets.", "",
         "## Provenance", "",
         f"- curate {manifest.get('curate_version', __version__)}, {manifest.get('runner', stats.get('runner', ''))} runner",
-        *[f"- input `{Path(i['path']).name}` ({i['bytes']:,} bytes, sha256 `{i['sha256'][:16]}…`)" for i in manifest.get("inputs", [])],
+        *[f"- input `{Path(i['path']).name}` ({i['bytes']:,} bytes, sampled sha256 `{i['sampled_sha256'][:16]}…`)" for i in manifest.get("inputs", [])],
         f"- fingerprint `{manifest.get('fingerprint', '')[:16]}`; versions of every library in `manifest.json`", "",
     ]
     return "\n".join(lines)

@@ -587,6 +587,11 @@ def _has_tool_tag(block: bytes) -> bool:
     return b"tool_call" in block
 
 
+# A line that is not a JSON object. Arrow's JSON reader with an explicit schema crashes the process
+# (SIGSEGV, pyarrow 26.0.1) on a shard whose first line is `null`; such a shard goes record by record.
+_NOT_AN_OBJECT = re.compile(rb"(?m)^[ \t\r]*[^{\s]")
+
+
 def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | None:
     """The canonical rows of a clean ShareGPT JSONL shard, parsed by Arrow in C++; None when the
     shard holds anything the record-by-record path must judge (extra keys such as `tools`,
@@ -606,7 +611,8 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
             if not ln.blank:
                 lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
     block = b"".join(lines)
-    if len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block) or _has_tool_tag(block):
+    if (len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block) or _has_tool_tag(block)
+            or _NOT_AN_OBJECT.search(block)):
         return None
     try:
         t = pajson.read_json(

@@ -243,3 +243,15 @@ def test_the_driver_reads_only_the_head_of_a_jsonl_file(tmp_path, monkeypatch):
     ranges = plan_ranges([str(src)], "auto", 500)
     assert sum(read) <= HEAD_SAMPLE_BYTES
     assert len(ranges) == 16 and ranges[-1].end == src.stat().st_size
+
+
+def test_a_shard_that_starts_with_null_is_quarantined_not_a_crash(tmp_path):
+    """Arrow's JSON reader crashes the process on a block whose first line is `null` (pyarrow 26):
+    the fast path must hand such a shard to the record-by-record reader."""
+    good = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+    src = tmp_path / "in.jsonl"
+    src.write_text("null\n" + json.dumps(good) + "\n")
+    out = tmp_path / "out"
+    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, out, "[]", extra="  shard_rows: 1\n"))
+    assert stats["rows_kept"] == 1 and stats["rows_quarantined"] == 1
+    assert read_dir(out / "quarantine").column("error").to_pylist() == ["record must be a JSON object (got null)"]
