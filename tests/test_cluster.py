@@ -23,6 +23,15 @@ pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI
 READY_TIMEOUT_S = 180  # a loaded 2-CPU machine has taken over a minute to start a head's job agent
 
 
+def _own_ports() -> list[str]:
+    """Ports `ray start` would otherwise take at fixed defaults (the job agent's 52365, the client
+    server's 10001): a second cluster on the machine, such as another test run's, would hold them
+    and this head's job agent would never come up ("No available agent to submit job")."""
+    return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,7 +77,7 @@ def cluster(tmp_path_factory):
     head = subprocess.Popen(
         ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
+         *_own_ports(), "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

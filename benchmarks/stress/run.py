@@ -58,6 +58,15 @@ def _main_command(runs: int, tmp: Path) -> dict:
             "unpublished": unpublished, "median_s": sorted(seconds)[len(seconds) // 2], "first_error": first_error}
 
 
+def _own_ports() -> list[str]:
+    """Ports `ray start` would otherwise take at fixed defaults (the job agent's 52365, the client
+    server's 10001): a second cluster on the machine, such as another test run's, would hold them
+    and this head's job agent would never come up ("No available agent to submit job")."""
+    return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}"]
+
+
 def _free_port() -> int:
     import socket
 
@@ -75,7 +84,7 @@ def _cluster_jobs(jobs: int, tmp: Path) -> dict:
     head = subprocess.Popen(
         ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"],
+         *_own_ports(), "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     job_env = dict(env, RAY_ADDRESS=f"http://127.0.0.1:{dash}")
     failed, unpublished, seconds, first_error = 0, 0, [], ""
