@@ -57,7 +57,8 @@ def _main_command(runs: int, tmp: Path, runner: str | None = None) -> dict:
         print(f"  {runner or 'default'} run {i + 1}/{runs}: exit {r.returncode}, published {ok_pub}, {seconds[-1]:.1f} s", flush=True)
     what = f"curate run pipelines/sharegpt.yaml --runner {runner}" if runner else "curate run pipelines/sharegpt.yaml (default runner)"
     return {"what": what, "runs": runs, "failed": failed,
-            "unpublished": unpublished, "median_s": sorted(seconds)[len(seconds) // 2], "first_error": first_error}
+            "unpublished": unpublished, "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0,
+            "first_error": first_error}
 
 
 def _own_ports() -> list[str]:
@@ -138,7 +139,7 @@ def main() -> None:
         p.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = [_main_command(args.runs, Path(tmp))]
+            rows = [_main_command(args.runs, Path(tmp))] if args.runs else []
             if args.ray_runs:
                 rows.append(_main_command(args.ray_runs, Path(tmp), runner="ray"))
             if args.jobs:
