@@ -60,11 +60,11 @@ def strip_code(texts: pa.Array, max_chars: int | None = None) -> tuple[pa.Array,
     texts = pc.fill_null(texts.cast(pa.string()), "")
     if max_chars is not None:
         texts = pc.utf8_slice_codeunits(texts, 0, max_chars * 4)
-    before = pc.utf8_length(texts).to_numpy()
+    before = pc.binary_length(texts).to_numpy()  # bytes: every replacement below shortens both
     for pattern in _FENCED:
         texts = pc.replace_substring_regex(texts, pattern, "\n")
     texts = pc.replace_substring_regex(texts, _INLINE, " ")
-    fenced_or_inline = pc.utf8_length(texts).to_numpy() < before
+    fenced_or_inline = pc.binary_length(texts).to_numpy() < before
     texts = pc.replace_substring_regex(texts, _URL, " ")
     texts, removed_lines = _drop_code_lines(texts)
     had_code = fenced_or_inline | (removed_lines > 0)
