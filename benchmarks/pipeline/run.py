@@ -45,8 +45,16 @@ def main() -> None:
     missing = [t for t in tools if t in PEER_PYTHON and not os.access(PEER_PYTHON[t], os.X_OK)]
     if missing:
         sys.exit(f"no venv for {', '.join(missing)}: run `bash {BENCH}/setup_venvs.sh` first, or --tools curate,curate-default")
+    wrapper = curate_wrapper()
+    try:
+        race(a, tools, wrapper)
+    finally:
+        os.unlink(wrapper)
+
+
+def race(a: argparse.Namespace, tools: list[str], wrapper: str) -> None:
     home = Path(os.environ.get("PIPEBENCH_DIR", "/tmp/pipebench"))
-    env = dict(os.environ, CURATE_CHECKOUT=str(REPO), CURATE_BIN=curate_wrapper(), PIPEBENCH_DIR=str(home))
+    env = dict(os.environ, CURATE_CHECKOUT=str(REPO), CURATE_BIN=wrapper, PIPEBENCH_DIR=str(home))
     if any(t in PEER_PYTHON for t in tools):
         # the harness's own script: peer assets (curate's lid.176 and word list where the peers look),
         # data-juicer's untimed filters-only run for attribution, both corpora, the timed runs
