@@ -52,6 +52,16 @@ def fmix64(h):
     return h ^ (h >> np.uint64(33))
 
 
+@numba.njit(inline="always")
+def any_non_ascii(data, a, b):
+    """Whether data[a:b] holds a byte of a non-ASCII character (the byte scans' cue to leave a text
+    to RE2)."""
+    for i in range(a, b):
+        if data[i] >= 128:
+            return True
+    return False
+
+
 @numba.njit(cache=True, nogil=True)
 def _ascii_space_counts(data, offsets, classes, out):
     for d in range(offsets.shape[0] - 1):

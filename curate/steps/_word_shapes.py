@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import ascii_classes, utf8_buffers
+from curate.kernels import any_non_ascii, ascii_classes, utf8_buffers
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
 SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
@@ -47,11 +47,8 @@ STOP_MAX = max(len(w) for w in STOP_WORDS)
 def _ascii_word_shapes(data, offsets, classes, stop_codes, stop_max, non_ascii, symbol, bare_len, has_letter, stop):
     for w in range(offsets.shape[0] - 1):
         a, b = offsets[w], offsets[w + 1]
-        for i in range(a, b):
-            if data[i] >= 128:
-                non_ascii[w] = True
-                break
-        if non_ascii[w]:
+        if any_non_ascii(data, a, b):
+            non_ascii[w] = True
             continue
         first, last, letters, code = -1, -1, 0, 0
         for i in range(a, b):

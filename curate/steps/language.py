@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from curate.registry import register
 from curate.resources import MODELS_DIR
 from curate.schema import parts_param, turns_of
-from curate.steps._prose import letter_count, one_line, strip_code
+from curate.steps._prose import one_line_letters, strip_code
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 DEFAULT_MODEL = MODELS_DIR / "lid.176.ftz"
@@ -51,6 +51,7 @@ class LanguageParams(Params):
     parts: list[Role] = parts_param(["user", "assistant"], "turns that vote (traces do not: a trace's language is its answer's)")
     min_letters: int = Field(20, ge=1, le=10_000, description="letters of prose a turn needs to vote")
     max_chars: int = Field(2000, ge=50, le=1_000_000, description="characters of each turn given to the model")
+    windows: int = Field(1, ge=1, le=64, description="a longer turn is given as this many evenly spaced pieces of its prose (1: its first max_chars characters)")
     model_path: str | None = Field(None, description="a fastText language-id model (default: the bundled lid.176.ftz)")
 
     @field_validator("keep", "drop")
@@ -70,6 +71,29 @@ class LanguageParams(Params):
         if self.keep is not None and self.drop is not None:
             raise ValueError("keep and drop are mutually exclusive; set one of them")
         return self
+
+
+def sample_windows(text: str, max_chars: int, k: int) -> str:
+    """`text` if it fits in max_chars, else k pieces of max_chars // k characters at evenly spaced
+    places from its start to its end, each cut at spaces where one is near (no half words), joined
+    by spaces. Python, but only on the turns' text already converted for fastText: one slice per
+    window of the long turns."""
+    if len(text) <= max_chars:
+        return text
+    w = max_chars // k
+    step = (len(text) - w) / (k - 1)
+    pieces = []
+    for j in range(k):
+        a = round(j * step)
+        b = a + w
+        if a:
+            cut = text.find(" ", a, a + w // 4)
+            a = cut + 1 if cut >= 0 else a
+        if b < len(text):
+            cut = text.rfind(" ", b - w // 4, b)
+            b = cut if cut > a else b
+        pieces.append(text[a:b])
+    return " ".join(pieces)
 
 
 @register
@@ -121,16 +145,19 @@ class Language(MapStep):
         n_rows = table.num_rows
         counters: Counter = Counter({"backend:fasttext_lid176": n_rows})
         selected = np.isin(t.role.astype(str), p.parts) if len(t.role) else np.zeros(0, bool)
-        prose, had_code = strip_code(t.text, p.max_chars)
-        prose = one_line(prose)
-        letters = letter_count(prose)
+        # Windows spread over the turn need all of its prose; the first max_chars need only a prefix.
+        prose, had_code = strip_code(t.text, p.max_chars if p.windows == 1 else None)
+        prose, letters = one_line_letters(prose)
         votes = selected & (letters >= p.min_letters)
 
         turn_lang = np.full(len(t.row), None, dtype=object)
         turn_score = np.full(len(t.row), np.nan, dtype=np.float32)
         turn_lang[selected] = np.where(had_code[selected], "code", "unknown")
         vote_idx = np.nonzero(votes)[0]
-        labels, probs = self.predict(prose.take(pa.array(vote_idx, pa.int64())).to_pylist())
+        texts = prose.take(pa.array(vote_idx, pa.int64())).to_pylist()
+        if p.windows > 1:
+            texts = [sample_windows(x, p.max_chars, p.windows) for x in texts]
+        labels, probs = self.predict(texts)
         turn_lang[vote_idx] = labels
         turn_score[vote_idx] = probs
         counters["turns_predicted"] += len(vote_idx)

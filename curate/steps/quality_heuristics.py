@@ -200,7 +200,7 @@ class QualityHeuristics(MapStep):
         words = pc.utf8_split_whitespace(prose)
         parents = pc.list_parent_indices(words).to_numpy()
         flat = pc.list_flatten(words)
-        real = pc.greater(pc.utf8_length(flat), 0)  # the split yields "" for empty text and edge spaces
+        real = pc.greater(pc.binary_length(flat), 0)  # the split yields "" for empty text and edge spaces
         flat, parents = flat.filter(real), parents[real.to_numpy(zero_copy_only=False)]
         n_words = np.bincount(parents, minlength=n_turns).astype(np.float64)
         shapes = word_shapes(flat)
@@ -219,7 +219,11 @@ class QualityHeuristics(MapStep):
             if "stop_words" in needed:
                 values["stop_words"] = np.where(conv_prose, _stop_words(shapes.stop, rows[parents], n_rows), np.nan)
             if "hash_ratio" in needed:
-                hashes = pc.count_substring(pc.replace_substring_regex(prose, _HEADING, ""), "#").to_numpy()
+                hashes = pc.count_substring(prose, "#").to_numpy()
+                # headings are not counted: the regex runs only on the measured turns holding a '#'
+                sel = pa.array(np.nonzero((hashes > 0) & prose_turn)[0], pa.int64())
+                hashes = np.where(prose_turn, hashes, 0)
+                hashes[sel.to_numpy()] = pc.count_substring(pc.replace_substring_regex(prose.take(sel), _HEADING, ""), "#").to_numpy()
                 per_turn["hash_ratio"] = np.where(prose_turn, hashes / n_words, np.nan)
             if "ellipsis_ratio" in needed:
                 ell = pc.count_substring(prose, "...").to_numpy() + pc.count_substring(prose, "…").to_numpy()
@@ -341,7 +345,7 @@ def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lines = pc.split_pattern(prose, "\n")
     parents = pc.list_parent_indices(lines).to_numpy()
     flat = pc.list_flatten(lines)
-    nonempty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(flat)), 0).to_numpy(zero_copy_only=False)
+    nonempty = pc.greater(pc.binary_length(pc.utf8_trim_whitespace(flat)), 0).to_numpy(zero_copy_only=False)
     bullet = pc.match_substring_regex(flat, _BULLET).to_numpy(zero_copy_only=False) & nonempty
     ellipsis = pc.match_substring_regex(flat, _ELLIPSIS_END).to_numpy(zero_copy_only=False) & nonempty
     n = len(prose)
@@ -361,7 +365,7 @@ def _duplicate_parts(prose: pa.Array, pattern: str, measured: np.ndarray) -> tup
     parts = pc.split_pattern_regex(prose.take(pa.array(sel, pa.int64())), pattern)
     parents = sel[pc.list_parent_indices(parts).to_numpy()]
     flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
-    keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+    keep = pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False)
     flat, parents = flat.filter(pa.array(keep)), parents[keep]
     if not len(flat):
         return frac, chars

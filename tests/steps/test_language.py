@@ -6,13 +6,16 @@ import json
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from curate.errors import UserError
 from curate.readers import plan, read_shard
 from curate.records import FieldNames
 from curate.steps.base import StepContext, apply_map_step
-from curate.steps.language import DEFAULT_MODEL, Language, LanguageParams
+from curate.steps._prose import letter_count, one_line, one_line_letters, strip_code
+from curate.steps.language import DEFAULT_MODEL, Language, LanguageParams, sample_windows
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, rows_table, run
 
 CTX = StepContext(rules_dir=REPO / "curate" / "rules")
@@ -155,6 +158,44 @@ def test_real_code_heavy_rows_are_english(model):
     assert sum(r["lang"] == "en" for r in with_code) / len(with_code) >= 0.98
 
 
+def test_one_line_letters_agrees_with_arrow_and_re2_on_real_turns():
+    """The byte scan (ASCII turns) and the Arrow/RE2 reference (any turn) give the same one-line text
+    and letter count on real turns in many scripts and on every ASCII whitespace Arrow knows."""
+    texts = []
+    for name, names in (("sharegpt92k_cleaned_sample.json", {}), ("openai_messages_arena_refusal_labeled.jsonl", {"conversations": "conversation_a"})):
+        for conv in read(INSTRUCTIONS / name, **names).column("messages").to_pylist():
+            texts += [m["content"] for m in conv]
+    texts += ["", " ", "\x1c\x1d\x1e\x1f", " a\x1cb\vc\fd\re \u00a0 f\u3000g ", "  lead and trail \n\n", "é è\tê"]
+    arr = pc.fill_null(strip_code(pa.array(texts), 2000)[0], "")
+    assert len(texts) > 5000 and sum(not t.isascii() for t in texts) > 100
+    lines, letters = one_line_letters(arr)
+    assert lines.to_pylist() == one_line(arr).to_pylist()
+    assert letters.tolist() == letter_count(one_line(arr)).tolist()
+
+
+def test_sample_windows_is_bounded_and_spans_the_turn():
+    text = " ".join(f"w{i:05d}" for i in range(3000))  # 21,000 characters
+    out = sample_windows(text, 1000, 4)
+    assert len(out) <= 1000 + 3
+    words = out.split()
+    assert words[0] == "w00000" and words[-1] == "w02999"  # the start and the end
+    assert len(words) == len(set(words)) and all(len(w) == 6 for w in words)  # no word cut or repeated
+    assert sample_windows("short text", 1000, 4) == "short text"
+
+
+def test_windows_read_the_whole_turn_and_default_reads_its_start(model):
+    """A long answer that opens with a French quotation and is English after it: its first 2,000
+    characters are French; windows over the whole turn say English."""
+    fr = "Le comité a examiné le budget annuel et a approuvé la nouvelle bibliothèque municipale. " * 30
+    en = "The committee reviewed the annual budget and approved the new municipal library. " * 120
+    table = rows_table([[("user", "Translate and discuss this text, please."), ("assistant", fr + en)]])
+    head, _ = run_step(make(model), table)
+    spread, _ = run_step(make(model, windows=4), table)
+    assert head[0]["lang_turns"] == ["en", "fr"] and head[0]["lang"] == "fr"
+    assert spread[0]["lang_turns"] == ["en", "en"] and spread[0]["lang"] == "en"
+    assert spread[0]["lang_score"] > 0.5  # its first window is the French quotation
+
+
 # ---------------------------------------------------------------------- accuracy on labelled real data
 
 
@@ -224,6 +265,7 @@ def test_missing_model_file_is_one_line(tmp_path):
         ("{keep: [eng]}", "steps[0].keep: unknown language code 'eng'; lid.176 uses ISO 639 codes such as 'en', 'zh', 'ru'"),
         ("{keep: []}", "steps[0].keep: must list at least one language code"),
         ("{min_confidence: 1.5}", "steps[0].min_confidence: must be <= 1.0 (got 1.5)"),
+        ("{windows: 0}", "steps[0].windows: must be >= 1 (got 0)"),
         ("{roles: [bot]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant' or 'tool' (got 'bot')"),
     ],
 )

@@ -352,3 +352,16 @@ def test_word_shapes_match_the_re2_reference_on_real_rows():
     for field in ("symbol", "bare_len", "has_letter", "stop"):
         np.testing.assert_array_equal(getattr(fast, field), getattr(ref, field), err_msg=field)
     np.testing.assert_array_equal(spaced_word_counts(texts), spaced_word_counts_re2(texts))
+
+
+def test_hash_ratio_counts_hashes_outside_headings_in_measured_turns_only():
+    """Heading markers are not hash spam; the heading pass runs only on measured turns holding a '#'."""
+    body = "The release fixed the login bug reported by our users last week and made the app faster. " * 4
+    with_hashes = f"## Summary\n{body}\nSee issue #12, #13 and #14.\n### Details\n{body}"
+    n_words = len(with_hashes.split())
+    rows, _ = run_step(step(preset="gopher", rules=["too_many_hashes"]), rows_table([
+        [("assistant", with_hashes)], [("assistant", body)], [("assistant", "Short: see #1 and #2.")],
+    ]))
+    assert rows[0]["q_hash_ratio"] == pytest.approx(3 / n_words)
+    assert rows[1]["q_hash_ratio"] == 0
+    assert rows[2]["q_hash_ratio"] is None  # under prose_min_words: not measured
