@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from tests.test_cluster import _free_port, _own_ports  # noqa: E402 (the cluster test's own port choice)
 READY_TIMEOUT_S = 300
 
 
@@ -59,23 +61,6 @@ def _main_command(runs: int, tmp: Path, runner: str | None = None) -> dict:
     return {"what": what, "runs": runs, "failed": failed,
             "unpublished": unpublished, "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0,
             "first_error": first_error}
-
-
-def _own_ports() -> list[str]:
-    """Ports `ray start` would otherwise take at fixed defaults (the job agent's 52365, the client
-    server's 10001): a second cluster on the machine, such as another test run's, would hold them
-    and this head's job agent would never come up ("No available agent to submit job")."""
-    return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-            f"--metrics-export-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-            f"--runtime-env-agent-port={_free_port()}"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cluster_jobs(jobs: int, tmp: Path) -> dict:
