@@ -28,7 +28,11 @@ CURATE_TOOLS = {
 # Another checkout of curate (e.g. `git worktree add /tmp/base <commit>`) as a tool on 2 CPUs: an older
 # runner measured beside this one in the same run.
 if os.environ.get("CURATE_BASELINE_SRC"):
-    CURATE_TOOLS["curate-baseline-2cpu"] = ("dedup", 2, ["--steps", "dedup", "--src", os.environ["CURATE_BASELINE_SRC"]])
+    CURATE_TOOLS["curate-baseline-2cpu"] = (
+        "dedup",
+        2,
+        ["--steps", "dedup", "--src", os.environ["CURATE_BASELINE_SRC"]],
+    )
 
 
 def harness_copy() -> Path:
@@ -37,17 +41,37 @@ def harness_copy() -> Path:
     shutil.copy(REPO / "benchmarks" / "dedup" / "curate_adapter.py", dst / "bench" / "tools" / "curate_adapter.py")
     reg = json.loads((dst / "bench" / "tools.json").read_text())
     for name, (kind, threads, args) in CURATE_TOOLS.items():
-        reg[name] = {"kind": kind, "python": sys.executable, "script": "tools/curate_adapter.py", "args": args,
-                     "threads": threads, "enabled": True}
+        reg[name] = {
+            "kind": kind,
+            "python": sys.executable,
+            "script": "tools/curate_adapter.py",
+            "args": args,
+            "threads": threads,
+            "enabled": True,
+        }
     (dst / "bench" / "tools.json").write_text(json.dumps(reg, indent=1))
     return dst / "bench"
 
 
-def run_peers(corpus: Path, tools: list[str], results: Path, rounds: int = 1, ref: str | None = None, timeout: int = 3600) -> dict:
+def run_peers(
+    corpus: Path, tools: list[str], results: Path, rounds: int = 1, ref: str | None = None, timeout: int = 3600
+) -> dict:
     """Run the tools on one corpus, interleaved; return the harness's summary.json."""
     bench = harness_copy()
-    cmd = [sys.executable, str(bench / "run_peers.py"), "--corpus", str(corpus), "--rounds", str(rounds),
-           "--tools", ",".join(tools), "--results", str(results), "--timeout", str(timeout)]
+    cmd = [
+        sys.executable,
+        str(bench / "run_peers.py"),
+        "--corpus",
+        str(corpus),
+        "--rounds",
+        str(rounds),
+        "--tools",
+        ",".join(tools),
+        "--results",
+        str(results),
+        "--timeout",
+        str(timeout),
+    ]
     if ref:
         cmd += ["--ref", ref]
     subprocess.run(cmd, check=True)
@@ -57,5 +81,7 @@ def run_peers(corpus: Path, tools: list[str], results: Path, rounds: int = 1, re
 
 def make_corpus(n: int, out: Path, *extra: str) -> Path:
     if not (out / "corpus.jsonl").exists():
-        subprocess.run([sys.executable, str(BENCH / "make_corpus.py"), "--n", str(n), "--out", str(out), *extra], check=True)
+        subprocess.run(
+            [sys.executable, str(BENCH / "make_corpus.py"), "--n", str(n), "--out", str(out), *extra], check=True
+        )
     return out

@@ -89,7 +89,9 @@ def main() -> None:
         rows.append(("1 row (Ray start-up and per-step overhead)", "curate ray", 1, wall, rss))
         wall5, rss, _ = run_measured(curate_cmd(empty, tmp / "o_empty5", "ray", args.cpus, steps=5))
         rows.append(("1 row, 5 global steps", "curate ray", 1, wall5, rss))
-        print(f"# Ray overhead per global step (3 dataset executions each): {(wall5 - wall) / 4:.2f} s", file=sys.stderr)
+        print(
+            f"# Ray overhead per global step (3 dataset executions each): {(wall5 - wall) / 4:.2f} s", file=sys.stderr
+        )
         wall, rss, _ = run_measured(curate_cmd(empty, tmp / "o_empty_l", "local", 1))
         rows.append(("1 row", "curate local", 1, wall, rss))
         for corpus in args.corpora:
@@ -104,7 +106,9 @@ def main() -> None:
                 rows.append((corpus.name, label, n, wall, rss))
                 if label == "curate local":
                     stats = json.loads((tmp / f"o_loc_{corpus.name}" / "stats.json").read_text())
-                    print(f"# {corpus.name}: curate kept {stats['rows_kept']:,} of {stats['rows_in']:,}", file=sys.stderr)
+                    print(
+                        f"# {corpus.name}: curate kept {stats['rows_kept']:,} of {stats['rows_in']:,}", file=sys.stderr
+                    )
                 if label == "pandas":
                     print(f"# {corpus.name}: pandas {out.strip()}", file=sys.stderr)
     print("| corpus | runner | rows | wall s | rows/s | peak RSS MB (process tree) |")

@@ -38,8 +38,14 @@ def _records(path: Path) -> list[dict]:
 def _corpus(src: Path, n: int, out: Path) -> Path:
     base = _records(src)
     if "conversations" in base[0]:  # the fast path reads {id, conversations[{from, value}]} only
-        base = [{"id": r.get("id"), "conversations": [{"from": m["from"], "value": m["value"]} for m in r["conversations"]],
-                 **({"tools": r["tools"]} if "tools" in r else {})} for r in base]
+        base = [
+            {
+                "id": r.get("id"),
+                "conversations": [{"from": m["from"], "value": m["value"]} for m in r["conversations"]],
+                **({"tools": r["tools"]} if "tools" in r else {}),
+            }
+            for r in base
+        ]
     with out.open("w", encoding="utf-8") as f:
         for i in range(n):
             f.write(json.dumps(dict(base[i % len(base)], id=f"r{i}"), ensure_ascii=False) + "\n")

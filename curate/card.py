@@ -24,8 +24,15 @@ from curate.writers import atomic_path
 CARD = "README.md"
 MARKER = "<!-- written by curate from this run; `curate run --overwrite` replaces it while it is unedited -->"
 # The Hub's size_categories buckets.
-SIZE_BUCKETS = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+SIZE_BUCKETS = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
 # A language goes into the metadata when at least this share of the kept rows is in it.
 LANGUAGE_SHARE = 0.01
 
@@ -66,8 +73,11 @@ def _kept_schema(run_dir: Path) -> pa.Schema | None:
 def _languages(stats: dict) -> list[str]:
     langs = stats.get("distributions", {}).get("kept", {}).get("lang", {})
     total = sum(langs.values())
-    return sorted(code for code, n in langs.items()
-                  if code.isalpha() and code.islower() and 2 <= len(code) <= 3 and n >= LANGUAGE_SHARE * total)
+    return sorted(
+        code
+        for code, n in langs.items()
+        if code.isalpha() and code.islower() and 2 <= len(code) <= 3 and n >= LANGUAGE_SHARE * total
+    )
 
 
 def _eval_sets(resolved: dict, rules_dir: Path) -> list[str]:
@@ -75,7 +85,7 @@ def _eval_sets(resolved: dict, rules_dir: Path) -> list[str]:
     and whether hits were removed or only flagged."""
     out: list[str] = []
     for step in resolved.get("steps", []):
-        (name, params), = step.items()
+        ((name, params),) = step.items()
         if name != "decontaminate":
             continue
         try:
@@ -97,7 +107,9 @@ def _eval_sets(resolved: dict, rules_dir: Path) -> list[str]:
 def _funnel(stats: dict) -> list[str]:
     rows = ["| step | rows in | kept | removed | why (rows) |", "|---|---:|---:|---:|---|"]
     for s in stats.get("steps", []):
-        why = ", ".join(f"{reason} ({n:,})" for reason, n in sorted(s["dropped"].items(), key=lambda kv: (-kv[1], kv[0])))
+        why = ", ".join(
+            f"{reason} ({n:,})" for reason, n in sorted(s["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         added = f" (+{s['rows_added']:,} made by splitting)" if s.get("rows_added") else ""
         rows.append(f"| `{s['step']}` | {s['rows_in']:,} | {s['rows_kept']:,}{added} | {s['rows_dropped']:,} | {why} |")
     return rows
@@ -116,40 +128,69 @@ def render(run_dir: Path, resolved: dict, stats: dict, manifest: dict, rules_dir
         task_categories=["text-generation"],
         tags=["curate", "instruction-tuning"],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "kept/*.parquet"}]}],
-        dataset_info={"features": features(schema) if schema is not None else [],
-                      "splits": [{"name": "train", "num_examples": kept}]},
+        dataset_info={
+            "features": features(schema) if schema is not None else [],
+            "splits": [{"name": "train", "num_examples": kept}],
+        },
     )
     name = Path(resolved.get("output", {}).get("path", "dataset")).name
     steps = [next(iter(s)) for s in resolved.get("steps", [])]
     evals = _eval_sets(resolved, rules_dir)
-    license_line = (f"License: `{meta['license']}` (the pipeline's `output.license`). The rows keep the licenses and "
-                    "terms of their sources." if "license" in meta else
-                    "No license was given: set `output.license` in the pipeline to the license your sources allow.")
+    license_line = (
+        f"License: `{meta['license']}` (the pipeline's `output.license`). The rows keep the licenses and "
+        "terms of their sources."
+        if "license" in meta
+        else "No license was given: set `output.license` in the pipeline to the license your sources allow."
+    )
     added = f" + {stats['rows_added']:,} made by splitting" if stats.get("rows_added") else ""
     lines = [
-        "---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", MARKER, "",
-        f"# {name}", "",
+        "---",
+        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        MARKER,
+        "",
+        f"# {name}",
+        "",
         f"{kept:,} conversations for instruction tuning, cleaned with curate {__version__}: "
         f"{stats['rows_in']:,} input records{added} = {kept:,} kept + {stats['rows_rejected']:,} removed "
         f"(each with its reason, in `rejected/`) + {stats['rows_quarantined']:,} that could not be parsed "
-        "(in `quarantine/`, with the parse error).", "",
-        "```python", "from datasets import load_dataset", "",
-        'ds = load_dataset("parquet", data_files="kept/*.parquet", split="train")', "```", "",
-        license_line, "",
-        "## Pipeline", "",
+        "(in `quarantine/`, with the parse error).",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'ds = load_dataset("parquet", data_files="kept/*.parquet", split="train")',
+        "```",
+        "",
+        license_line,
+        "",
+        "## Pipeline",
+        "",
         f"{len(steps)} steps, in order: " + ", ".join(f"`{s}`" for s in steps) + ". Every parameter, defaults "
-        "filled in, is in `pipeline.yaml`; `report.html` shows the removed rows with what matched.", "",
-        "## Rows through the pipeline", "",
-        *_funnel(stats), "",
-        "## Eval sets checked", "",
-        ("Conversations containing a question or reference answer of these eval sets were removed, unless "
-         "marked flagged: "
-         + ", ".join(evals) + ".") if evals else "None: no `decontaminate` step ran, so this set was not checked "
-        "against eval sets.", "",
-        "## Provenance", "",
+        "filled in, is in `pipeline.yaml`; `report.html` shows the removed rows with what matched.",
+        "",
+        "## Rows through the pipeline",
+        "",
+        *_funnel(stats),
+        "",
+        "## Eval sets checked",
+        "",
+        (
+            "Conversations containing a question or reference answer of these eval sets were removed, unless "
+            "marked flagged: " + ", ".join(evals) + "."
+        )
+        if evals
+        else "None: no `decontaminate` step ran, so this set was not checked against eval sets.",
+        "",
+        "## Provenance",
+        "",
         f"- curate {manifest.get('curate_version', __version__)}, {manifest.get('runner', stats.get('runner', ''))} runner",
-        *[f"- input `{Path(i['path']).name}` ({i['bytes']:,} bytes, sampled sha256 `{i['sampled_sha256'][:16]}…`)" for i in manifest.get("inputs", [])],
-        f"- fingerprint `{manifest.get('fingerprint', '')[:16]}`; versions of every library in `manifest.json`", "",
+        *[
+            f"- input `{Path(i['path']).name}` ({i['bytes']:,} bytes, sampled sha256 `{i['sampled_sha256'][:16]}…`)"
+            for i in manifest.get("inputs", [])
+        ],
+        f"- fingerprint `{manifest.get('fingerprint', '')[:16]}`; versions of every library in `manifest.json`",
+        "",
     ]
     return "\n".join(lines)
 

@@ -15,8 +15,13 @@ from rich.table import Table
 
 from curate.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, help="Clean, deduplicate and decontaminate instruction-tuning data.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Clean, deduplicate and decontaminate instruction-tuning data.",
+)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -31,7 +36,9 @@ def run(
     pipeline: str = typer.Argument(..., help="pipeline YAML, or the name of a shipped recipe (curate recipes)"),
     input: list[str] | None = typer.Option(None, "--input", "-i", help="replaces input.path (repeatable)"),
     output: str | None = typer.Option(None, "--output", "-o", help="replaces output.path"),
-    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded)"
+    ),
     runner: str | None = typer.Option(None, "--runner", help="auto, ray or local (replaces runner.type)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run, skipping finished work"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the results already in the output directory"),
@@ -54,8 +61,9 @@ def run(
     pipe = load_pipeline(pipeline_path(pipeline), overrides)
     show = _show_progress(progress if progress is not None else pipe.config.runner.progress)
     log = (lambda msg: out.print(f"[dim]{msg}[/dim]")) if show else (lambda msg: None)
-    result = execute(pipe, resume=resume, overwrite=overwrite, runner_kind=runner, address=address,
-                     progress=show, log=log)
+    result = execute(
+        pipe, resume=resume, overwrite=overwrite, runner_kind=runner, address=address, progress=show, log=log
+    )
     _summary(result.stats, result.run_dir)
 
 
@@ -65,7 +73,9 @@ def _summary(stats: dict, run_dir: Path) -> None:
         table.add_column(col, justify="left" if col in ("step", "top reason") else "right")
     for s in stats["steps"]:
         top = max(s["dropped"].items(), key=lambda kv: kv[1])[0] if s["dropped"] else ""
-        table.add_row(s["step"], f"{s['rows_in']:,}", f"{s['rows_kept']:,}", f"{s['rows_dropped']:,}", top, f"{s['seconds']:.2f}")
+        table.add_row(
+            s["step"], f"{s['rows_in']:,}", f"{s['rows_kept']:,}", f"{s['rows_dropped']:,}", top, f"{s['seconds']:.2f}"
+        )
     out.print(table)
     out.print(
         f"rows in {stats['rows_in']:,}"
@@ -106,8 +116,10 @@ def list_steps(
             ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
             default = field.get_default(call_default_factory=True)
             desc = f"  {field.description}" if field.description else ""
-            out.print(f"    {field_name}: {ann} = {default!r}" + (f"  [{', '.join(limits)}]" if limits else "") + desc,
-                      markup=False)
+            out.print(
+                f"    {field_name}: {ann} = {default!r}" + (f"  [{', '.join(limits)}]" if limits else "") + desc,
+                markup=False,
+            )
 
 
 @app.command()
@@ -131,8 +143,10 @@ def rules_copy(dest: str = typer.Argument(..., help="a new folder")) -> None:
     from curate.resources import copy_rules
 
     target = copy_rules(Path(dest))
-    out.print(f"copied the shipped rules to {target}/; use them with this line in a pipeline:\nrules: {target.resolve()}",
-              markup=False)
+    out.print(
+        f"copied the shipped rules to {target}/; use them with this line in a pipeline:\nrules: {target.resolve()}",
+        markup=False,
+    )
 
 
 models_app = typer.Typer(help="model weights for steps that use them (run on a connected machine)")
@@ -141,7 +155,9 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("download")
 def models_download(
-    name: str = typer.Argument("detoxify-original", help="detoxify-original, detoxify-unbiased or detoxify-multilingual"),
+    name: str = typer.Argument(
+        "detoxify-original", help="detoxify-original, detoxify-unbiased or detoxify-multilingual"
+    ),
     dest: str | None = typer.Option(None, "--dest", help="folder (default: ~/.cache/curate/models)"),
 ) -> None:
     """Download model weights to where the pipeline config expects them."""

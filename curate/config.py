@@ -34,13 +34,28 @@ class InputConfig(_Strict):
         description="rename input keys: id, conversations, role, text, instruction, input, output, system, history, tools",
     )
     shard_rows: int = Field(10_000, ge=1, le=10_000_000, description="records per unit of work")
-    max_record_mb: int = Field(64, ge=1, le=2048, description="a JSONL line or JSON array element longer than this "
-                               "is quarantined without being held in memory")
+    max_record_mb: int = Field(
+        64,
+        ge=1,
+        le=2048,
+        description="a JSONL line or JSON array element longer than this is quarantined without being held in memory",
+    )
 
     @field_validator("columns")
     @classmethod
     def _known_columns(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = ("id", "conversations", "role", "text", "instruction", "input", "output", "system", "history", "tools")
+        allowed = (
+            "id",
+            "conversations",
+            "role",
+            "text",
+            "instruction",
+            "input",
+            "output",
+            "system",
+            "history",
+            "tools",
+        )
         for key in v:
             if key not in allowed:
                 raise ValueError(f"unknown column role {key!r}; allowed: {', '.join(allowed)}")
@@ -56,18 +71,22 @@ class OutputConfig(_Strict):
         "parquet", description="kept/ is always Parquet; sharegpt/openai also write kept.jsonl"
     )
     license: str | None = Field(
-        None, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+        None,
+        pattern=r"^[a-z0-9][a-z0-9.+-]*$",
         description="the dataset card's license: a Hugging Face license id (apache-2.0, cc-by-4.0, mit, other, ...)",
     )
     stats_by: str | None = Field(
-        "source", description="count kept and rejected rows, and reasons, per value of this column (stats.json, report); null: off"
+        "source",
+        description="count kept and rejected rows, and reasons, per value of this column (stats.json, report); null: off",
     )
 
 
 class RunnerConfig(_Strict):
     type: Literal["auto", "ray", "local"] = Field(
-        "auto", description="auto: Ray when an address is given (or RAY_ADDRESS is set) or the input is large enough "
-                            "for Ray's start-up to pay off on these CPUs, else local; ray | local force one")
+        "auto",
+        description="auto: Ray when an address is given (or RAY_ADDRESS is set) or the input is large enough "
+        "for Ray's start-up to pay off on these CPUs, else local; ray | local force one",
+    )
     address: str | None = Field(None, description="Ray cluster address; default: RAY_ADDRESS, else an embedded Ray")
     num_cpus: int | None = Field(None, ge=1, le=4096, description="CPUs for an embedded Ray (default: all)")
     progress: bool | None = Field(None, description="progress bars (default: on in a terminal, off in CI)")
@@ -109,7 +128,9 @@ def _node_lines(node: yaml.Node, path: tuple, lines: dict, budget: list[int], lo
     """Python value of `node`, recording the line of every key path in `lines`."""
     budget[0] -= 1
     if budget[0] < 0:
-        raise UserError(f"line {node.start_mark.line + 1}: the YAML expands to more than {MAX_YAML_NODES} nodes (anchors/aliases?)")
+        raise UserError(
+            f"line {node.start_mark.line + 1}: the YAML expands to more than {MAX_YAML_NODES} nodes (anchors/aliases?)"
+        )
     lines[path] = node.start_mark.line + 1
     if node.tag not in _PLAIN_TAGS:
         raise UserError(f"line {node.start_mark.line + 1}: YAML tag {node.tag!r} is not allowed in a pipeline")
@@ -238,7 +259,9 @@ def _fail(source: str, lines: dict, loc: tuple, message: str) -> UserError:
     return UserError(f"{source}:{_line_for(lines, loc)}: {_loc_str(loc)}: {message}")
 
 
-def _first_error(source: str, lines: dict, exc: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> UserError:
+def _first_error(
+    source: str, lines: dict, exc: ValidationError, model: type[BaseModel], prefix: tuple = ()
+) -> UserError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     # pydantic puts the union member in the location (path.str / path.list[str]); users wrote neither.
@@ -265,7 +288,9 @@ def load_pipeline(path: str, overrides: dict | None = None) -> Pipeline:
     for i, item in enumerate(config.steps):
         loc = ("steps", i)
         if not isinstance(item, dict) or len(item) != 1:
-            raise _fail(path, lines, loc, "each step must be a mapping with one key, the step name, e.g. '- exact_dedup: {}'")
+            raise _fail(
+                path, lines, loc, "each step must be a mapping with one key, the step name, e.g. '- exact_dedup: {}'"
+            )
         name, params = next(iter(item.items()))
         try:
             cls = find_step(name) if isinstance(name, str) else None

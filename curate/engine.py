@@ -262,8 +262,9 @@ class Engine:
             write_jsonl(kept, out / "kept_jsonl" / f"{name}.jsonl", self.plan.output_format)
         stats.rows_kept = kept.num_rows
         stats.rows_rejected = rejected.num_rows
-        stats.distributions = (distributions.count(kept, "kept", self.plan.stats_by)
-                               + distributions.count(rejected, "rejected", self.plan.stats_by))
+        stats.distributions = distributions.count(kept, "kept", self.plan.stats_by) + distributions.count(
+            rejected, "rejected", self.plan.stats_by
+        )
 
 
 class Runner(Protocol):
@@ -275,8 +276,9 @@ class Runner(Protocol):
         """[fn(shared, item) for item in items], anywhere, each worker given `resources`; in order."""
 
 
-def plan_input(runner: Runner, files: list[str], fmt: str, shard_rows: int,
-               max_record_bytes: int = MAX_RECORD_BYTES) -> list[Shard]:
+def plan_input(
+    runner: Runner, files: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES
+) -> list[Shard]:
     """Shards of the input: the driver cuts byte ranges from file sizes, the runner's workers find
     the record boundaries and counts in them (reading the input in parallel, next to it)."""
     ranges = plan_ranges(files, fmt, shard_rows, max_record_bytes)
@@ -305,7 +307,10 @@ def execute_plan(plan: RunPlan, runner: Runner, resume: bool, log: Callable[[str
         done = {s for s in range(len(plan.shards)) if resume and engine.shard_done(seg, s)}
         todo = [s for s in range(len(plan.shards)) if s not in done]
         resumed += len(done)
-        log(f"[{seg.index + 1}/{len(engine.segments)}] {label}: {len(todo)} shard(s)" + (f", {len(done)} already done" if done else ""))
+        log(
+            f"[{seg.index + 1}/{len(engine.segments)}] {label}: {len(todo)} shard(s)"
+            + (f", {len(done)} already done" if done else "")
+        )
         results = runner.map(run_shard, plan, [(seg.index, s) for s in todo], label, engine.resources(seg))
         results += [json.loads(engine.shard_stats_path(seg, s).read_text()) for s in sorted(done)]
         for r in results:

@@ -19,7 +19,9 @@ def utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.combine_chunks()
     n = len(arr)
     _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, np.int64, n + 1, arr.offset * 8) if off_buf is not None else np.zeros(n + 1, np.int64)
+    offsets = (
+        np.frombuffer(off_buf, np.int64, n + 1, arr.offset * 8) if off_buf is not None else np.zeros(n + 1, np.int64)
+    )
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
     return data, offsets
 

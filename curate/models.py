@@ -11,9 +11,18 @@ from curate.errors import UserError
 
 # name -> (checkpoint URL, Hugging Face base model for config + tokenizer)
 DETOXIFY = {
-    "detoxify-original": ("https://github.com/unitaryai/detoxify/releases/download/v0.1-alpha/toxic_original-c1212f89.ckpt", "bert-base-uncased"),
-    "detoxify-unbiased": ("https://github.com/unitaryai/detoxify/releases/download/v0.3-alpha/toxic_debiased-c7548aa0.ckpt", "roberta-base"),
-    "detoxify-multilingual": ("https://github.com/unitaryai/detoxify/releases/download/v0.4-alpha/multilingual_debiased-0b549669.ckpt", "xlm-roberta-base"),
+    "detoxify-original": (
+        "https://github.com/unitaryai/detoxify/releases/download/v0.1-alpha/toxic_original-c1212f89.ckpt",
+        "bert-base-uncased",
+    ),
+    "detoxify-unbiased": (
+        "https://github.com/unitaryai/detoxify/releases/download/v0.3-alpha/toxic_debiased-c7548aa0.ckpt",
+        "roberta-base",
+    ),
+    "detoxify-multilingual": (
+        "https://github.com/unitaryai/detoxify/releases/download/v0.4-alpha/multilingual_debiased-0b549669.ckpt",
+        "xlm-roberta-base",
+    ),
 }
 
 
@@ -30,8 +39,10 @@ def download(name: str, dest: Path | None = None) -> str:
     try:
         socket.create_connection(("github.com", 443), timeout=5).close()
     except OSError as e:
-        raise UserError(f"cannot reach github.com to download {name} ({e}); run this on a machine with internet access "
-                        f"and copy {target} here") from None
+        raise UserError(
+            f"cannot reach github.com to download {name} ({e}); run this on a machine with internet access "
+            f"and copy {target} here"
+        ) from None
     import torch
     import transformers
 

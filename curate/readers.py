@@ -255,8 +255,10 @@ class _ArrayScanner:
                     if len(self.buf) - self.pos <= self.limit and self._fill():
                         continue
                     if len(self.buf) - self.pos > self.limit:
-                        self._fail(f"record longer than the limit (input.max_record_mb = {self.limit >> 20})"
-                                   " inside a JSON array; the rest of the file is not read")
+                        self._fail(
+                            f"record longer than the limit (input.max_record_mb = {self.limit >> 20})"
+                            " inside a JSON array; the rest of the file is not read"
+                        )
                         return
                     line = start_line + self.buf.count("\n", self.pos, e.pos)
                     self._fail(f"invalid JSON: {e.msg.removesuffix(' at')} at line {line}")
@@ -322,8 +324,19 @@ def _scan_file(path: str, fmt: str, shard_rows: int, limit: int) -> list[Shard]:
             shards.append(Shard(len(shards), path, container, fmt, first, n, start, first_line))
         if scanner.error:
             records_before = sum(s.count for s in shards)
-            shards.append(Shard(len(shards), path, "broken", fmt, records_before, 1,
-                                scanner.error_offset, scanner.error_line, scanner.error))
+            shards.append(
+                Shard(
+                    len(shards),
+                    path,
+                    "broken",
+                    fmt,
+                    records_before,
+                    1,
+                    scanner.error_offset,
+                    scanner.error_line,
+                    scanner.error,
+                )
+            )
     return shards
 
 
@@ -380,7 +393,9 @@ def _range_bytes(path: str, shard_rows: int) -> int:
     return max(1, len(complete) * shard_rows // records)
 
 
-def plan_ranges(files: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES) -> list[InputRange]:
+def plan_ranges(
+    files: list[str], fmt: str, shard_rows: int, max_record_bytes: int = MAX_RECORD_BYTES
+) -> list[InputRange]:
     """The driver's part of planning: reads each file's size and first MB, never the whole input.
     A plain JSONL file is cut into byte ranges of about `shard_rows` records (the same ranges for
     the same file and shard_rows: that is what keeps --resume and the output deterministic)."""
@@ -395,8 +410,10 @@ def plan_ranges(files: list[str], fmt: str, shard_rows: int, max_record_bytes: i
             step = _range_bytes(path, shard_rows)
         except OSError as e:
             raise UserError(f"cannot read {path}: {e}") from None
-        out += [InputRange(path, absolute, fmt, s, min(s + step, size), shard_rows, max_record_bytes)
-                for s in range(0, max(size, 1), step)]
+        out += [
+            InputRange(path, absolute, fmt, s, min(s + step, size), shard_rows, max_record_bytes)
+            for s in range(0, max(size, 1), step)
+        ]
     return out
 
 
@@ -449,18 +466,42 @@ def assemble(ranges: list[InputRange], found: list[RangeIndex]) -> list[Shard]:
         if i == 0 or ranges[i - 1].path != r.path:
             records, lines, first_of_file = 0, 0, len(shards)
         if r.end < 0:
-            shards += [replace(s, index=len(shards) + k, abs_path=r.abs_path, max_record_bytes=r.max_record_bytes)
-                       for k, s in enumerate(f.shards)]
+            shards += [
+                replace(s, index=len(shards) + k, abs_path=r.abs_path, max_record_bytes=r.max_record_bytes)
+                for k, s in enumerate(f.shards)
+            ]
         elif f.records:
-            shards.append(Shard(len(shards), r.path, "jsonl", r.format, records, f.records, f.byte_offset, lines + 1,
-                                abs_path=r.abs_path, max_record_bytes=r.max_record_bytes))
+            shards.append(
+                Shard(
+                    len(shards),
+                    r.path,
+                    "jsonl",
+                    r.format,
+                    records,
+                    f.records,
+                    f.byte_offset,
+                    lines + 1,
+                    abs_path=r.abs_path,
+                    max_record_bytes=r.max_record_bytes,
+                )
+            )
         records += f.records
         lines += f.lines
         last_of_file = i + 1 == len(ranges) or ranges[i + 1].path != r.path
         if last_of_file and len(shards) == first_of_file:  # an empty file still has its (empty) shard
             container = "jsonl" if r.end >= 0 else _container(r.abs_path)
-            shards.append(Shard(len(shards), r.path, container, r.format, 0, 0, abs_path=r.abs_path,
-                                max_record_bytes=r.max_record_bytes))
+            shards.append(
+                Shard(
+                    len(shards),
+                    r.path,
+                    container,
+                    r.format,
+                    0,
+                    0,
+                    abs_path=r.abs_path,
+                    max_record_bytes=r.max_record_bytes,
+                )
+            )
     return shards
 
 
@@ -496,9 +537,14 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
                 if ln is None:
                     break
                 if ln.too_long and not ln.blank:
-                    yield (index, line, None, ln.raw.decode("utf-8", "replace"),
-                           f"record too long: {ln.size:,} bytes at byte offset {offset} "
-                           f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})")
+                    yield (
+                        index,
+                        line,
+                        None,
+                        ln.raw.decode("utf-8", "replace"),
+                        f"record too long: {ln.size:,} bytes at byte offset {offset} "
+                        f"(the limit is input.max_record_mb = {shard.max_record_bytes >> 20})",
+                    )
                     index += 1
                 elif not ln.blank:
                     yield (index, line, *_parse_line(ln.raw, offset))
@@ -506,8 +552,14 @@ def _records(shard: Shard) -> Iterator[tuple[int, int, object | None, str, str |
                 line += 1
                 offset += ln.size
             return
-        scanner = _ArrayScanner(fh, shard.byte_offset, shard.first_line, inside=True,
-                                stream=shard.container == "stream", limit=shard.max_record_bytes)
+        scanner = _ArrayScanner(
+            fh,
+            shard.byte_offset,
+            shard.first_line,
+            inside=True,
+            stream=shard.container == "stream",
+            limit=shard.max_record_bytes,
+        )
         for i, (value, _, line) in enumerate(scanner):
             if i == shard.count:
                 break
@@ -527,8 +579,11 @@ def _parse_line(raw: bytes, offset: int) -> tuple[object | None, str, str | None
     except UnicodeDecodeError as e:
         bad = raw[e.start : e.end].hex(" ")
         hint = "; the file looks like UTF-16: convert it to UTF-8" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else ""
-        return (None, raw.decode("utf-8", "replace"),
-                f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line: {bad}; {e.reason}){hint}")
+        return (
+            None,
+            raw.decode("utf-8", "replace"),
+            f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line: {bad}; {e.reason}){hint}",
+        )
     text = text.rstrip("\r\n").lstrip("\ufeff")
     try:
         return jsontext.loads(text), text, None
@@ -555,9 +610,15 @@ def _drop_unencodable(rows: list[dict], sources: list[tuple], bad: list[dict]) -
     good = []
     for row, (line, raw, value) in zip(rows, sources):
         if _has_lone_surrogate(row):
-            bad.append({"source_file": row["source_file"], "source_index": row["source_index"], "line": line or None,
-                        "error": "invalid UTF-8 (a lone surrogate or undecodable bytes in a string)",
-                        "raw": _raw_for_quarantine(value, raw)})
+            bad.append(
+                {
+                    "source_file": row["source_file"],
+                    "source_index": row["source_index"],
+                    "line": line or None,
+                    "error": "invalid UTF-8 (a lone surrogate or undecodable bytes in a string)",
+                    "raw": _raw_for_quarantine(value, raw),
+                }
+            )
         else:
             good.append(row)
     return good
@@ -573,7 +634,9 @@ def _raw_for_quarantine(value: object | None, raw: str) -> str:
     return raw if len(raw) <= QUARANTINE_RAW_LIMIT else raw[:QUARANTINE_RAW_LIMIT] + "…[truncated]"
 
 
-_SHAREGPT_JSONL = pa.schema([("id", pa.string()), ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))])
+_SHAREGPT_JSONL = pa.schema(
+    [("id", pa.string()), ("conversations", pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())])))]
+)
 # Speaker names the fast path maps by name alone (a function_call turn's text must be parsed).
 _PLAIN_ROLES = pa.array([r for r in ROLE_MAP if r not in CALL_ROLES])
 # A "\\uD800"-style escape: a lone surrogate is quarantined by the record-by-record path, so let it decide.
@@ -611,8 +674,13 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
             if not ln.blank:
                 lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
     block = b"".join(lines)
-    if (len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block) or _has_tool_tag(block)
-            or _NOT_AN_OBJECT.search(block)):
+    if (
+        len(lines) != shard.count
+        or BOM in block
+        or _SURROGATE_ESCAPE.search(block)
+        or _has_tool_tag(block)
+        or _NOT_AN_OBJECT.search(block)
+    ):
         return None
     try:
         t = pajson.read_json(
@@ -637,8 +705,9 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
         return None
     role = pa.array([ROLE_MAP[r] for r in _PLAIN_ROLES.to_pylist()]).take(role_index)
     plain = {"role": role, "content": text, "original_role": raw_role}
-    structs = pa.StructArray.from_arrays([plain.get(f.name, pa.nulls(len(text), f.type)) for f in MESSAGE_TYPE],
-                                         fields=list(MESSAGE_TYPE))
+    structs = pa.StructArray.from_arrays(
+        [plain.get(f.name, pa.nulls(len(text), f.type)) for f in MESSAGE_TYPE], fields=list(MESSAGE_TYPE)
+    )
     messages = pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), structs)
     stem = Path(shard.path).name.split(".")[0]
     index = np.arange(shard.first_record, shard.first_record + shard.count)
@@ -704,8 +773,15 @@ def read_shard_by_record(shard: Shard, names: FieldNames, counters: Counter | No
                     rows.append(row)
                     sources.append((line, raw, value))
                     continue
-        bad.append({"source_file": shard.path, "source_index": index, "line": line or None,
-                    "error": error, "raw": _raw_for_quarantine(value, raw)})
+        bad.append(
+            {
+                "source_file": shard.path,
+                "source_index": index,
+                "line": line or None,
+                "error": error,
+                "raw": _raw_for_quarantine(value, raw),
+            }
+        )
     try:
         table = rows_to_table(rows)
     except (UnicodeEncodeError, pa.ArrowInvalid):

@@ -118,16 +118,31 @@ def _role(raw: object, where: str) -> str:
     return role
 
 
-def turn(role: str, content: str, original_role: str, extra: dict | None = None, shape: dict | None = None,
-         reasoning: str | None = None, tool_calls: list | None = None, tool_call_id: str | None = None,
-         name: str | None = None) -> dict:
+def turn(
+    role: str,
+    content: str,
+    original_role: str,
+    extra: dict | None = None,
+    shape: dict | None = None,
+    reasoning: str | None = None,
+    tool_calls: list | None = None,
+    tool_call_id: str | None = None,
+    name: str | None = None,
+) -> dict:
     """One canonical turn (every MESSAGE_TYPE field)."""
     extra = dict(extra or {})
     if shape:
         extra[SHAPE] = shape
-    return {"role": role, "content": content, "reasoning_content": reasoning, "tool_calls": tool_calls or None,
-            "tool_call_id": tool_call_id, "name": name, "original_role": original_role,
-            "extra": _dumps(extra) if extra else None}
+    return {
+        "role": role,
+        "content": content,
+        "reasoning_content": reasoning,
+        "tool_calls": tool_calls or None,
+        "tool_call_id": tool_call_id,
+        "name": name,
+        "original_role": original_role,
+        "extra": _dumps(extra) if extra else None,
+    }
 
 
 # --------------------------------------------------------------------------- tool calls
@@ -191,7 +206,9 @@ def _json_calls(text: str, where: str, index: int, first: int, shape: dict) -> l
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
-        raise RecordError(f"{where}: a tool call must be JSON {{\"name\": ..., \"arguments\": ...}} (got {text[:60]!r})") from None
+        raise RecordError(
+            f'{where}: a tool call must be JSON {{"name": ..., "arguments": ...}} (got {text[:60]!r})'
+        ) from None
     items = value if isinstance(value, list) else [value]
     if isinstance(value, list):
         shape["call"] = "list"
@@ -226,10 +243,17 @@ def _hermes_calls(text: str, index: int, shape: dict) -> tuple[str, list[dict] |
             value = None
         if isinstance(value, dict) and isinstance(value.get("name"), str):
             args = value.get("arguments", value.get("parameters", {}))
-            calls.append({"id": f"call_{index}_{k}", "type": "function",
-                          "function": {"name": value["name"], "arguments": args if isinstance(args, str) else _dumps(args)}})
+            calls.append(
+                {
+                    "id": f"call_{index}_{k}",
+                    "type": "function",
+                    "function": {"name": value["name"], "arguments": args if isinstance(args, str) else _dumps(args)},
+                }
+            )
         else:
-            calls.append({"id": f"call_{index}_{k}", "type": "function", "function": {"name": "", "arguments": block.strip()}})
+            calls.append(
+                {"id": f"call_{index}_{k}", "type": "function", "function": {"name": "", "arguments": block.strip()}}
+            )
     shape["hermes"], shape["ids"] = True, False
     return _HERMES.sub("", text).strip(), calls
 
@@ -324,8 +348,16 @@ def _plain_turn(msg: dict, role_key: str, text_key: str, calls_open: bool) -> di
     role = ROLE_MAP.get(raw_role) or ROLE_MAP.get(raw_role.strip().lower())
     if role is None or (role == "assistant" and "<tool_call>" in content) or (role == "tool" and calls_open):
         return None
-    return {"role": role, "content": content, "reasoning_content": None, "tool_calls": None, "tool_call_id": None,
-            "name": None, "original_role": raw_role, "extra": None}
+    return {
+        "role": role,
+        "content": content,
+        "reasoning_content": None,
+        "tool_calls": None,
+        "tool_call_id": None,
+        "name": None,
+        "original_role": raw_role,
+        "extra": None,
+    }
 
 
 def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], set[str]]:
@@ -352,7 +384,9 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
         msg, carried = _own_schema(msg)
         if role_key not in msg:
             raise RecordError(f"{where}: missing key {role_key!r}")
-        if text_key not in msg and not (fmt == "openai" and ("tool_calls" in msg or any(k in msg for k in REASONING_KEYS))):
+        if text_key not in msg and not (
+            fmt == "openai" and ("tool_calls" in msg or any(k in msg for k in REASONING_KEYS))
+        ):
             raise RecordError(f"{where}: missing key {text_key!r}")
         raw_role = msg[role_key]
         role = _role(raw_role, where)
@@ -410,7 +444,9 @@ def _messages(record: dict, fmt: str, names: FieldNames) -> tuple[list[dict], se
             shape.pop("null", None)
             shape.update(carried.pop(SHAPE, {}))
             extra.update(carried)
-        out.append(turn(role, content, msg.get("original_role", raw_role), extra, shape, reasoning, calls, tool_call_id, name))
+        out.append(
+            turn(role, content, msg.get("original_role", raw_role), extra, shape, reasoning, calls, tool_call_id, name)
+        )
     return out, {conv_key}
 
 

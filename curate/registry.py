@@ -84,11 +84,15 @@ def _import_module(module: str):
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise UserError(f"cannot import module {module!r} (no module named {e.name!r}): is it installed, on "
-                            f"PYTHONPATH or in the current directory?") from None
+            raise UserError(
+                f"cannot import module {module!r} (no module named {e.name!r}): is it installed, on "
+                f"PYTHONPATH or in the current directory?"
+            ) from None
         raise UserError(f"importing {module!r} failed: {type(e).__name__}: {e}") from None
     except Exception as e:  # noqa: BLE001 -- the user's module raised while importing: one line, exit 1
-        raise UserError(f"importing {module!r} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise UserError(
+            f"importing {module!r} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
 
 
 def _check_step_class(obj, where: str) -> type[Step]:
@@ -98,10 +102,14 @@ def _check_step_class(obj, where: str) -> type[Step]:
 
     if not (isinstance(obj, type) and issubclass(obj, (MapStep, GlobalStep))) or obj in (MapStep, GlobalStep):
         got = f"class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
-        raise UserError(f"{where} is not a curate step (got {got}): a step is a class deriving from "
-                        "curate.steps.base.MapStep or GlobalStep")
+        raise UserError(
+            f"{where} is not a curate step (got {got}): a step is a class deriving from "
+            "curate.steps.base.MapStep or GlobalStep"
+        )
     if not isinstance(getattr(obj, "name", None), str) or not obj.name:
-        raise UserError(f"{where} has no `name`: set a class attribute name = \"...\" (rejected rows and the report show it)")
+        raise UserError(
+            f'{where} has no `name`: set a class attribute name = "..." (rejected rows and the report show it)'
+        )
     if not (isinstance(obj.Params, type) and issubclass(obj.Params, BaseModel)):
         raise UserError(f"{where}.Params must be a pydantic model (derive it from curate.steps.base.Params)")
     return obj
@@ -115,8 +123,11 @@ def _load_class_path(path: str) -> type[Step]:
     for part in attr.split("."):
         if not hasattr(obj, part):
             module = sys.modules[module_name]
-            candidates = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Step)
-                          and v.__module__ == module_name]
+            candidates = [
+                n
+                for n, v in vars(module).items()
+                if isinstance(v, type) and issubclass(v, Step) and v.__module__ == module_name
+            ]
             hint = nearest(part, candidates)
             raise UserError(f"module {module_name!r} has no {part!r}" + (f"; did you mean {hint!r}?" if hint else ""))
         obj = getattr(obj, part)

@@ -57,5 +57,7 @@ def pipeline_path(arg: str) -> str:
         return arg
     found = recipes().get(arg)
     if found is None:
-        raise UserError(f"pipeline file not found: {arg} (and no shipped recipe is named so; recipes: {', '.join(recipes())})")
+        raise UserError(
+            f"pipeline file not found: {arg} (and no shipped recipe is named so; recipes: {', '.join(recipes())})"
+        )
     return str(found)

@@ -86,11 +86,15 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in ours)
     if resume:
         if CARD not in ours:
-            raise UserError(f"output directory {run_dir} holds a {CARD} curate did not write; the run's dataset card "
-                            "would replace it: move it away first")
+            raise UserError(
+                f"output directory {run_dir} holds a {CARD} curate did not write; the run's dataset card "
+                "would replace it: move it away first"
+            )
         return
     if not overwrite:
-        raise UserError(f"output directory {run_dir} already holds results; pass --overwrite to replace them or --resume to continue")
+        raise UserError(
+            f"output directory {run_dir} already holds results; pass --overwrite to replace them or --resume to continue"
+        )
     if foreign:
         raise UserError(
             f"output directory {run_dir} holds files curate did not write ({', '.join(foreign[:3])}); refusing to delete them"
@@ -144,9 +148,17 @@ def execute(
     kind = pick(runner_kind or cfg.runner.type, address, sum(i["bytes"] for i in inputs), cfg.runner.num_cpus)
     resolved = pipeline.resolved()
     fingerprint = hashlib.sha256(
-        json.dumps({"inputs": inputs, "input": resolved["input"], "version": __version__,
-                    "format": resolved["output"]["format"], "stats_by": resolved["output"]["stats_by"],
-                    "work_files": WORK_FILE_FORMAT}, sort_keys=True).encode()
+        json.dumps(
+            {
+                "inputs": inputs,
+                "input": resolved["input"],
+                "version": __version__,
+                "format": resolved["output"]["format"],
+                "stats_by": resolved["output"]["stats_by"],
+                "work_files": WORK_FILE_FORMAT,
+            },
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     work = run_dir / WORK_DIR
     if not resume and work.exists():

@@ -121,8 +121,12 @@ Part = Literal["system", "user", "assistant", "tool", "reasoning"]
 
 def parts_param(default: list[str], description: str):
     """The `parts` parameter of a text step (`roles` is accepted as its old name)."""
-    return Field(default, min_length=1, validation_alias=AliasChoices("parts", "roles"),
-                 description=f"{description}: content of these roles, and `reasoning` for traces")
+    return Field(
+        default,
+        min_length=1,
+        validation_alias=AliasChoices("parts", "roles"),
+        description=f"{description}: content of these roles, and `reasoning` for traces",
+    )
 
 
 @dataclass
@@ -215,10 +219,13 @@ def visible_texts(table: pa.Table) -> pa.Array:
         return content
     flat = pc.list_flatten(calls)
     fn = pc.struct_field(flat, "function")
-    one = pc.binary_join_element_wise(pc.fill_null(pc.struct_field(fn, "name"), ""),
-                                      pc.fill_null(pc.struct_field(fn, "arguments"), ""), " ")
+    one = pc.binary_join_element_wise(
+        pc.fill_null(pc.struct_field(fn, "name"), ""), pc.fill_null(pc.struct_field(fn, "arguments"), ""), " "
+    )
     lengths = pc.fill_null(pc.list_value_length(calls), 0).to_numpy(zero_copy_only=False)
-    per_turn = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32()), one), "\n")
+    per_turn = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32()), one), "\n"
+    )
     has_calls = pc.greater(pa.array(lengths), 0)
     return pc.if_else(has_calls, pc.binary_join_element_wise(content, per_turn, "\n"), content)
 
@@ -250,14 +257,14 @@ def with_texts(table: pa.Table, new_texts: pa.Array | list[str], turns: Turns | 
     mask = pa.array(turns.is_reasoning)
     new = {
         "content": _scatter(values.field("content"), turns.turn[~turns.is_reasoning], texts.filter(pc.invert(mask))),
-        "reasoning_content": _scatter(values.field("reasoning_content"), turns.turn[turns.is_reasoning], texts.filter(mask)),
+        "reasoning_content": _scatter(
+            values.field("reasoning_content"), turns.turn[turns.is_reasoning], texts.filter(mask)
+        ),
     }
     return _rebuild(table, _replace_fields(values, new), offsets, nulls)
 
 
-def conversations_from_turns(
-    table: pa.Table, keep_turn: np.ndarray, texts: pa.Array | None = None
-) -> pa.Table:
+def conversations_from_turns(table: pa.Table, keep_turn: np.ndarray, texts: pa.Array | None = None) -> pa.Table:
     """Return `table` with only the turns where keep_turn is True (optionally with new contents)."""
     values, offsets, _ = _message_values(table)
     if texts is not None:
@@ -277,8 +284,12 @@ def published(table: pa.Table) -> pa.Table:
     call_only = pc.and_(pc.equal(content, ""), pa.array(has_tool_calls(table)))
     if not pc.any(call_only).as_py():
         return table
-    return _rebuild(table, _replace_fields(values, {"content": pc.if_else(call_only, pa.scalar(None, pa.string()), content)}),
-                    offsets, nulls)
+    return _rebuild(
+        table,
+        _replace_fields(values, {"content": pc.if_else(call_only, pa.scalar(None, pa.string()), content)}),
+        offsets,
+        nulls,
+    )
 
 
 def public_columns(schema: pa.Schema) -> list[str]:

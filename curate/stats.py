@@ -94,9 +94,7 @@ class RunStats:
 
     def identity_holds(self) -> bool:
         """rows in (+ rows steps created) = kept + rejected + quarantined."""
-        return self.rows_read + self.rows_added == (
-            self.rows_kept + self.rows_rejected + self.rows_quarantined
-        )
+        return self.rows_read + self.rows_added == (self.rows_kept + self.rows_rejected + self.rows_quarantined)
 
     def to_dict(self) -> dict:
         return {

@@ -34,6 +34,8 @@ def apply_step(step_cls: type, table: pa.Table, rules_dir: Path | None = None, *
     assert isinstance(step, GlobalStep)
     summary = step.summarize(table)
     parts = summary.column("_partition").to_numpy() if summary.num_rows else []
-    partials = [step.resolve_partition(summary.filter(pa.array(parts == p)) if summary.num_rows else summary)
-                for p in range(step.num_partitions())]
+    partials = [
+        step.resolve_partition(summary.filter(pa.array(parts == p)) if summary.num_rows else summary)
+        for p in range(step.num_partitions())
+    ]
     return apply_decisions(step, table, step.finalize(partials))[0]

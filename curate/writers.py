@@ -81,7 +81,10 @@ def _rest(shape: dict, k: int) -> dict:
 def _openai_calls(calls: list[dict], shape: dict) -> list[dict]:
     out = []
     for k, call in enumerate(calls):
-        fn = {"name": call["function"]["name"], "arguments": _arguments_out(call["function"]["arguments"], shape.get("args") == "object")}
+        fn = {
+            "name": call["function"]["name"],
+            "arguments": _arguments_out(call["function"]["arguments"], shape.get("args") == "object"),
+        }
         rest, rest_fn = shape.get("call_extra", {}).get(str(k), ({}, {}))
         if shape.get("flat"):
             out.append({**({"id": call["id"]} if shape.get("ids", True) else {}), **fn, **rest})
@@ -108,7 +111,11 @@ def _split(text: str, lengths: list[int]) -> list[str]:
 
 def _parts_out(m: dict, layout: list, shape: dict) -> list:
     """The list of content parts the input had, rebuilt from the turn's fields."""
-    texts = iter(_split(m["content"], [p.get("len", p.get("str", 0)) for p in layout if "str" in p or p.get("type") in TEXT_PARTS]))
+    texts = iter(
+        _split(
+            m["content"], [p.get("len", p.get("str", 0)) for p in layout if "str" in p or p.get("type") in TEXT_PARTS]
+        )
+    )
     traces = iter(_split(m["reasoning_content"] or "", [p["len"] for p in layout if p.get("type") in TRACE_PARTS]))
     calls = iter(enumerate(m["tool_calls"] or []))
     out = []
@@ -118,8 +125,14 @@ def _parts_out(m: dict, layout: list, shape: dict) -> list:
         elif "str" in p:
             out.append(next(texts))
         elif p["type"] == "tool_call":
-            found = [_call_json(c, rest=_rest(shape, k)) for k, c in (next(calls, (0, None)) for _ in range(p["calls"])) if c is not None]
-            out.append({"type": "tool_call", p["key"]: json.dumps(found[0] if len(found) == 1 else found, ensure_ascii=False)})
+            found = [
+                _call_json(c, rest=_rest(shape, k))
+                for k, c in (next(calls, (0, None)) for _ in range(p["calls"]))
+                if c is not None
+            ]
+            out.append(
+                {"type": "tool_call", p["key"]: json.dumps(found[0] if len(found) == 1 else found, ensure_ascii=False)}
+            )
         else:
             value = next(traces) if p["type"] in TRACE_PARTS else next(texts)
             out.append({"type": p["type"], p["key"]: value, **p.get("rest", {})})
@@ -133,7 +146,9 @@ def _think(m: dict) -> str:
 
 def _hermes(content: str, calls: list[dict]) -> str:
     blocks = [
-        "<tool_call>\n" + (json.dumps(_call_json(c), ensure_ascii=False) if c["function"]["name"] else c["function"]["arguments"]) + "\n</tool_call>"
+        "<tool_call>\n"
+        + (json.dumps(_call_json(c), ensure_ascii=False) if c["function"]["name"] else c["function"]["arguments"])
+        + "\n</tool_call>"
         for c in calls
     ]
     return "\n".join([content, *blocks] if content else blocks)
@@ -145,7 +160,9 @@ def _sharegpt_turns(m: dict, shape: dict, msg_extra: dict) -> list[dict]:
         # One function_call turn per call list (LLaMA-Factory's shape), after any text the turn had.
         values = [_call_json(c, shape.get("args") != "string", _rest(shape, k)) for k, c in enumerate(calls)]
         value = json.dumps(values if len(values) > 1 or shape.get("call") == "list" else values[0], ensure_ascii=False)
-        head = [{"from": "gpt", "value": _think(m) + m["content"]}] if m["content"] or m.get("reasoning_content") else []
+        head = (
+            [{"from": "gpt", "value": _think(m) + m["content"]}] if m["content"] or m.get("reasoning_content") else []
+        )
         return head + [{"from": "function_call", "value": value, **msg_extra}]
     # Tool turns keep their own name (observation, function, tool); the rest use human/gpt.
     speaker = m["original_role"] if m["role"] == "tool" and m["original_role"] else SHAREGPT_ROLES[m["role"]]
@@ -172,7 +189,9 @@ def _openai_message(m: dict, shape: dict, msg_extra: dict) -> dict:
     in_parts = shape.get("parts") is not None and any(p.get("type") in TRACE_PARTS for p in shape["parts"])
     if m.get("reasoning_content") is not None and not in_parts:
         out[shape.get("reasoning_key", "reasoning_content")] = m["reasoning_content"]
-    in_content = shape.get("hermes") or (shape.get("parts") is not None and any(p.get("type") == "tool_call" for p in shape["parts"]))
+    in_content = shape.get("hermes") or (
+        shape.get("parts") is not None and any(p.get("type") == "tool_call" for p in shape["parts"])
+    )
     if calls and not in_content:
         out["tool_calls"] = _openai_calls(calls, shape)
     if m["role"] == "tool":

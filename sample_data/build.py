@@ -25,7 +25,10 @@ _BULLET = re.compile(r"^\s*(\d+\.|[-*])\s+")  # bytes for all files together (th
 
 def sharegpt_rows(shared: Path) -> list[dict]:
     rows = json.loads((shared / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
-    return [{"id": r["id"], "conversations": [{"from": t["from"], "value": t["value"]} for t in r["conversations"]]} for r in rows]
+    return [
+        {"id": r["id"], "conversations": [{"from": t["from"], "value": t["value"]} for t in r["conversations"]]}
+        for r in rows
+    ]
 
 
 def as_chatgpt_html(markdown: str) -> str:
@@ -66,9 +69,15 @@ def stack_exchange_pairs(shared: Path, limit: int) -> list[dict]:
             continue
         if "<pre" not in q["Body"] + a["Body"] and "<a " not in q["Body"] + a["Body"] and len(out) % 2:
             continue  # prefer posts with code or links, which exercise the converter
-        out.append({"id": f"coffee.se-{pid}", "conversations": [
-            {"from": "human", "value": f"<h1>{html.escape(q.get('Title', ''))}</h1>{q['Body']}"},
-            {"from": "gpt", "value": a["Body"]}]})
+        out.append(
+            {
+                "id": f"coffee.se-{pid}",
+                "conversations": [
+                    {"from": "human", "value": f"<h1>{html.escape(q.get('Title', ''))}</h1>{q['Body']}"},
+                    {"from": "gpt", "value": a["Body"]},
+                ],
+            }
+        )
         if len(out) == limit:
             break
     return out
@@ -85,9 +94,20 @@ def build(shared: Path, out: Path) -> None:
     rng = random.Random(SEED)
     base = sharegpt_rows(shared)
     rng.shuffle(base)
-    manifest: dict[str, list] = {k: [] for k in (
-        "exact_duplicate", "whitespace_case_duplicate", "near_duplicate", "html_render", "stack_exchange_html",
-        "eval_prompt", "toxic", "long_conversation", "malformed")}
+    manifest: dict[str, list] = {
+        k: []
+        for k in (
+            "exact_duplicate",
+            "whitespace_case_duplicate",
+            "near_duplicate",
+            "html_render",
+            "stack_exchange_html",
+            "eval_prompt",
+            "toxic",
+            "long_conversation",
+            "malformed",
+        )
+    }
     rows: list[dict] = []
 
     # Real ShareGPT conversations, the bulk; long ones left out so the sample stays small, and the
@@ -109,7 +129,10 @@ def build(shared: Path, out: Path) -> None:
         rows.append(dict(r, id=f"{r['id']}-copy"))
         manifest["exact_duplicate"].append({"id": f"{r['id']}-copy", "duplicate_of": r["id"]})
     for r in originals[12:18]:
-        conv = [{"from": t["from"], "value": "  " + t["value"].upper().replace(" ", "  ") + "\n"} for t in r["conversations"]]
+        conv = [
+            {"from": t["from"], "value": "  " + t["value"].upper().replace(" ", "  ") + "\n"}
+            for t in r["conversations"]
+        ]
         rows.append({"id": f"{r['id']}-case", "conversations": conv})
         manifest["whitespace_case_duplicate"].append({"id": f"{r['id']}-case", "duplicate_of": r["id"]})
     for r in originals[18:28]:
@@ -121,7 +144,10 @@ def build(shared: Path, out: Path) -> None:
     for r in originals[28:60]:
         if not any("```" in t["value"] or "\n1. " in t["value"] for t in r["conversations"] if t["from"] == "gpt"):
             continue
-        conv = [{"from": t["from"], "value": as_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]} for t in r["conversations"]]
+        conv = [
+            {"from": t["from"], "value": as_chatgpt_html(t["value"]) if t["from"] == "gpt" else t["value"]}
+            for t in r["conversations"]
+        ]
         rows.append({"id": f"{r['id']}-html", "conversations": conv})
         manifest["html_render"].append({"id": f"{r['id']}-html", "duplicate_of": r["id"]})
         if len(manifest["html_render"]) == 8:
@@ -129,8 +155,13 @@ def build(shared: Path, out: Path) -> None:
 
     # Long multi-exchange conversations, which split_conversations (max_tokens 2048) cuts into samples.
     taken = {r["id"] for r in rows}
-    long_ones = [r for r in base if r["id"] not in taken and len(r["conversations"]) >= 6
-                 and 12_000 < sum(len(t["value"]) for t in r["conversations"]) < 30_000]
+    long_ones = [
+        r
+        for r in base
+        if r["id"] not in taken
+        and len(r["conversations"]) >= 6
+        and 12_000 < sum(len(t["value"]) for t in r["conversations"]) < 30_000
+    ]
     openings: set[str] = set()
     for r in long_ones:
         opening = r["conversations"][0]["value"][:200]
@@ -153,19 +184,45 @@ def build(shared: Path, out: Path) -> None:
         tqa = list(csv.DictReader(f))[:200]
     vic = [json.loads(x) for x in (shared / "eval_sets" / "vicuna_bench" / "question.jsonl").read_text().splitlines()]
     for k, item in enumerate(rng.sample(gsm, 4)):
-        rows.append({"id": f"eval-gsm8k-{k}", "conversations": [
-            {"from": "human", "value": "Can you solve this for me step by step?\n\n" + item["question"]},
-            {"from": "gpt", "value": item["answer"].replace("####", "The answer is")}]})
+        rows.append(
+            {
+                "id": f"eval-gsm8k-{k}",
+                "conversations": [
+                    {"from": "human", "value": "Can you solve this for me step by step?\n\n" + item["question"]},
+                    {"from": "gpt", "value": item["answer"].replace("####", "The answer is")},
+                ],
+            }
+        )
         manifest["eval_prompt"].append({"id": f"eval-gsm8k-{k}", "eval_set": "gsm8k", "question": item["question"]})
     for k, item in enumerate(rng.sample(tqa, 4)):
-        rows.append({"id": f"eval-truthfulqa-{k}", "conversations": [
-            {"from": "human", "value": f"Quick question from a quiz I am writing. {item['Question']} Please keep it short."},
-            {"from": "gpt", "value": item["Best Answer"]}]})
-        manifest["eval_prompt"].append({"id": f"eval-truthfulqa-{k}", "eval_set": "truthfulqa", "question": item["Question"]})
+        rows.append(
+            {
+                "id": f"eval-truthfulqa-{k}",
+                "conversations": [
+                    {
+                        "from": "human",
+                        "value": f"Quick question from a quiz I am writing. {item['Question']} Please keep it short.",
+                    },
+                    {"from": "gpt", "value": item["Best Answer"]},
+                ],
+            }
+        )
+        manifest["eval_prompt"].append(
+            {"id": f"eval-truthfulqa-{k}", "eval_set": "truthfulqa", "question": item["Question"]}
+        )
     for k, item in enumerate(rng.sample(vic, 3)):
-        rows.append({"id": f"eval-vicuna-{k}", "conversations": [
-            {"from": "human", "value": item["turns"][0]}, {"from": "gpt", "value": "Here is my answer: it depends on the details."}]})
-        manifest["eval_prompt"].append({"id": f"eval-vicuna-{k}", "eval_set": "vicuna_bench", "question": item["turns"][0]})
+        rows.append(
+            {
+                "id": f"eval-vicuna-{k}",
+                "conversations": [
+                    {"from": "human", "value": item["turns"][0]},
+                    {"from": "gpt", "value": "Here is my answer: it depends on the details."},
+                ],
+            }
+        )
+        manifest["eval_prompt"].append(
+            {"id": f"eval-vicuna-{k}", "eval_set": "vicuna_bench", "question": item["turns"][0]}
+        )
 
     # Toxic user turns (Davidson et al., MIT; labelled hate/offensive by annotators), answered without a
     # refusal phrase, so that `toxicity` (not `ai_boilerplate`) is the step that must catch them.
@@ -173,9 +230,18 @@ def build(shared: Path, out: Path) -> None:
         toxic = [r for r in csv.DictReader(f) if r["class"] == "0"][:300]
     for k, t in enumerate(rng.sample(toxic, 5)):
         text = re.sub(r"\s+", " ", html.unescape(t["tweet"])).strip()
-        rows.append({"id": f"toxic-{k}", "conversations": [
-            {"from": "human", "value": text}, {"from": "gpt", "value": "Let's keep this respectful."}]})
-        manifest["toxic"].append({"id": f"toxic-{k}", "source": "davidson_hate_offensive_labeled.csv", "class": "hate_speech"})
+        rows.append(
+            {
+                "id": f"toxic-{k}",
+                "conversations": [
+                    {"from": "human", "value": text},
+                    {"from": "gpt", "value": "Let's keep this respectful."},
+                ],
+            }
+        )
+        manifest["toxic"].append(
+            {"id": f"toxic-{k}", "source": "davidson_hate_offensive_labeled.csv", "class": "hate_speech"}
+        )
 
     # A deterministic order that mixes the rows; a copy comes right after its original, so the
     # original is the first occurrence that dedup keeps.
@@ -184,16 +250,29 @@ def build(shared: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     main = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     while len(main.encode()) > BUDGET - 20_000:  # trim unplanted originals from the end, never planted rows
-        planted = {e["id"] for v in manifest.values() for e in v} | {e["duplicate_of"] for v in manifest.values() for e in v if "duplicate_of" in e}
+        planted = {e["id"] for v in manifest.values() for e in v} | {
+            e["duplicate_of"] for v in manifest.values() for e in v if "duplicate_of" in e
+        }
         victim = next(i for i in range(len(rows) - 1, -1, -1) if rows[i]["id"] not in planted)
         rows.pop(victim)
         main = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     (out / "sharegpt_sample.jsonl").write_text(main, encoding="utf-8")
 
     # Malformed lines between valid ones: each one is quarantined with its line number.
-    capitals = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"),
-                ("Peru", "Lima"), ("Norway", "Oslo"), ("Egypt", "Cairo"), ("Canada", "Ottawa"), ("Chile", "Santiago"),
-                ("Greece", "Athens"), ("Poland", "Warsaw")]
+    capitals = [
+        ("France", "Paris"),
+        ("Italy", "Rome"),
+        ("Spain", "Madrid"),
+        ("Japan", "Tokyo"),
+        ("Kenya", "Nairobi"),
+        ("Peru", "Lima"),
+        ("Norway", "Oslo"),
+        ("Egypt", "Cairo"),
+        ("Canada", "Ottawa"),
+        ("Chile", "Santiago"),
+        ("Greece", "Athens"),
+        ("Poland", "Warsaw"),
+    ]
     bad_lines = [
         (b'{"id": "bad-json", "conversations": [', "invalid JSON"),
         (b'["not", "an", "object"]', "record must be a JSON object"),
@@ -204,16 +283,27 @@ def build(shared: Path, out: Path) -> None:
         (b'{"id": "value-number", "conversations": [{"from": "human", "value": 42}]}', "must be a string"),
         (b'{"id": "missing-value", "conversations": [{"from": "human"}]}', "missing key 'value'"),
         (b'{"id": "bad-utf8", "conversations": [{"from": "human", "value": "caf\xe9"}]}', "invalid UTF-8"),
-        (b'{"id": "repeated-key", "id": "again", "conversations": [{"from": "human", "value": "hi"}]}', "repeated in one object"),
+        (
+            b'{"id": "repeated-key", "id": "again", "conversations": [{"from": "human", "value": "hi"}]}',
+            "repeated in one object",
+        ),
         (b"null", "record must be a JSON object"),
         (b'{"id": "trailing", "conversations": [{"from": "human", "value": "hi"}]} extra', "invalid JSON"),
     ]
     lines: list[bytes] = []
     for k, (raw, expect) in enumerate(bad_lines):
         country, capital = capitals[k]
-        lines.append(json.dumps({"id": f"ok-{k}", "conversations": [
-            {"from": "human", "value": f"What is the capital of {country}?"},
-            {"from": "gpt", "value": f"The capital of {country} is {capital}."}]}).encode())
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"ok-{k}",
+                    "conversations": [
+                        {"from": "human", "value": f"What is the capital of {country}?"},
+                        {"from": "gpt", "value": f"The capital of {country} is {capital}."},
+                    ],
+                }
+            ).encode()
+        )
         lines.append(raw)
         manifest["malformed"].append({"file": "malformed.jsonl", "line": len(lines), "error_contains": expect})
     (out / "malformed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
@@ -222,8 +312,18 @@ def build(shared: Path, out: Path) -> None:
     # YAML, not JSON: the reader takes every .json file in the folder as input.
     import yaml
 
-    (out / "planted.yaml").write_text(yaml.safe_dump({"rows": {"sharegpt_sample.jsonl": len(rows), "malformed.jsonl": len(lines)},
-                                                      "counts": counts, "planted": manifest}, sort_keys=False, allow_unicode=True, width=120))
+    (out / "planted.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rows": {"sharegpt_sample.jsonl": len(rows), "malformed.jsonl": len(lines)},
+                "counts": counts,
+                "planted": manifest,
+            },
+            sort_keys=False,
+            allow_unicode=True,
+            width=120,
+        )
+    )
 
 
 def hash_key(s: str) -> str:

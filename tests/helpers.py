@@ -49,7 +49,9 @@ def read_dir(path: Path) -> pa.Table | None:
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
-def pipeline_yaml(path: Path, input_path, output_path, steps: str = "[]", runner: str = "local", extra: str = "") -> Path:
+def pipeline_yaml(
+    path: Path, input_path, output_path, steps: str = "[]", runner: str = "local", extra: str = ""
+) -> Path:
     """Write a pipeline YAML; `steps` is YAML text for the steps list."""
     if isinstance(input_path, (list, tuple)):
         inp = "[" + ", ".join(json.dumps(str(p)) for p in input_path) + "]"
@@ -87,7 +89,9 @@ def assert_step_config_error(tmp_path: Path, step: str, step_yaml: str, message:
     from curate.config import load_pipeline
     from curate.errors import UserError
 
-    path = pipeline_yaml(tmp_path / "p.yaml", tmp_path / "in.jsonl", tmp_path / "out", steps=f"\n  - {step}: {step_yaml}")
+    path = pipeline_yaml(
+        tmp_path / "p.yaml", tmp_path / "in.jsonl", tmp_path / "out", steps=f"\n  - {step}: {step_yaml}"
+    )
     with pytest.raises(UserError) as e:
         load_pipeline(str(path))
     assert str(e.value) == f"{path}:8: {message}"
@@ -101,7 +105,11 @@ def run_global(step, table: pa.Table, shards: int = 1):
     from curate.steps.base import apply_decisions, concat_or_empty
 
     n = table.num_rows
-    summaries = [step.summarize(table.slice(i * n // shards, (i + 1) * n // shards - i * n // shards)) for i in range(shards)]
-    partials = [step.resolve_partition(pa.concat_tables([s.filter(pc.equal(s.column("_partition"), p)) for s in summaries]))
-                for p in range(step.num_partitions())]
+    summaries = [
+        step.summarize(table.slice(i * n // shards, (i + 1) * n // shards - i * n // shards)) for i in range(shards)
+    ]
+    partials = [
+        step.resolve_partition(pa.concat_tables([s.filter(pc.equal(s.column("_partition"), p)) for s in summaries]))
+        for p in range(step.num_partitions())
+    ]
     return apply_decisions(step, table, concat_or_empty([step.finalize(partials)], step.decision_schema()))

@@ -33,7 +33,7 @@ def _first_choice(choices: list) -> tuple[bool, object]:
 
 
 def _ground_truth_call(call: dict) -> dict:
-    (name, params), = call.items()
+    ((name, params),) = call.items()
     args = {}
     for key, choices in params.items():
         present, value = _first_choice(choices)
@@ -52,10 +52,18 @@ def _python_call(text: str) -> dict:
 
 
 def _assistant(calls: list[dict], turn: int) -> dict:
-    return {"role": "assistant", "content": None, "tool_calls": [
-        {"id": f"call_{turn}_{k}", "type": "function",
-         "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
-        for k, c in enumerate(calls)]}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": f"call_{turn}_{k}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)},
+            }
+            for k, c in enumerate(calls)
+        ],
+    }
 
 
 def bfcl_records(category: str) -> list[tuple[dict, list[list[dict]]]]:
@@ -78,8 +86,11 @@ def bfcl_records(category: str) -> list[tuple[dict, list[list[dict]]]]:
             calls = [_ground_truth_call(c) for c in truth]
             messages.append(_assistant(calls, len(messages)))
             expected.append(calls)
-            record = {"id": item["id"], "messages": messages,
-                      "tools": [{"type": "function", "function": f} for f in item["function"]]}
+            record = {
+                "id": item["id"],
+                "messages": messages,
+                "tools": [{"type": "function", "function": f} for f in item["function"]],
+            }
         out.append((record, expected))
     return out
 

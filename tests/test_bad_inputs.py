@@ -27,12 +27,16 @@ def record_run(request, tmp_path_factory):
     if request.param == "ray":
         ray = request.getfixturevalue("_ray_session")
         if not ray.is_initialized():
-            ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+            ray.init(
+                address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False
+            )
     tmp = tmp_path_factory.mktemp(f"bad-{request.param}")
     src = tmp / "bad.jsonl"
     src.write_bytes(record_corpus())
     # shard_rows 40: the corpus spans three shards, so repeated ids meet across shards
-    stats = run(pipeline_yaml(tmp / "p.yaml", src, tmp / "out", CLEANING, runner=request.param, extra="  shard_rows: 40\n"))
+    stats = run(
+        pipeline_yaml(tmp / "p.yaml", src, tmp / "out", CLEANING, runner=request.param, extra="  shard_rows: 40\n")
+    )
     return tmp / "out", stats
 
 
@@ -59,14 +63,19 @@ def test_every_bad_record_is_quarantined_with_its_error(record_run):
             assert index not in by_index, (name, by_index.get(index))
             assert (index in kept) != (index in rejected), name
         elif expected.startswith("rejected:"):
-            assert rejected[index]["_curate_drop_reason"] == expected.removeprefix("rejected:"), (name, rejected.get(index))
+            assert rejected[index]["_curate_drop_reason"] == expected.removeprefix("rejected:"), (
+                name,
+                rejected.get(index),
+            )
         else:
             assert index in by_index, f"{name}: not quarantined"
             assert expected in by_index[index]["error"], (name, by_index[index]["error"])
             assert by_index[index]["line"] == line, name
             assert by_index[index]["source_file"].endswith("bad.jsonl")
             assert len(by_index[index]["raw"]) <= 2000 + len("…[truncated]")
-    assert stats["rows_quarantined"] == sum(1 for c in RECORD_CASES if c[2] != "kept" and not c[2].startswith("rejected:"))
+    assert stats["rows_quarantined"] == sum(
+        1 for c in RECORD_CASES if c[2] != "kept" and not c[2].startswith("rejected:")
+    )
 
 
 def test_invalid_utf8_names_the_byte_offset_in_the_file(record_run):
@@ -100,8 +109,14 @@ def test_ids_are_unique_and_follow_the_rule(record_run):
     assert row("id_5000_digits")["id"] == "7" * 5000
     assert row("id_negative_5000_digits")["id"] == "-" + "8" * 5000
     assert row("id_float")["id"] == "1.5" and row("id_negative_zero")["id"] == "-0.0"
-    for name, original in (("id_nan", "NaN"), ("id_minus_infinity", "-Infinity"), ("id_1e400", "Infinity"),
-                           ("id_list", [1, 2]), ("id_bool", True), ("id_object", {"a": 1})):
+    for name, original in (
+        ("id_nan", "NaN"),
+        ("id_minus_infinity", "-Infinity"),
+        ("id_1e400", "Infinity"),
+        ("id_list", [1, 2]),
+        ("id_bool", True),
+        ("id_object", {"a": 1}),
+    ):
         assert row(name)["id"] == f"bad:{_index(name)}", name
         assert _strict_json(row(name)["extra"])["original_id"] == original, name
     # 1 and "1" collide; "1#2" is taken by another record, so the later "1" becomes "1#3"
@@ -124,7 +139,10 @@ def test_no_nan_or_infinity_reaches_json_output(record_run):
         for m in r["messages"]:
             if m["extra"]:
                 _strict_json(m["extra"])
-    assert _strict_json(by_index[_index("nan_in_extra")]["extra"]) == {"score": "NaN", "w": ["Infinity", "-Infinity", "Infinity"]}
+    assert _strict_json(by_index[_index("nan_in_extra")]["extra"]) == {
+        "score": "NaN",
+        "w": ["Infinity", "-Infinity", "Infinity"],
+    }
     assert _strict_json(by_index[_index("bigint_in_extra")]["extra"]) == {"n": "9" * 4400}
     assert _strict_json(by_index[_index("nan_in_message_extra")]["messages"][0]["extra"]) == {"weight": "NaN"}
 
@@ -247,7 +265,13 @@ def test_file_level_cases_are_quarantined_not_fatal(tmp_path):
     q = read_dir(tmp_path / "out" / "quarantine").to_pylist()
     errors = {(r["source_file"].rsplit("/", 1)[-1], r["error"]) for r in q}
     files = {f for f, _ in errors}
-    assert {"truncated_array.json", "mixed_array.json", "not_closed.json", "wrong_schema.parquet", "ok.jsonl.gz"} <= files
+    assert {
+        "truncated_array.json",
+        "mixed_array.json",
+        "not_closed.json",
+        "wrong_schema.parquet",
+        "ok.jsonl.gz",
+    } <= files
     assert any("not closed" in e for f, e in errors if f == "not_closed.json")
     wrong = [r for r in q if r["source_file"].endswith("wrong_schema.parquet")]
     assert len(wrong) == 2 and "cannot tell the format" in wrong[0]["error"]
@@ -290,7 +314,9 @@ def _file_edges(d):
     (d / "members.jsonl.gz").write_bytes(gzip.compress(whole[:cut]) + gzip.compress(whole[cut:]))
     cases["members.jsonl.gz"] = ({0, 1, 2}, {})
     # A raw CRLF inside a JSON string ends the line: both halves are quarantined, the rest read on.
-    (d / "crlf.jsonl").write_bytes(_line("a") + b'{"conversations": [{"from": "human", "value": "one\r\ntwo"}]}\n' + _line("b"))
+    (d / "crlf.jsonl").write_bytes(
+        _line("a") + b'{"conversations": [{"from": "human", "value": "one\r\ntwo"}]}\n' + _line("b")
+    )
     cases["crlf.jsonl"] = ({0, 3}, {1: "Unterminated string", 2: "invalid JSON"})
     # Lines past input.max_record_mb (1 here) are quarantined without being held; blank ones are not records.
     long_line = json.dumps(_good("x" * 1_500_000)).encode() + b"\n"
@@ -300,10 +326,17 @@ def _file_edges(d):
     for name in ("long.jsonl", "long.jsonl.gz"):
         cases[name] = ({0, 2}, {1: f"record too long: {len(long_line):,} bytes at byte offset {len(_line('before'))}"})
     # JSON arrays: invalid UTF-8, a repeated key, an element past the limit each cost one element.
-    (d / "array_utf8.json").write_bytes(b'[' + json.dumps(_good("a")).encode() + b', {"conversations": [{"from": "human", "value": "caf\xe9"}]}, '
-                                        + json.dumps(_good("c")).encode() + b']')
+    (d / "array_utf8.json").write_bytes(
+        b"["
+        + json.dumps(_good("a")).encode()
+        + b', {"conversations": [{"from": "human", "value": "caf\xe9"}]}, '
+        + json.dumps(_good("c")).encode()
+        + b"]"
+    )
     cases["array_utf8.json"] = ({0, 2}, {1: "invalid UTF-8"})
-    (d / "array_repeated.json").write_bytes(b'[{"id": "x", "id": "y", "conversations": []}, ' + json.dumps(_good("b")).encode() + b']')
+    (d / "array_repeated.json").write_bytes(
+        b'[{"id": "x", "id": "y", "conversations": []}, ' + json.dumps(_good("b")).encode() + b"]"
+    )
     cases["array_repeated.json"] = ({1}, {0: "key 'id' repeated in one object"})
     (d / "array_long.json").write_text(json.dumps([_good("a"), _good("x" * 1_500_000), _good("c")]))
     cases["array_long.json"] = ({0, 2}, {1: "record longer than the limit"})
@@ -330,8 +363,11 @@ def test_file_level_edges(tmp_path, runner, request):
     if runner == "ray":
         request.getfixturevalue("ray_cluster")
     cases = _file_edges(tmp_path / "in")
-    stats = run(pipeline_yaml(tmp_path / "p.yaml", tmp_path / "in", tmp_path / "out", "[]", runner=runner,
-                              extra="  max_record_mb: 1\n"))
+    stats = run(
+        pipeline_yaml(
+            tmp_path / "p.yaml", tmp_path / "in", tmp_path / "out", "[]", runner=runner, extra="  max_record_mb: 1\n"
+        )
+    )
     kept = read_dir(tmp_path / "out" / "kept").to_pylist()
     q = read_dir(tmp_path / "out" / "quarantine").to_pylist()
     for name, (want_kept, want_quarantined) in cases.items():

@@ -19,13 +19,22 @@ GSM8K = json.loads(gzip.open(REPO / "curate" / "rules" / "eval_sets" / "gsm8k.js
 
 def _records() -> list[dict]:
     def chat(i: int) -> list[dict]:
-        return [{"role": "user", "content": f"Tell me fact number {i} about the moon."},
-                {"role": "assistant", "content": f"Fact {i}: the moon is about 384,400 km from the Earth on average."}]
+        return [
+            {"role": "user", "content": f"Tell me fact number {i} about the moon."},
+            {"role": "assistant", "content": f"Fact {i}: the moon is about 384,400 km from the Earth on average."},
+        ]
 
     rows = [{"id": f"m{i}", "messages": chat(i)} for i in range(4)]
     rows.append({"id": "m0-copy", "messages": rows[0]["messages"]})
-    rows.append({"id": "eval", "messages": [{"role": "user", "content": GSM8K},
-                                            {"role": "assistant", "content": "She makes 18 dollars a day."}]})
+    rows.append(
+        {
+            "id": "eval",
+            "messages": [
+                {"role": "user", "content": GSM8K},
+                {"role": "assistant", "content": "She makes 18 dollars a day."},
+            ],
+        }
+    )
     return rows
 
 
@@ -35,7 +44,8 @@ def _pipeline(tmp: Path, out: Path, license_line: str = "  license: cc-by-4.0\n"
     path.write_text(
         f"input:\n  path: {src}\noutput:\n  path: {out}\n{license_line}runner:\n  type: local\n"
         "steps:\n  - exact_dedup: {}\n  - decontaminate: {eval_sets: [gsm8k]}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
@@ -54,7 +64,9 @@ def test_huggingface_hub_parses_the_card(finished):
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
     assert card.data.size_categories == ["n<1K"]
-    assert card.data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "kept/*.parquet"}]}]
+    assert card.data.configs == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "kept/*.parquet"}]}
+    ]
     info = card.data.dataset_info
     assert info["splits"] == [{"name": "train", "num_examples": stats["rows_kept"]}] and stats["rows_kept"] == 4
     # The features are the kept set's own columns, as `datasets` loads them (step columns included).

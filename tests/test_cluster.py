@@ -27,9 +27,13 @@ def _own_ports() -> list[str]:
     """Ports `ray start` would otherwise take at fixed defaults (the job agent's 52365, the client
     server's 10001): a second cluster on the machine, such as another test run's, would hold them
     and this head's job agent would never come up ("No available agent to submit job")."""
-    return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-            f"--metrics-export-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-            f"--runtime-env-agent-port={_free_port()}"]
+    return [
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--ray-client-server-port={_free_port()}",
+        f"--metrics-export-port={_free_port()}",
+        f"--dashboard-agent-grpc-port={_free_port()}",
+        f"--runtime-env-agent-port={_free_port()}",
+    ]
 
 
 def _free_port() -> int:
@@ -75,10 +79,26 @@ def cluster(tmp_path_factory):
     # --block: this process owns the cluster, and stopping it stops only this cluster's processes
     # (`ray stop` would stop every Ray on the machine, other test runs' included).
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         *_own_ports(), "--disable-usage-stats", f"--temp-dir={tmp_path_factory.mktemp('ray')}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        [
+            "ray",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={gcs}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            *_own_ports(),
+            "--disable-usage-stats",
+            f"--temp-dir={tmp_path_factory.mktemp('ray')}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         _wait_for_port(gcs, head, deadline)
@@ -111,20 +131,52 @@ def test_cluster_address_and_job_submit_match_local(cluster, inputs):
     address, dashboard, env = cluster
     tmp, src = inputs
     # Absolute paths: a job's working directory is not ours.
-    y = pipeline_yaml(tmp / "p.yaml", src.resolve(), (tmp / "local").resolve(), "[{exact_dedup: {}}]",
-                      extra="  shard_rows: 50\n")
+    y = pipeline_yaml(
+        tmp / "p.yaml", src.resolve(), (tmp / "local").resolve(), "[{exact_dedup: {}}]", extra="  shard_rows: 50\n"
+    )
     local = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "local"], env)
     assert local.returncode == 0, local.stderr
 
     # The token from RAY_AUTH_TOKEN alone: curate turns Ray's token mode on for the driver.
     driver_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
-    via_address = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "ray", "--address", address,
-                        "--output", str((tmp / "addr").resolve())], driver_env)
+    via_address = _run(
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            "run",
+            str(y),
+            "--runner",
+            "ray",
+            "--address",
+            address,
+            "--output",
+            str((tmp / "addr").resolve()),
+        ],
+        driver_env,
+    )
     assert via_address.returncode == 0, via_address.stderr
 
     job_env = dict(env, RAY_ADDRESS=dashboard)
-    job = _run(["ray", "job", "submit", "--", sys.executable, "-m", "curate", "run", str(y), "--runner", "ray",
-                "--output", str((tmp / "job").resolve())], job_env, timeout=600)
+    job = _run(
+        [
+            "ray",
+            "job",
+            "submit",
+            "--",
+            sys.executable,
+            "-m",
+            "curate",
+            "run",
+            str(y),
+            "--runner",
+            "ray",
+            "--output",
+            str((tmp / "job").resolve()),
+        ],
+        job_env,
+        timeout=600,
+    )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
 
     reference = _kept(tmp / "local")
@@ -150,7 +202,9 @@ def test_cluster_token_missing_or_wrong_is_one_line(cluster, inputs, tmp_path, t
     assert r.returncode == 1, r.stderr[-3000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr[-3000:]
-    assert lines[0].startswith(f"Ray cluster at {address}: authentication token missing or incorrect; set RAY_AUTH_TOKEN")
+    assert lines[0].startswith(
+        f"Ray cluster at {address}: authentication token missing or incorrect; set RAY_AUTH_TOKEN"
+    )
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
@@ -160,4 +214,7 @@ def test_unreachable_cluster_is_one_line(tmp_path, inputs):
     address = f"127.0.0.1:{_free_port()}"  # nothing listens there
     r = _run([sys.executable, "-m", "curate", "run", str(y), "--runner", "ray", "--address", address], os.environ)
     assert r.returncode == 1
-    assert r.stderr.strip() == f"Ray cluster at {address}: cannot connect (Connection refused); is `ray start --head` running there?"
+    assert (
+        r.stderr.strip()
+        == f"Ray cluster at {address}: cannot connect (Connection refused); is `ray start --head` running there?"
+    )

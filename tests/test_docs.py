@@ -40,8 +40,21 @@ def test_models_download_offline_is_one_line():
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "curate", "models", "download", "detoxify-original", "--dest", "/tmp/curate-models-test"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            "models",
+            "download",
+            "detoxify-original",
+            "--dest",
+            "/tmp/curate-models-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if p.returncode == 0:  # a machine with internet access downloaded it
         return
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "detoxify-original" in p.stderr

@@ -18,8 +18,10 @@ def _conv(text):
 def test_same_file_name_in_two_folders_and_repeated_ids(tmp_path):
     # no ids: both files give x:0, x:1; "x:0#2" is an id of its own in the second file
     write_jsonl(tmp_path / "in" / "a" / "x.jsonl", [{"conversations": _conv("a0")}, {"conversations": _conv("a1")}])
-    write_jsonl(tmp_path / "in" / "b" / "x.jsonl", [{"conversations": _conv("b0")}, {"conversations": _conv("b1")},
-                                                    {"id": "x:0#2", "conversations": _conv("b2")}])
+    write_jsonl(
+        tmp_path / "in" / "b" / "x.jsonl",
+        [{"conversations": _conv("b0")}, {"conversations": _conv("b1")}, {"id": "x:0#2", "conversations": _conv("b2")}],
+    )
     stats = run(pipeline_yaml(tmp_path / "p.yaml", tmp_path / "in", tmp_path / "out", "[]", extra="  shard_rows: 1\n"))
     kept = sorted(read_dir(tmp_path / "out" / "kept").to_pylist(), key=lambda r: (r["source_file"], r["source_index"]))
     assert [r["id"] for r in kept] == ["x:0", "x:1", "x:0#3", "x:1#2", "x:0#2"]
@@ -28,12 +30,20 @@ def test_same_file_name_in_two_folders_and_repeated_ids(tmp_path):
 
 
 def test_renamed_ids_reach_the_jsonl_output(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", [{"id": 5, "conversations": _conv("int")}, {"id": "5", "conversations": _conv("str")}])
+    write_jsonl(
+        tmp_path / "in.jsonl", [{"id": 5, "conversations": _conv("int")}, {"id": "5", "conversations": _conv("str")}]
+    )
     y = tmp_path / "p.yaml"
-    y.write_text(f"input: {{path: {tmp_path / 'in.jsonl'}}}\noutput: {{path: {tmp_path / 'out'}, format: sharegpt}}\n"
-                 "runner: {type: local}\nsteps: []\n")
+    y.write_text(
+        f"input: {{path: {tmp_path / 'in.jsonl'}}}\noutput: {{path: {tmp_path / 'out'}, format: sharegpt}}\n"
+        "runner: {type: local}\nsteps: []\n"
+    )
     run(y)
-    lines = [json.loads(x) for f in sorted((tmp_path / "out" / "kept_jsonl").glob("*.jsonl")) for x in f.read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for f in sorted((tmp_path / "out" / "kept_jsonl").glob("*.jsonl"))
+        for x in f.read_text().splitlines()
+    ]
     assert [(r["id"], r.get("original_id")) for r in lines] == [("5", None), ("5#2", "5")]
 
 

@@ -20,16 +20,23 @@ from tests.post_training_records import POST_TRAINING, bfcl_records  # noqa: E40
 
 TEMPLATES = SHARED_DATA / "chat_templates"
 REASONING = [
-    {"id": "r1", "source": "openthoughts", "messages": [
-        {"role": "system", "content": "Think step by step."},
-        {"role": "user", "content": "What is 17 * 3?"},
-        {"role": "assistant", "content": "51", "reasoning_content": "17 * 3 = 51"}]},
+    {
+        "id": "r1",
+        "source": "openthoughts",
+        "messages": [
+            {"role": "system", "content": "Think step by step."},
+            {"role": "user", "content": "What is 17 * 3?"},
+            {"role": "assistant", "content": "51", "reasoning_content": "17 * 3 = 51"},
+        ],
+    },
 ]
 
 
 def _template(name: str) -> str:
     if name == "deepseek":
-        return json.loads((TEMPLATES / "deepseek-r1-distill-qwen-32b.tokenizer_config.json").read_text())["chat_template"]
+        return json.loads((TEMPLATES / "deepseek-r1-distill-qwen-32b.tokenizer_config.json").read_text())[
+            "chat_template"
+        ]
     return (TEMPLATES / "nvidia-nemotron-nano-v2.chat_template.jinja").read_text()
 
 
@@ -40,8 +47,9 @@ def _tokenizer(template: str):
     vocab = {"[UNK]": 0, "<s>": 1, "</s>": 2, "the": 3, "tool_call": 4}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="[UNK]",
-                                   chat_template=template)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="[UNK]", chat_template=template
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +57,12 @@ def kept(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kept")
     bfcl = write_jsonl(tmp / "bfcl.jsonl", [r for c in ("parallel", "multiple") for r, _ in bfcl_records(c)])
     reasoning = write_jsonl(tmp / "reasoning.jsonl", REASONING)
-    inputs = [POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz", POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz", bfcl, reasoning]
+    inputs = [
+        POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz",
+        POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
+        bfcl,
+        reasoning,
+    ]
     stats = run(pipeline_yaml(tmp / "p.yaml", inputs, tmp / "out", "\n  - format_rules: {}"))
     assert stats["rows_rejected"] == 0  # the tool-call rows are well-formed conversations
     return tmp, stats
@@ -59,8 +72,9 @@ def test_datasets_loads_the_kept_set(kept):
     import datasets
 
     tmp, stats = kept
-    ds = datasets.load_dataset("parquet", data_files=str(tmp / "out" / "kept" / "*.parquet"), split="train",
-                               cache_dir=str(tmp / "hf_cache"))
+    ds = datasets.load_dataset(
+        "parquet", data_files=str(tmp / "out" / "kept" / "*.parquet"), split="train", cache_dir=str(tmp / "hf_cache")
+    )
     assert ds.num_rows == stats["rows_kept"] == 228 + 42 + 153 + 155 + 1
     turn = ds.features["messages"].feature
     assert {"role", "content", "reasoning_content", "tool_calls", "tool_call_id"} <= set(turn)
@@ -79,8 +93,9 @@ def test_every_row_renders_through_the_chat_template(kept, template):
     import jinja2
 
     tmp, _ = kept
-    ds = datasets.load_dataset("parquet", data_files=str(tmp / "out" / "kept" / "*.parquet"), split="train",
-                               cache_dir=str(tmp / "hf_cache"))
+    ds = datasets.load_dataset(
+        "parquet", data_files=str(tmp / "out" / "kept" / "*.parquet"), split="train", cache_dir=str(tmp / "hf_cache")
+    )
     tok = _tokenizer(_template(template))
     rendered = 0
     for row in ds:
@@ -107,7 +122,9 @@ def test_every_row_renders_through_the_chat_template(kept, template):
             assert tools[0]["function"]["name"] in text.split("<AVAILABLE_TOOLS>")[1]  # tools= reached the template
         ids = tok.apply_chat_template(row["messages"], tools=tools, tokenize=True)
         assert len(ids) > 0
-    assert rendered == (ds.num_rows if template == "nemotron" else 111 + 16 + 1)  # glaive, reason_tool_use, reasoning rows without a call-only turn
+    assert rendered == (
+        ds.num_rows if template == "nemotron" else 111 + 16 + 1
+    )  # glaive, reason_tool_use, reasoning rows without a call-only turn
 
 
 def test_a_kept_set_read_back_in_is_the_same_rows(kept):
@@ -119,5 +136,6 @@ def test_a_kept_set_read_back_in_is_the_same_rows(kept):
         assert q.num_rows == 0
         again += t.to_pylist()
     assert [r["messages"] for r in again] == [
-        [{**m, "content": m["content"] or ""} for m in r["messages"]] for r in first.to_pylist()]
+        [{**m, "content": m["content"] or ""} for m in r["messages"]] for r in first.to_pylist()
+    ]
     assert [r["tools"] for r in again] == first.column("tools").to_pylist()

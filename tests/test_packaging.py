@@ -19,8 +19,12 @@ from tests.helpers import REPO
 
 def _shipped_files() -> list[str]:
     package = REPO / "curate"
-    return [str(p.relative_to(package)) for d in ("rules", "models", "recipes") for p in sorted((package / d).rglob("*"))
-            if p.is_file() and p.name != "build.py" and "samples" not in p.parts and "__pycache__" not in p.parts]
+    return [
+        str(p.relative_to(package))
+        for d in ("rules", "models", "recipes")
+        for p in sorted((package / d).rglob("*"))
+        if p.is_file() and p.name != "build.py" and "samples" not in p.parts and "__pycache__" not in p.parts
+    ]
 
 
 def test_package_data_names_every_shipped_file():
@@ -34,15 +38,27 @@ def test_package_data_names_every_shipped_file():
 
 def test_rules_copy_starts_a_rules_folder(tmp_path):
     dest = tmp_path / "my_rules"
-    p = subprocess.run([sys.executable, "-m", "curate", "rules", "copy", str(dest)], capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-m", "curate", "rules", "copy", str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0 and f"rules: {dest}" in p.stdout, p.stderr
     copied = sorted(str(f.relative_to(dest)) for f in dest.rglob("*") if f.is_file())
-    assert copied == sorted(str(f.relative_to(RULES_DIR)) for f in RULES_DIR.rglob("*")
-                            if f.is_file() and f.name != "build.py" and "__pycache__" not in f.parts)
-    again = subprocess.run([sys.executable, "-m", "curate", "rules", "copy", str(dest)], capture_output=True, text=True,
-                           timeout=60)
-    assert again.returncode == 1 and again.stderr == f"{dest} already exists and is not an empty folder; choose a new one\n"
+    assert copied == sorted(
+        str(f.relative_to(RULES_DIR))
+        for f in RULES_DIR.rglob("*")
+        if f.is_file() and f.name != "build.py" and "__pycache__" not in f.parts
+    )
+    again = subprocess.run(
+        [sys.executable, "-m", "curate", "rules", "copy", str(dest)], capture_output=True, text=True, timeout=60
+    )
+    assert (
+        again.returncode == 1
+        and again.stderr == f"{dest} already exists and is not an empty folder; choose a new one\n"
+    )
 
 
 def test_copy_rules_into_an_empty_folder(tmp_path):

@@ -32,7 +32,12 @@ def _reason(step, table) -> str | None:
 
 
 def test_pii_redacts_the_trace_and_writes_it_back_there():
-    table = _table([("user", "who wrote to me?", None), ("assistant", "Kathy did.", "The sender was kathy.bates@gmail.com, so Kathy.")])
+    table = _table(
+        [
+            ("user", "who wrote to me?", None),
+            ("assistant", "Kathy did.", "The sender was kathy.bates@gmail.com, so Kathy."),
+        ]
+    )
     rows, _ = apply_map_step(_step("pii"), table)
     reply = rows.column("messages")[0].as_py()[1]
     assert reply["reasoning_content"] == "The sender was [EMAIL], so Kathy." and reply["content"] == "Kathy did."
@@ -41,15 +46,21 @@ def test_pii_redacts_the_trace_and_writes_it_back_there():
 
 
 def test_toxicity_reads_traces_by_default():
-    table = _table([("user", "tell me about my neighbour", None),
-                    ("assistant", "I can't help with insults.", "you are a fucking idiot and I hate you")])
+    table = _table(
+        [
+            ("user", "tell me about my neighbour", None),
+            ("assistant", "I can't help with insults.", "you are a fucking idiot and I hate you"),
+        ]
+    )
     assert _reason(_step("toxicity"), table) == "toxic_toxicity"
     assert _reason(_step("toxicity", parts=["user", "assistant"]), table) is None
 
 
 def test_decontaminate_reads_traces_by_default():
     item = json.loads((SHARED_DATA / "eval_sets" / "gsm8k" / "test.jsonl").read_text().splitlines()[7])
-    table = _table([("user", "Explain this working please", None), ("assistant", "The answer is below.", item["answer"])])
+    table = _table(
+        [("user", "Explain this working please", None), ("assistant", "The answer is below.", item["answer"])]
+    )
     step = _step("decontaminate")
     assert _reason(step, table) == "contaminated_answer"
     assert _reason(_step("decontaminate", parts=["user", "assistant"]), table) is None
@@ -58,8 +69,10 @@ def test_decontaminate_reads_traces_by_default():
 @pytest.mark.parametrize(("parts", "reason"), [(None, None), (["user", "assistant", "reasoning"], "dup_lines")])
 def test_quality_heuristics_skip_traces_unless_asked(parts, reason):
     loop = "\n".join(["Wait, let me check that again."] * 12)
-    answer = ("Paris is the capital of France. It has been the seat of the French government for centuries, "
-              "and it is the largest city in the country by population.")
+    answer = (
+        "Paris is the capital of France. It has been the seat of the French government for centuries, "
+        "and it is the largest city in the country by population."
+    )
     table = _table([("user", "What is the capital of France?", None), ("assistant", answer, loop)])
     step = _step("quality_heuristics") if parts is None else _step("quality_heuristics", parts=parts)
     assert _reason(step, table) == reason

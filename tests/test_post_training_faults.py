@@ -40,11 +40,15 @@ def test_the_three_steps_give_the_same_bytes_local_and_on_ray(tmp_path, ray_clus
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     template = SHARED_DATA / "chat_templates" / "nvidia-nemotron-nano-v2.chat_template.jinja"
-    steps = (f"[{{reasoning: {{policy: require}}}}, {{tool_calls: {{open_end: keep}}}}, "
-             f"{{token_budget: {{chat_template: {json.dumps(str(template))}, max_total_tokens: 3000}}}}]")
+    steps = (
+        f"[{{reasoning: {{policy: require}}}}, {{tool_calls: {{open_end: keep}}}}, "
+        f"{{token_budget: {{chat_template: {json.dumps(str(template))}, max_total_tokens: 3000}}}}]"
+    )
     out = {}
     for runner in ("local", "ray"):
-        y = pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps, runner, extra="  shard_rows: 20\n")
+        y = pipeline_yaml(
+            tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps, runner, extra="  shard_rows: 20\n"
+        )
         stats = run(y)
         assert stats["rows_in"] == len(records)
         out[runner] = [p.read_bytes() for p in sorted((tmp_path / runner / "kept").glob("*.parquet"))]
@@ -62,26 +66,64 @@ def test_bad_input_becomes_a_reason_end_to_end(tmp_path):
     a template that raises: each a reason on its row, nothing lost."""
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}
     records = [
-        {"id": "clean", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>t</think>a"}]},
-        {"id": "args", "messages": [{"role": "user", "content": "q"},
-                                    {"role": "assistant", "content": None, "tool_calls": [dict(call, function={"name": "f", "arguments": "{oops"})]},
-                                    {"role": "tool", "tool_call_id": "c1", "content": "r"}, {"role": "assistant", "content": "a"}]},
-        {"id": "unclosed", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000}]},
-        {"id": "long", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000 + "</think>a"}]},
-        {"id": "tool", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [call]},
-                                    {"role": "tool", "tool_call_id": "c1", "content": "r"}, {"role": "assistant", "content": "a"}]},
+        {
+            "id": "clean",
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<think>t</think>a"}],
+        },
+        {
+            "id": "args",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [dict(call, function={"name": "f", "arguments": "{oops"})],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "r"},
+                {"role": "assistant", "content": "a"},
+            ],
+        },
+        {
+            "id": "unclosed",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000},
+            ],
+        },
+        {
+            "id": "long",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "<think>" + "hmm " * 1_300_000 + "</think>a"},
+            ],
+        },
+        {
+            "id": "tool",
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "r"},
+                {"role": "assistant", "content": "a"},
+            ],
+        },
     ]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     tpl = tmp_path / "strict.jinja"
-    tpl.write_text("{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tool turns') }}{% endif %}"
-                   "{{ m.role }}: {{ m.content }}\n{% endfor %}")
+    tpl.write_text(
+        "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tool turns') }}{% endif %}"
+        "{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    )
     steps = f"[{{reasoning: {{}}}}, {{tool_calls: {{}}}}, {{token_budget: {{chat_template: {json.dumps(str(tpl))}, max_reasoning_tokens: 100000}}}}]"
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps))
     assert stats["rows_in"] == 5 and stats["rows_kept"] == 1 and stats["rows_quarantined"] == 0
     rejected = read_dir(tmp_path / "out" / "rejected")
     got = dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_reason").to_pylist()))
-    assert got == {"args": "tool_arguments_not_json", "unclosed": "reasoning_unclosed", "long": "over_reasoning_tokens",
-                   "tool": "chat_template_error"}
+    assert got == {
+        "args": "tool_arguments_not_json",
+        "unclosed": "reasoning_unclosed",
+        "long": "over_reasoning_tokens",
+        "tool": "chat_template_error",
+    }
     details = dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_detail").to_pylist()))
     assert details["tool"] == "TemplateError: no tool turns" and all(len(d) < 600 for d in details.values())

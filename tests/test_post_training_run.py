@@ -18,15 +18,41 @@ STEPS = "\n  - normalize: {}\n  - format_rules: {}\n  - pii: {}\n  - exact_dedup
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pt")
-    bfcl = [dict(r, source=f"bfcl_{c}", license="apache-2.0") for c in ("simple_python", "parallel") for r, _ in bfcl_records(c)]
-    planted = [
-        {"id": "bad_tools", "source": "planted", "messages": [{"role": "user", "content": "q"}], "tools": {"name": "f"}},
-        {"id": "bad_part", "source": "planted", "messages": [{"role": "user", "content": [{"type": "hologram", "value": "q"}]}]},
-        {"id": "copy", "source": "planted", "messages": bfcl[0]["messages"], "tools": bfcl[0]["tools"]},  # an exact duplicate
-        {"id": "empty", "source": "planted", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}]},
+    bfcl = [
+        dict(r, source=f"bfcl_{c}", license="apache-2.0")
+        for c in ("simple_python", "parallel")
+        for r, _ in bfcl_records(c)
     ]
-    files = [POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz", POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
-             write_jsonl(tmp / "bfcl.jsonl", bfcl + planted), write_jsonl(tmp / "hermes.jsonl", hermes_records())]
+    planted = [
+        {
+            "id": "bad_tools",
+            "source": "planted",
+            "messages": [{"role": "user", "content": "q"}],
+            "tools": {"name": "f"},
+        },
+        {
+            "id": "bad_part",
+            "source": "planted",
+            "messages": [{"role": "user", "content": [{"type": "hologram", "value": "q"}]}],
+        },
+        {
+            "id": "copy",
+            "source": "planted",
+            "messages": bfcl[0]["messages"],
+            "tools": bfcl[0]["tools"],
+        },  # an exact duplicate
+        {
+            "id": "empty",
+            "source": "planted",
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}],
+        },
+    ]
+    files = [
+        POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz",
+        POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
+        write_jsonl(tmp / "bfcl.jsonl", bfcl + planted),
+        write_jsonl(tmp / "hermes.jsonl", hermes_records()),
+    ]
     return tmp, files
 
 
@@ -50,7 +76,9 @@ def test_nothing_is_lost_and_each_fault_has_its_reason(inputs):
     rejected = {r["id"]: r["_curate_drop_reason"] for r in read_dir(tmp / "local" / "rejected").to_pylist()}
     assert rejected["copy"] == "exact_duplicate" and rejected["empty"] == "empty_turn"
     # the real glaive file has exact duplicates of its own (shared/data/README.md); no tool-call row is an empty turn
-    assert set(rejected.values()) <= {"exact_duplicate", "empty_turn"} and list(rejected.values()).count("empty_turn") == 1
+    assert (
+        set(rejected.values()) <= {"exact_duplicate", "empty_turn"} and list(rejected.values()).count("empty_turn") == 1
+    )
 
 
 def test_stats_and_report_by_source(inputs):
@@ -68,7 +96,11 @@ def test_stats_and_report_by_source(inputs):
 
 def test_ray_runner_gives_the_same_bytes(inputs, ray_cluster):
     tmp, files = inputs
-    local = json.loads((tmp / "local" / "stats.json").read_text()) if (tmp / "local").exists() else _run(tmp, files, "local", "local")
+    local = (
+        json.loads((tmp / "local" / "stats.json").read_text())
+        if (tmp / "local").exists()
+        else _run(tmp, files, "local", "local")
+    )
     ray = _run(tmp, files, "ray", "ray")
     assert _kept_bytes(tmp / "ray") == _kept_bytes(tmp / "local")
     assert ray["distributions"] == local["distributions"]
@@ -82,15 +114,21 @@ def test_stats_by_must_name_a_column(tmp_path):
 
     with pytest.raises(UserError) as e:
         load_pipeline(str(y))
-    assert str(e.value).startswith(f"{y}:4: output.stats_by: unknown column 'sourse'; known: id, tools, source_file, source_index, source,")
+    assert str(e.value).startswith(
+        f"{y}:4: output.stats_by: unknown column 'sourse'; known: id, tools, source_file, source_index, source,"
+    )
     assert "lang" in str(e.value)
     y.write_text(y.read_text().replace("stats_by: sourse", "stats_by: lang"))
     assert load_pipeline(str(y)).config.output.stats_by == "lang"
 
 
 def test_config_error_through_the_helper(tmp_path):
-    assert_step_config_error(tmp_path, "toxicity", "{parts: [answer]}",
-                             "steps[0].parts[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'answer')")
+    assert_step_config_error(
+        tmp_path,
+        "toxicity",
+        "{parts: [answer]}",
+        "steps[0].parts[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'answer')",
+    )
 
 
 def test_the_post_training_recipe_runs_on_its_default_input(tmp_path, monkeypatch):

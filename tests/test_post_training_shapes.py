@@ -61,7 +61,10 @@ def test_glaive_function_call_and_observation_turns():
                 want = json.loads(orig["value"])
                 (call,) = m["tool_calls"]
                 assert m["role"] == "assistant" and m["content"] == ""
-                assert call["function"]["name"] == want["name"] and json.loads(call["function"]["arguments"]) == want["arguments"]
+                assert (
+                    call["function"]["name"] == want["name"]
+                    and json.loads(call["function"]["arguments"]) == want["arguments"]
+                )
                 calls += 1
                 last = call
             elif orig["from"] == "observation":
@@ -84,7 +87,10 @@ def test_llamafactory_content_parts_reasoning_and_tool_calls():
             assert m["content"] == "\n\n".join(by_type.get("text", []))
             assert m["reasoning_content"] == ("\n\n".join(by_type["reasoning"]) if "reasoning" in by_type else None)
             want = [json.loads(v) for v in by_type.get("tool_call", [])]
-            got = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])} for c in m["tool_calls"] or []]
+            got = [
+                {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                for c in m["tool_calls"] or []
+            ]
             assert got == want
             traces += "reasoning" in by_type
             ncalls += len(want)
@@ -99,8 +105,14 @@ def test_bfcl_items_become_tool_call_conversations(tmp_path, category):
     assert len(rows) == len(items) and not bad
     for row, (record, expected) in zip(rows, items):
         assert row["id"] == record["id"]
-        got = [[{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])} for c in m["tool_calls"]]
-               for m in row["messages"] if m["tool_calls"]]
+        got = [
+            [
+                {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                for c in m["tool_calls"]
+            ]
+            for m in row["messages"]
+            if m["tool_calls"]
+        ]
         assert got == expected  # the ground-truth calls, in order
         assert all(m["content"] == "" for m in row["messages"] if m["tool_calls"])
         assert (json.loads(row["tools"]) if row["tools"] else None) == record.get("tools")
@@ -111,8 +123,15 @@ def test_hermes_tool_call_tags(tmp_path):
     rows, bad = _read(write_jsonl(tmp_path / "hermes.jsonl", records))
     assert len(rows) == len(records) == 2 and not bad
     assistant = [m for r in rows for m in r["messages"] if m["role"] == "assistant"]
-    assert [c["function"]["name"] for m in assistant for c in m["tool_calls"]] == ["calculate_distance", "generate_password"]
-    assert json.loads(assistant[0]["tool_calls"][0]["function"]["arguments"]) == {"origin": "New York", "destination": "Los Angeles", "mode": "car"}
+    assert [c["function"]["name"] for m in assistant for c in m["tool_calls"]] == [
+        "calculate_distance",
+        "generate_password",
+    ]
+    assert json.loads(assistant[0]["tool_calls"][0]["function"]["arguments"]) == {
+        "origin": "New York",
+        "destination": "Los Angeles",
+        "mode": "car",
+    }
     assert all(m["content"] == "" for m in assistant)
 
 
@@ -124,8 +143,16 @@ def _records_of(name):
     return load(name), ("sharegpt" if name.startswith("glaive") else "openai")
 
 
-@pytest.mark.parametrize("name", ["glaive_toolcall_en_demo.jsonl.gz", "reason_tool_use_demo_50.jsonl.gz", "bfcl_parallel_multiple",
-                                  "bfcl_multi_turn_base", "hermes"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "glaive_toolcall_en_demo.jsonl.gz",
+        "reason_tool_use_demo_50.jsonl.gz",
+        "bfcl_parallel_multiple",
+        "bfcl_multi_turn_base",
+        "hermes",
+    ],
+)
 def test_read_and_written_without_steps_round_trips(tmp_path, name):
     records, fmt = _records_of(name)
     src = write_jsonl(tmp_path / "in.jsonl", records)
@@ -136,7 +163,9 @@ def test_read_and_written_without_steps_round_trips(tmp_path, name):
             out.pop("id")
         if name == "hermes":  # tags come back on lines of their own, JSON re-serialised
             for m in [*rec["conversations"], *out["conversations"]]:
-                m["value"] = " ".join(m["value"].replace("<tool_call>", " <tool_call> ").replace("</tool_call>", " </tool_call> ").split())
+                m["value"] = " ".join(
+                    m["value"].replace("<tool_call>", " <tool_call> ").replace("</tool_call>", " </tool_call> ").split()
+                )
             assert [m["from"] for m in out["conversations"]] == [m["from"] for m in rec["conversations"]]
             continue
         assert _parsed(out) == _parsed(rec)
@@ -146,20 +175,62 @@ def test_read_and_written_without_steps_round_trips(tmp_path, name):
 
 def test_trace_fields_and_provenance_columns_round_trip(tmp_path):
     records = [
-        {"id": "a", "source": "tulu-3", "license": "odc-by", "messages": [{"role": "user", "content": "2+2?"},
-                                                                        {"role": "assistant", "content": "4", "reasoning_content": "add"}]},
-        {"id": "b", "generator": "r1", "messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2", "reasoning": "sum"}]},
-        {"id": "c", "category": "math", "messages": [{"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6", "thinking": "plus"}]},
-        {"id": "d", "messages": [{"role": "user", "content": "w?"}, {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c9", "type": "function", "index": 0, "function": {"name": "f", "arguments": {"x": 1}, "strict": True}}]},
-            {"role": "tool", "tool_call_id": "c9", "name": "f", "content": {"t": 20}}, {"role": "assistant", "content": "20"}]},
+        {
+            "id": "a",
+            "source": "tulu-3",
+            "license": "odc-by",
+            "messages": [
+                {"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4", "reasoning_content": "add"},
+            ],
+        },
+        {
+            "id": "b",
+            "generator": "r1",
+            "messages": [
+                {"role": "user", "content": "1+1?"},
+                {"role": "assistant", "content": "2", "reasoning": "sum"},
+            ],
+        },
+        {
+            "id": "c",
+            "category": "math",
+            "messages": [
+                {"role": "user", "content": "3+3?"},
+                {"role": "assistant", "content": "6", "thinking": "plus"},
+            ],
+        },
+        {
+            "id": "d",
+            "messages": [
+                {"role": "user", "content": "w?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c9",
+                            "type": "function",
+                            "index": 0,
+                            "function": {"name": "f", "arguments": {"x": 1}, "strict": True},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c9", "name": "f", "content": {"t": 20}},
+                {"role": "assistant", "content": "20"},
+            ],
+        },
     ]
     src = write_jsonl(tmp_path / "in.jsonl", records)
     rows, bad = _read(src)
     assert not bad
     assert [r["messages"][1]["reasoning_content"] for r in rows[:3]] == ["add", "sum", "plus"]
     assert [(r["source"], r["license"], r["generator"], r["category"]) for r in rows] == [
-        ("tulu-3", "odc-by", None, None), (None, None, "r1", None), (None, None, None, "math"), (None, None, None, None)]
+        ("tulu-3", "odc-by", None, None),
+        (None, None, "r1", None),
+        (None, None, None, "math"),
+        (None, None, None, None),
+    ]
     assert rows[3]["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}'
     assert rows[3]["messages"][2]["content"] == '{"t": 20}' and rows[3]["messages"][2]["tool_call_id"] == "c9"
     back, _ = _round_trip(tmp_path, src, "openai")
@@ -167,9 +238,18 @@ def test_trace_fields_and_provenance_columns_round_trip(tmp_path):
 
 
 def test_a_sharegpt_trace_field_comes_back_as_a_field(tmp_path):
-    records = [{"id": "s", "conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4", "reasoning_content": "add"},
-                                             {"from": "human", "value": "w?"},
-                                             {"from": "function_call", "value": '{"name": "f", "arguments": {}, "id": "x1"}'},
-                                             {"from": "observation", "value": "3"}, {"from": "gpt", "value": "3"}]}]
+    records = [
+        {
+            "id": "s",
+            "conversations": [
+                {"from": "human", "value": "2+2?"},
+                {"from": "gpt", "value": "4", "reasoning_content": "add"},
+                {"from": "human", "value": "w?"},
+                {"from": "function_call", "value": '{"name": "f", "arguments": {}, "id": "x1"}'},
+                {"from": "observation", "value": "3"},
+                {"from": "gpt", "value": "3"},
+            ],
+        }
+    ]
     back, _ = _round_trip(tmp_path, write_jsonl(tmp_path / "in.jsonl", records), "sharegpt")
     assert back == records

@@ -42,12 +42,23 @@ def ray_violations(source: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _root(node) in from_ray and _private(node.attr):
             found.append(f"line {node.lineno}: .{node.attr}")
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign))
+            else []
+        )
         for t in targets:
             if isinstance(t, (ast.Attribute, ast.Subscript)) and _root(t) in from_ray:
                 found.append(f"line {node.lineno}: assigns to {ast.unparse(t)}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" and node.args \
-                and _root(node.args[0]) in from_ray:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and node.args
+            and _root(node.args[0]) in from_ray
+        ):
             found.append(f"line {node.lineno}: setattr on {ast.unparse(node.args[0])}")
     return found
 
@@ -63,8 +74,13 @@ def test_only_the_ray_runner_imports_ray():
     importers = []
     for f in sorted((REPO / "curate").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n.split(".")[0] == "ray" for n in names):
                 importers.append(str(Path(f).relative_to(REPO)))
     assert set(importers) == {"curate/runners/ray.py"}
@@ -84,4 +100,6 @@ node = ray._private.worker.global_worker
 """
     found = ray_violations(patched)
     assert len(found) == 6, found
-    assert not ray_violations("import ray\nray.init(address='local')\nray.wait([], num_returns=1)\nx = ray.get_gpu_ids()\n")
+    assert not ray_violations(
+        "import ray\nray.init(address='local')\nray.wait([], num_returns=1)\nx = ray.get_gpu_ids()\n"
+    )

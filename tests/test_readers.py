@@ -41,19 +41,40 @@ def test_openai_messages_real_file_and_parts(tmp_path):
     assert len(rows) == 200 and not bad
     assert isinstance(json.loads(rows[0]["extra"])["label"], bool)
     parts = tmp_path / "parts.jsonl"
-    parts.write_text(json.dumps({"messages": [
-        {"role": "system", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "what is"}, {"type": "image_url", "image_url": {"url": "a.png"}},
-                                     {"type": "text", "text": "this?"}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
-    ]}) + "\n")
+    parts.write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is"},
+                            {"type": "image_url", "image_url": {"url": "a.png"}},
+                            {"type": "text", "text": "this?"},
+                        ],
+                    },
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                    },
+                ]
+            }
+        )
+        + "\n"
+    )
     rows, bad = _read_all([parts])
     conv = rows[0]["messages"]
     assert [m["role"] for m in conv] == ["system", "user", "assistant"]
     assert conv[1]["content"] == "what is\n\nthis?"
     # the image part is kept where it was, for the writers
-    assert json.loads(conv[1]["extra"])["_curate"]["parts"][1] == {"part": {"type": "image_url", "image_url": {"url": "a.png"}}}
-    assert conv[2]["content"] == "" and conv[2]["tool_calls"] == [{"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    assert json.loads(conv[1]["extra"])["_curate"]["parts"][1] == {
+        "part": {"type": "image_url", "image_url": {"url": "a.png"}}
+    }
+    assert conv[2]["content"] == "" and conv[2]["tool_calls"] == [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ]
 
 
 def test_alpaca_real_file():
@@ -85,12 +106,19 @@ def test_jsonl_gz_glob_and_directory(tmp_path):
 
 def test_parquet_with_column_mapping(tmp_path):
     msg = pa.struct([("speaker", pa.string()), ("content", pa.string())])
-    table = pa.table({
-        "uid": ["p1", "p2"],
-        "conv": pa.array([[{"speaker": "user", "content": "q1"}, {"speaker": "assistant", "content": "a1"}],
-                          [{"speaker": "user", "content": "q2"}]], pa.list_(msg)),
-        "score": [0.5, 0.9],
-    })
+    table = pa.table(
+        {
+            "uid": ["p1", "p2"],
+            "conv": pa.array(
+                [
+                    [{"speaker": "user", "content": "q1"}, {"speaker": "assistant", "content": "a1"}],
+                    [{"speaker": "user", "content": "q2"}],
+                ],
+                pa.list_(msg),
+            ),
+            "score": [0.5, 0.9],
+        }
+    )
     pq.write_table(table, tmp_path / "x.parquet")
     names = FieldNames(id="uid", conversations="conv", role="speaker", text="content")
     rows, bad = _read_all([tmp_path / "x.parquet"], names=names)
@@ -102,8 +130,13 @@ def test_parquet_with_column_mapping(tmp_path):
 
 def test_parquet_mapping_through_yaml(tmp_path):
     pq.write_table(pa.table({"q": ["2+2?"], "a": ["4"]}), tmp_path / "alp.parquet")
-    y = pipeline_yaml(tmp_path / "p.yaml", tmp_path / "alp.parquet", tmp_path / "out", "[]",
-                      extra="  format: parquet\n  columns: {instruction: q, output: a}\n")
+    y = pipeline_yaml(
+        tmp_path / "p.yaml",
+        tmp_path / "alp.parquet",
+        tmp_path / "out",
+        "[]",
+        extra="  format: parquet\n  columns: {instruction: q, output: a}\n",
+    )
     stats = run(y)
     kept = read_dir(tmp_path / "out" / "kept").to_pylist()
     assert stats["rows_kept"] == 1
@@ -112,8 +145,12 @@ def test_parquet_mapping_through_yaml(tmp_path):
 
 def test_format_override_quarantines_other_shapes(tmp_path):
     src = tmp_path / "x.jsonl"
-    src.write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n"
-                   + json.dumps({"conversations": [{"from": "human", "value": "x"}]}) + "\n")
+    src.write_text(
+        json.dumps({"instruction": "a", "output": "b"})
+        + "\n"
+        + json.dumps({"conversations": [{"from": "human", "value": "x"}]})
+        + "\n"
+    )
     rows, bad = _read_all([src], fmt="sharegpt")
     assert len(rows) == 1 and len(bad) == 1
     assert bad[0]["error"] == "missing key 'conversations' (a sharegpt record needs it)"
@@ -139,23 +176,52 @@ def _jsonl_variants(tmp_path):
     import json as _json
 
     real = _json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
-    clean = [{"id": r["id"], "conversations": [{"from": t["from"], "value": t["value"]} for t in r["conversations"]]} for r in real]
+    clean = [
+        {"id": r["id"], "conversations": [{"from": t["from"], "value": t["value"]} for t in r["conversations"]]}
+        for r in real
+    ]
     variants = {
         "clean": clean,
-        "no_ids": [{"conversations": r["conversations"]} for r in clean[:50]] + [{"id": "", "conversations": clean[0]["conversations"]}],
+        "no_ids": [{"conversations": r["conversations"]} for r in clean[:50]]
+        + [{"id": "", "conversations": clean[0]["conversations"]}],
         "int_ids": [{"id": i, "conversations": r["conversations"]} for i, r in enumerate(clean[:50])],
         "extra_keys": [dict(r, model="gpt-4") for r in clean[:50]],
-        "message_extra": [{"id": "m", "conversations": [{"from": "human", "value": "hi", "markdown": "x"}]}] + clean[:5],
-        "odd_roles": [{"id": "a", "conversations": [{"from": " Human ", "value": "hi"}, {"from": "ChatGPT", "value": "yo"}]}],
+        "message_extra": [{"id": "m", "conversations": [{"from": "human", "value": "hi", "markdown": "x"}]}]
+        + clean[:5],
+        "odd_roles": [
+            {"id": "a", "conversations": [{"from": " Human ", "value": "hi"}, {"from": "ChatGPT", "value": "yo"}]}
+        ],
         "unknown_role": [{"id": "a", "conversations": [{"from": "narrator", "value": "hi"}]}] + clean[:5],
         "null_value": [{"id": "a", "conversations": [{"from": "human", "value": None}]}] + clean[:5],
         "empty_conv": [{"id": "a", "conversations": []}] + clean[:5],
         "surrogate": [{"id": "a", "conversations": [{"from": "human", "value": "\ud800 lone"}]}] + clean[:5],
         "openai": [{"id": "o", "messages": [{"role": "user", "content": "hi"}]}],
-        "function_call": [{"id": "f", "conversations": [{"from": "human", "value": "hi"}, {"from": "function_call", "value": '{"name": "f", "arguments": {}}'},
-                                                        {"from": "observation", "value": "1"}, {"from": "gpt", "value": "one"}]}] + clean[:5],
-        "hermes": [{"id": "h", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": '<tool_call>{"name": "f", "arguments": {}}</tool_call>'}]}] + clean[:5],
-        "observation_alone": [{"id": "o", "conversations": [{"from": "human", "value": "hi"}, {"from": "observation", "value": "1"}]}] + clean[:5],
+        "function_call": [
+            {
+                "id": "f",
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "function_call", "value": '{"name": "f", "arguments": {}}'},
+                    {"from": "observation", "value": "1"},
+                    {"from": "gpt", "value": "one"},
+                ],
+            }
+        ]
+        + clean[:5],
+        "hermes": [
+            {
+                "id": "h",
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "gpt", "value": '<tool_call>{"name": "f", "arguments": {}}</tool_call>'},
+                ],
+            }
+        ]
+        + clean[:5],
+        "observation_alone": [
+            {"id": "o", "conversations": [{"from": "human", "value": "hi"}, {"from": "observation", "value": "1"}]}
+        ]
+        + clean[:5],
     }
     for name, recs in variants.items():
         path = tmp_path / f"{name}.jsonl"
@@ -178,8 +244,18 @@ def test_fast_jsonl_path_equals_record_by_record(tmp_path):
                 used_fast.add(name)
                 assert fast.equals(slow_rows), name
     assert {"clean", "no_ids", "odd_roles", "observation_alone"} <= used_fast
-    assert not used_fast & {"int_ids", "extra_keys", "message_extra", "unknown_role", "null_value", "empty_conv", "surrogate", "openai",
-                            "function_call", "hermes"}
+    assert not used_fast & {
+        "int_ids",
+        "extra_keys",
+        "message_extra",
+        "unknown_role",
+        "null_value",
+        "empty_conv",
+        "surrogate",
+        "openai",
+        "function_call",
+        "hermes",
+    }
 
 
 def test_byte_ranges_cut_anywhere_read_every_record_once(tmp_path, monkeypatch):
@@ -189,8 +265,14 @@ def test_byte_ranges_cut_anywhere_read_every_record_once(tmp_path, monkeypatch):
 
     lines = []
     for i in range(60):
-        lines.append(json.dumps({"id": f"r{i}", "conversations": [{"from": "human", "value": "x" * (i * 37 % 500)},
-                                                                   {"from": "gpt", "value": "ok"}]}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"r{i}",
+                    "conversations": [{"from": "human", "value": "x" * (i * 37 % 500)}, {"from": "gpt", "value": "ok"}],
+                }
+            )
+        )
         if i % 7 == 0:
             lines += ["", "   "]
         if i == 30:

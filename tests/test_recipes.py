@@ -25,7 +25,11 @@ def _run(name: str, out, **overrides) -> tuple[dict, dict]:
     stats = json.loads((out / "stats.json").read_text())
     assert_identity(stats)
     rejected = read_dir(out / "rejected")
-    reasons = dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_reason").to_pylist())) if rejected else {}
+    reasons = (
+        dict(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_reason").to_pylist()))
+        if rejected
+        else {}
+    )
     return stats, reasons
 
 
@@ -40,13 +44,17 @@ def test_recipes_are_shipped_and_commented():
     for name, path in recipes().items():
         assert len(recipe_purpose(path)) > 30, name
         text = path.read_text()
-        assert f"curate run {name} " in text or f"curate run pipelines/{name}.yaml" in text, f"{name}: no example command"
+        assert f"curate run {name} " in text or f"curate run pipelines/{name}.yaml" in text, (
+            f"{name}: no example command"
+        )
     listing = subprocess.run([sys.executable, "-m", "curate", "recipes"], capture_output=True, text=True, timeout=60)
     assert all(f"{name}: " in listing.stdout for name in EXPECTED), listing
 
 
 def test_a_name_that_is_not_a_recipe_is_one_line():
-    with pytest.raises(Exception, match=r"^pipeline file not found: sharegtp \(and no shipped recipe is named so; recipes: "):
+    with pytest.raises(
+        Exception, match=r"^pipeline file not found: sharegtp \(and no shipped recipe is named so; recipes: "
+    ):
         pipeline_path("sharegtp")
 
 
@@ -63,9 +71,13 @@ def test_openai_sft_mix(tmp_path):
     stats, reasons = _run("openai_sft", tmp_path / "out")
     assert stats["rows_quarantined"] == 1  # the malformed line of code.jsonl
     planted = {i: r for i, r in reasons.items() if i.endswith(("-copy", "-xsrc")) or i.startswith("eval-")}
-    assert planted == {"ioewlC1_0-copy": "exact_duplicate", "bbUOuh5_0-copy": "exact_duplicate",
-                       "XjMgEWd_0-xsrc": "exact_duplicate",  # the same conversation in the other source
-                       "eval-gsm8k-0": "contaminated_question", "eval-truthfulqa-0": "contaminated_question"}
+    assert planted == {
+        "ioewlC1_0-copy": "exact_duplicate",
+        "bbUOuh5_0-copy": "exact_duplicate",
+        "XjMgEWd_0-xsrc": "exact_duplicate",  # the same conversation in the other source
+        "eval-gsm8k-0": "contaminated_question",
+        "eval-truthfulqa-0": "contaminated_question",
+    }
     lines = [json.loads(line) for f in sorted((tmp_path / "out" / "kept_jsonl").glob("*.jsonl")) for line in f.open()]
     assert len(lines) == stats["rows_kept"] and all(m["role"] and m["content"] for r in lines for m in r["messages"])
 
@@ -89,8 +101,11 @@ def test_dedup_only_removes_only_duplicates(tmp_path):
 
 def test_decontam_only_checks_a_finished_set(tmp_path):
     stats, reasons = _run("decontam_only", tmp_path / "out")
-    assert reasons == {"eval-gsm8k-2": "contaminated_question", "eval-vicuna-1": "contaminated_question",
-                       "eval-truthfulqa-1": "contaminated_question"}
+    assert reasons == {
+        "eval-gsm8k-2": "contaminated_question",
+        "eval-vicuna-1": "contaminated_question",
+        "eval-truthfulqa-1": "contaminated_question",
+    }
     assert stats["rows_kept"] == stats["rows_in"] - 3
 
 

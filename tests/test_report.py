@@ -37,13 +37,29 @@ def test_every_run_writes_a_report_with_the_numbers_of_stats_json(sample_run):
     identity = f"rows in {stats['rows_in']:,} = kept {stats['rows_kept']:,} + rejected {stats['rows_rejected']:,} + quarantined {stats['rows_quarantined']:,}"
     assert identity in plain and "(holds)" in plain
     for step in stats["steps"]:
-        row = re.search(rf"<td><b>{step['step']}</b></td><td class=n>([\d,]+)</td><td class=n>([\d,]+)</td><td class=n>([\d,]+)</td>", html)
+        row = re.search(
+            rf"<td><b>{step['step']}</b></td><td class=n>([\d,]+)</td><td class=n>([\d,]+)</td><td class=n>([\d,]+)</td>",
+            html,
+        )
         assert row, step["step"]
-        assert [int(x.replace(",", "")) for x in row.groups()] == [step["rows_in"], step["rows_kept"], step["rows_dropped"]]
+        assert [int(x.replace(",", "")) for x in row.groups()] == [
+            step["rows_in"],
+            step["rows_kept"],
+            step["rows_dropped"],
+        ]
         for reason in step["dropped"]:
             assert f"<span class=tag>{reason}</span>" in html
-    for section in ("Funnel", "Distributions before and after", "Rejected rows, by step and reason", "Duplicate clusters",
-                    "Quarantined records", "Resolved pipeline", "Turns per conversation", "Tokens per turn", "Languages"):
+    for section in (
+        "Funnel",
+        "Distributions before and after",
+        "Rejected rows, by step and reason",
+        "Duplicate clusters",
+        "Quarantined records",
+        "Resolved pipeline",
+        "Turns per conversation",
+        "Tokens per turn",
+        "Languages",
+    ):
         assert section in plain, section
     # quarantined records with their parse errors and lines
     assert "invalid JSON" in plain and "malformed.jsonl" in plain
@@ -84,7 +100,9 @@ def test_report_rerenders_from_the_run_files_alone(sample_run, tmp_path):
 
 
 def test_sections_follow_the_pipeline(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "hello there"}]}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "hello there"}]}]
+    )
     run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - exact_dedup: {}"))
     plain = text_of((tmp_path / "out" / "report.html").read_text())
     assert "Duplicate clusters" not in plain and "Contamination hits" not in plain and "Languages" not in plain
@@ -95,13 +113,21 @@ XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
 
 def test_user_text_is_escaped(tmp_path):
-    rows = [{"id": f"x{XSS}", "conversations": [{"from": "human", "value": f"hi {XSS}"}, {"from": "gpt", "value": f"ok {XSS}"}]},
-            {"id": f"y{XSS}", "conversations": [{"from": "human", "value": f"hi {XSS}"}, {"from": "gpt", "value": f"ok {XSS}"}]}]
+    rows = [
+        {
+            "id": f"x{XSS}",
+            "conversations": [{"from": "human", "value": f"hi {XSS}"}, {"from": "gpt", "value": f"ok {XSS}"}],
+        },
+        {
+            "id": f"y{XSS}",
+            "conversations": [{"from": "human", "value": f"hi {XSS}"}, {"from": "gpt", "value": f"ok {XSS}"}],
+        },
+    ]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows) + XSS + "\n")
     run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - exact_dedup: {}"))
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "<script" not in html and "<img" not in html and "onerror=\"" not in html
+    assert "<script" not in html and "<img" not in html and 'onerror="' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text: rejected row, id, quarantined raw line
 
 
@@ -113,9 +139,22 @@ def test_not_a_run_directory_is_one_line(tmp_path):
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (.ci/run installs it)")
 def test_renders_in_headless_chromium_without_console_errors(sample_run, tmp_path):
     out, stats = sample_run
-    p = subprocess.run(["chromium", "--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr", "--v=0",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (out / "report.html").as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            (out / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     dom = p.stdout
     assert "curate quality report" in dom and dom.count("<svg") >= 4
@@ -125,11 +164,22 @@ def test_renders_in_headless_chromium_without_console_errors(sample_run, tmp_pat
 
 
 def test_select_pipeline_report_shows_scores_examples_and_semantic_clusters(tmp_path):
-    pairs = [("How do I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it and bake at 230 C."),
-             ("How can I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it, then bake at 230 C.")]
+    pairs = [
+        (
+            "How do I bake sourdough bread at home?",
+            "Mix flour, water and starter, let it rise overnight, shape it and bake at 230 C.",
+        ),
+        (
+            "How can I bake sourdough bread at home?",
+            "Mix flour, water and starter, let it rise overnight, shape it, then bake at 230 C.",
+        ),
+    ]
     with gzip.open(SHARED_DATA / "quality" / "alpaca_gpt4_subset_raw.jsonl.gz", "rt", encoding="utf-8") as f:
         pairs += [(r["instruction"], r["output"]) for r in map(json.loads, list(f)[:18])]
-    recs = [{"id": f"s{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]} for i, (q, a) in enumerate(pairs)]
+    recs = [
+        {"id": f"s{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+        for i, (q, a) in enumerate(pairs)
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
     steps = "\n  - semantic_dedup: {}\n  - quality_score: {}\n  - select: {fraction: 0.2}"
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps=steps))

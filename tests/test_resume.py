@@ -28,8 +28,13 @@ def _curate(args, fault=None, runner="local"):
     env.pop("CURATE_FAULT", None)
     if fault:
         env["CURATE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "curate", "run", *args, "--runner", runner, "--no-progress"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "curate", "run", *args, "--runner", runner, "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def _yaml(tmp, src, name, steps=STEPS):

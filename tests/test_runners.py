@@ -45,8 +45,9 @@ def planted(tmp_path_factory):
 
 
 def _yaml(tmp, src, name, runner="local"):
-    return pipeline_yaml(tmp / f"{name}.yaml", src, tmp / name, "[{exact_dedup: {partitions: 4}}]", runner,
-                         extra="  shard_rows: 40\n")
+    return pipeline_yaml(
+        tmp / f"{name}.yaml", src, tmp / name, "[{exact_dedup: {partitions: 4}}]", runner, extra="  shard_rows: 40\n"
+    )
 
 
 def test_exact_dedup_removes_exactly_the_planted_copies(planted):
@@ -103,12 +104,14 @@ def test_run_directory_layout(planted):
 def test_jsonl_output_round_trips(planted, tmp_path):
     """output.format: sharegpt writes kept rows back in the input's own shape."""
     _, src, _, _ = planted
-    y = pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", "[{exact_dedup: {}}]",
-                      extra="")
+    y = pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", "[{exact_dedup: {}}]", extra="")
     y.write_text(y.read_text().replace("output:\n", "output:\n  format: sharegpt\n"))
     stats = run(y)
-    lines = [json.loads(line) for f in sorted((tmp_path / "out" / "kept_jsonl").glob("*.jsonl"))
-             for line in f.read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for f in sorted((tmp_path / "out" / "kept_jsonl").glob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     assert len(lines) == stats["rows_kept"]
     original = {json.loads(line)["id"]: json.loads(line) for line in src.read_text().splitlines()}
     for rec in lines[:50]:
@@ -179,8 +182,14 @@ def test_a_gpu_step_gets_a_gpu_of_its_own(ray_cluster):
     ray = ray_cluster
     ray.shutdown()
     # The state API answers through the dashboard's server.
-    ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=True, logging_level=logging.ERROR,
-             log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=4,
+        num_gpus=2,
+        include_dashboard=True,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+    )
     try:
         ctx = StepContext(rules_dir=REPO / "curate" / "rules")
 
@@ -199,7 +208,13 @@ def test_a_gpu_step_gets_a_gpu_of_its_own(ray_cluster):
         for gpus, actors, per_gpu in ((1.0, 2, 1), (0.5, 4, 2)):
             runner = RayRunner()
             assert runner.map(probe, None, list(range(8)), "gpu_probe", need(gpus=gpus)) == list(range(8))
-            pool = [a for a in list_actors(address=ray.get_runtime_context().gcs_address, filters=[("class_name", "=", "_Worker")], detail=True) if a.actor_id not in seen]
+            pool = [
+                a
+                for a in list_actors(
+                    address=ray.get_runtime_context().gcs_address, filters=[("class_name", "=", "_Worker")], detail=True
+                )
+                if a.actor_id not in seen
+            ]
             seen |= {a.actor_id for a in pool}
             assert len(pool) == actors
             assert all(a.required_resources["GPU"] == gpus and a.required_resources["CPU"] == 1 for a in pool)

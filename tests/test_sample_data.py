@@ -23,14 +23,25 @@ def test_small_and_rebuilt_byte_for_byte(tmp_path):
 
 def _rejected_by(out, step: str) -> dict[str, str]:
     rej = read_dir(out / "rejected")
-    return {i: d for i, d, s in zip(rej.column("id").to_pylist(), rej.column("duplicate_of").to_pylist(),
-                                    rej.column("_curate_drop_step").to_pylist()) if s == step}
+    return {
+        i: d
+        for i, d, s in zip(
+            rej.column("id").to_pylist(),
+            rej.column("duplicate_of").to_pylist(),
+            rej.column("_curate_drop_step").to_pylist(),
+        )
+        if s == step
+    }
 
 
 def test_dedup_removes_exactly_the_planted_copies(tmp_path):
     steps = "\n  - exact_dedup: {}\n  - minhash_dedup: {}"
     stats = run(pipeline_yaml(tmp_path / "p.yaml", SAMPLE, tmp_path / "out", steps=steps))
-    exact = {e["id"]: e["duplicate_of"] for k in ("exact_duplicate", "whitespace_case_duplicate") for e in PLANTED["planted"][k]}
+    exact = {
+        e["id"]: e["duplicate_of"]
+        for k in ("exact_duplicate", "whitespace_case_duplicate")
+        for e in PLANTED["planted"][k]
+    }
     near = {e["id"]: e["duplicate_of"] for k in ("near_duplicate", "html_render") for e in PLANTED["planted"][k]}
     assert _rejected_by(tmp_path / "out", "exact_dedup") == exact
     assert _rejected_by(tmp_path / "out", "minhash_dedup") == near
@@ -45,12 +56,20 @@ def test_malformed_lines_are_quarantined_with_their_line(tmp_path):
     assert sorted(got) == [e["line"] for e in expected]
     for e in expected:
         assert e["error_contains"] in got[e["line"]], (e, got[e["line"]])
-    assert stats["rows_quarantined"] == len(expected) and stats["rows_kept"] == PLANTED["rows"]["malformed.jsonl"] - len(expected)
+    assert stats["rows_quarantined"] == len(expected) and stats["rows_kept"] == PLANTED["rows"][
+        "malformed.jsonl"
+    ] - len(expected)
 
 
 def test_long_conversations_are_split_and_lose_no_turn(tmp_path):
-    stats = run(pipeline_yaml(tmp_path / "p.yaml", SAMPLE / "sharegpt_sample.jsonl", tmp_path / "out",
-                              steps="\n  - split_conversations: {max_tokens: 2048}"))
+    stats = run(
+        pipeline_yaml(
+            tmp_path / "p.yaml",
+            SAMPLE / "sharegpt_sample.jsonl",
+            tmp_path / "out",
+            steps="\n  - split_conversations: {max_tokens: 2048}",
+        )
+    )
     planted = {e["id"]: e["turns"] for e in PLANTED["planted"]["long_conversation"]}
     rows = [read_dir(tmp_path / "out" / d) for d in ("kept", "rejected")]
     turns: dict[str, int] = {}
@@ -63,8 +82,14 @@ def test_long_conversations_are_split_and_lose_no_turn(tmp_path):
 
 
 def test_planted_hateful_turns_are_rejected_by_toxicity(tmp_path):
-    run(pipeline_yaml(tmp_path / "p.yaml", SAMPLE / "sharegpt_sample.jsonl", tmp_path / "out", steps="\n  - toxicity: {}"))
+    run(
+        pipeline_yaml(
+            tmp_path / "p.yaml", SAMPLE / "sharegpt_sample.jsonl", tmp_path / "out", steps="\n  - toxicity: {}"
+        )
+    )
     rej = read_dir(tmp_path / "out" / "rejected")
-    toxic = {i for i, s in zip(rej.column("id").to_pylist(), rej.column("_curate_drop_step").to_pylist()) if s == "toxicity"}
+    toxic = {
+        i for i, s in zip(rej.column("id").to_pylist(), rej.column("_curate_drop_step").to_pylist()) if s == "toxicity"
+    }
     planted = {e["id"] for e in PLANTED["planted"]["toxic"]}
     assert planted <= toxic and len(toxic - planted) <= 3  # the shipped model's false positives on the sample: 2

@@ -13,19 +13,29 @@ CALL = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arg
 
 def _table() -> pa.Table:
     rows = [
-        {"id": "a", "messages": [
-            {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "weather in Oslo?"},
-            {"role": "assistant", "content": "", "reasoning_content": "I should call the tool", "tool_calls": [CALL]},
-            {"role": "tool", "content": '{"t": 3}', "tool_call_id": "c1", "name": "get_weather"},
-            {"role": "assistant", "content": "3 degrees", "reasoning_content": "it said 3"},
-        ]},
+        {
+            "id": "a",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "weather in Oslo?"},
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "reasoning_content": "I should call the tool",
+                    "tool_calls": [CALL],
+                },
+                {"role": "tool", "content": '{"t": 3}', "tool_call_id": "c1", "name": "get_weather"},
+                {"role": "assistant", "content": "3 degrees", "reasoning_content": "it said 3"},
+            ],
+        },
         {"id": "b", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
     ]
     for i, r in enumerate(rows):
         r["_curate_key"] = row_key(0, i)
     # a slice: steps see the live rows of a batch, whose list offsets do not start at 0
-    return pa.concat_tables([rows_to_table([{"id": "z", "messages": [{"role": "user", "content": "x"}]}]), rows_to_table(rows)]).slice(1)
+    return pa.concat_tables(
+        [rows_to_table([{"id": "z", "messages": [{"role": "user", "content": "x"}]}]), rows_to_table(rows)]
+    ).slice(1)
 
 
 def test_parts_select_content_by_role_and_traces():
@@ -66,6 +76,9 @@ def test_the_parts_table_in_the_readme_is_the_code():
 
     doc = (REPO / "README.md").read_text()
     table = {m[0]: m[1].split(", ") for m in re.findall(r"^\| `(\w+)` \| `parts` \| `\[([^\]]*)\]` \|", doc, re.M)}
-    declared = {name: cls.Params.model_fields["parts"].default for name, cls in all_steps().items()
-                if "parts" in cls.Params.model_fields}
+    declared = {
+        name: cls.Params.model_fields["parts"].default
+        for name, cls in all_steps().items()
+        if "parts" in cls.Params.model_fields
+    }
     assert table == declared

@@ -17,7 +17,13 @@ from tests.helpers import REPO, pipeline_yaml, read_dir, run, write_jsonl
 
 DOC = (REPO / "docs" / "writing_a_step.md").read_text()
 RECORDS = [
-    {"id": "ok", "messages": [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "Seven is a prime."}]},
+    {
+        "id": "ok",
+        "messages": [
+            {"role": "user", "content": "Name a prime."},
+            {"role": "assistant", "content": "Seven is a prime."},
+        ],
+    },
     {"id": "short", "messages": [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "7"}]},
     {"id": "two", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there."}]},
 ]
@@ -62,16 +68,30 @@ def test_user_step_runs_locally(tmp_path, user_module):
     [
         ("my_filters:ShortReply: {min_words: 0}", "steps[0].min_words: must be >= 1 (got 0)"),
         ("my_filters:ShortReply: {min_word: 2}", "steps[0].min_word: unknown key; allowed: min_words"),
-        ("my_filters:ShortReplies: {}", "steps[0].my_filters:ShortReplies: module 'my_filters' has no 'ShortReplies'; "
-                                        "did you mean 'ShortReply'?"),
-        ("my_filterz:ShortReply: {}", "steps[0].my_filterz:ShortReply: cannot import module 'my_filterz' (no module named "
-                                      "'my_filterz'): is it installed, on PYTHONPATH or in the current directory?"),
-        ("my_filters:ShortReplyParams: {}", "steps[0].my_filters:ShortReplyParams: my_filters:ShortReplyParams is not a "
-                                            "curate step (got class ShortReplyParams): a step is a class deriving from "
-                                            "curate.steps.base.MapStep or GlobalStep"),
-        ("my_filters:np: {}", "steps[0].my_filters:np: my_filters:np is not a curate step (got a module): a step is a "
-                              "class deriving from curate.steps.base.MapStep or GlobalStep"),
-        ("'my filters:X': {}", "steps[0].my filters:X: 'my filters:X' is neither a step name nor a package.module:ClassName path"),
+        (
+            "my_filters:ShortReplies: {}",
+            "steps[0].my_filters:ShortReplies: module 'my_filters' has no 'ShortReplies'; did you mean 'ShortReply'?",
+        ),
+        (
+            "my_filterz:ShortReply: {}",
+            "steps[0].my_filterz:ShortReply: cannot import module 'my_filterz' (no module named "
+            "'my_filterz'): is it installed, on PYTHONPATH or in the current directory?",
+        ),
+        (
+            "my_filters:ShortReplyParams: {}",
+            "steps[0].my_filters:ShortReplyParams: my_filters:ShortReplyParams is not a "
+            "curate step (got class ShortReplyParams): a step is a class deriving from "
+            "curate.steps.base.MapStep or GlobalStep",
+        ),
+        (
+            "my_filters:np: {}",
+            "steps[0].my_filters:np: my_filters:np is not a curate step (got a module): a step is a "
+            "class deriving from curate.steps.base.MapStep or GlobalStep",
+        ),
+        (
+            "'my filters:X': {}",
+            "steps[0].my filters:X: 'my filters:X' is neither a step name nor a package.module:ClassName path",
+        ),
         ("short_reply: {}", "steps[0].short_reply: unknown step 'short_reply'; did you mean "),
     ],
 )
@@ -86,8 +106,11 @@ def test_config_errors_are_one_line(tmp_path, user_module, step, message):
 def test_a_module_that_fails_to_import_is_one_line(tmp_path, user_module):
     (user_module / "broken_steps.py").write_text("import not_installed_anywhere\n")
     path = _pipeline(tmp_path, "broken_steps:Step: {}")
-    with pytest.raises(UserError, match=r"p.yaml:8: steps\[0\].broken_steps:Step: importing 'broken_steps' failed: "
-                                        r"ModuleNotFoundError: No module named 'not_installed_anywhere'$"):
+    with pytest.raises(
+        UserError,
+        match=r"p.yaml:8: steps\[0\].broken_steps:Step: importing 'broken_steps' failed: "
+        r"ModuleNotFoundError: No module named 'not_installed_anywhere'$",
+    ):
         load_pipeline(str(path))
 
 
@@ -104,15 +127,27 @@ def test_entry_point_step_runs_and_is_listed(tmp_path, user_module):
     stats = run(_pipeline(tmp_path, "short_reply: {min_words: 2}"))
     assert stats["steps"][0]["dropped"] == {"short_reply": 1}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_module), str(REPO)])}
-    listing = subprocess.run([sys.executable, "-m", "curate", "list-steps"], capture_output=True, text=True, env=env,
-                             cwd=tmp_path, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "curate", "list-steps"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr
     assert "short_reply (map) (from my-filters-pkg: my_filters:ShortReply): Drops conversations" in listing.stdout
     assert "    min_words: int = 3  [Ge(ge=1)]  fewest words an assistant reply may have" in listing.stdout
     # A plugin cannot take a built-in step's name.
     assert "exact_dedup (global): Exact duplicates" in listing.stdout and "my_filters:ShortReply)" in listing.stdout
-    one = subprocess.run([sys.executable, "-m", "curate", "list-steps", "my_filters:ShortReply"], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=120)
+    one = subprocess.run(
+        [sys.executable, "-m", "curate", "list-steps", "my_filters:ShortReply"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert one.returncode == 0 and one.stdout.startswith("my_filters:ShortReply (map): Drops conversations"), one
 
 
@@ -124,15 +159,26 @@ def test_user_steps_run_on_ray(tmp_path, user_module):
     steps = "\n  - my_filters:ShortReply: {min_words: 2}\n  - short_reply: {min_words: 3}"
     outputs = {}
     for runner in ("ray", "local"):
-        path = pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner,
-                             extra="  shard_rows: 2\n")
+        path = pipeline_yaml(
+            tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner, extra="  shard_rows: 2\n"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_module), str(REPO)])}
-        p = subprocess.run([sys.executable, "-m", "curate", "run", str(path), "--no-progress"], capture_output=True,
-                           text=True, env=env, cwd=tmp_path, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", "curate", "run", str(path), "--no-progress"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         outputs[runner] = sorted((tmp_path / runner / "kept").glob("*.parquet"))
     assert len(outputs["ray"]) == 3
     assert [f.read_bytes() for f in outputs["ray"]] == [f.read_bytes() for f in outputs["local"]]
     rejected = read_dir(tmp_path / "ray" / "rejected")
     assert sorted(zip(rejected.column("id").to_pylist(), rejected.column("_curate_drop_step").to_pylist())) == [
-        ("short", "short_reply"), ("short", "short_reply"), ("two", "short_reply"), ("two", "short_reply")]
+        ("short", "short_reply"),
+        ("short", "short_reply"),
+        ("two", "short_reply"),
+        ("two", "short_reply"),
+    ]

@@ -25,16 +25,31 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[2] / "tests" / "data" / "html_suites"
 # markdownify options that only change how the same rendering is spelled.
-STYLE_OPTIONS = {"heading_style", "bullets", "strong_em_symbol", "newline_style", "code_language", "wrap", "wrap_width",
-                 "autolinks", "strip_document", "default_title", "escape_misc"}
+STYLE_OPTIONS = {
+    "heading_style",
+    "bullets",
+    "strong_em_symbol",
+    "newline_style",
+    "code_language",
+    "wrap",
+    "wrap_width",
+    "autolinks",
+    "strip_document",
+    "default_title",
+    "escape_misc",
+}
 
 
 def git_show(repo: Path, path: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(repo), "show", f"HEAD:{path}"], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "show", f"HEAD:{path}"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def git_head(repo: Path) -> str:
-    return subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 class _Recorder:
@@ -52,8 +67,12 @@ class _Recorder:
 
 
 def markdownify_cases(repo: Path) -> list[dict]:
-    files = subprocess.run(["git", "--git-dir", str(repo), "ls-tree", "--name-only", "HEAD", "tests/"],
-                           check=True, capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "--git-dir", str(repo), "ls-tree", "--name-only", "HEAD", "tests/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     found: list[dict] = []
     for path in sorted(files):
         name = Path(path).stem
@@ -77,19 +96,27 @@ def markdownify_cases(repo: Path) -> list[dict]:
                     fn()
                 except Exception as e:  # noqa: BLE001 (an assertion using something else than ==; the rest of that test is lost)
                     print(f"  {name}::{fn_name}: stopped at {type(e).__name__}: {e}", file=sys.stderr)
-    kept = [c for c in found if set(c["options"]) <= STYLE_OPTIONS and c["options"].get("escape_misc", "True") == "True"]
+    kept = [
+        c for c in found if set(c["options"]) <= STYLE_OPTIONS and c["options"].get("escape_misc", "True") == "True"
+    ]
     seen, unique = set(), []
     for c in kept:
         key = (c["html"], c["expected"])
         if key not in seen:
             seen.add(key)
             unique.append({"name": f"{c['test']}#{len(unique)}", "html": c["html"], "expected": c["expected"]})
-    print(f"markdownify: {len(found)} assertions, {len(kept)} without semantic options, {len(unique)} distinct", file=sys.stderr)
+    print(
+        f"markdownify: {len(found)} assertions, {len(kept)} without semantic options, {len(unique)} distinct",
+        file=sys.stderr,
+    )
     return unique
 
 
-CASE = re.compile(r"""<div class="case" data-name="([^"]*)"(?: data-options='([^']*)')?>\s*<div class="input">(.*?)</div>\s*"""
-                  r"""<pre class="expected">(.*?)</pre>\s*</div>""", re.S)
+CASE = re.compile(
+    r"""<div class="case" data-name="([^"]*)"(?: data-options='([^']*)')?>\s*<div class="input">(.*?)</div>\s*"""
+    r"""<pre class="expected">(.*?)</pre>\s*</div>""",
+    re.S,
+)
 
 
 def turndown_cases(repo: Path) -> list[dict]:
@@ -107,9 +134,15 @@ def main() -> None:
     mdf, td = Path(sys.argv[1]), Path(sys.argv[2])
     OUT.mkdir(parents=True, exist_ok=True)
     for name, repo, cases in (("markdownify", mdf, markdownify_cases(mdf)), ("turndown", td, turndown_cases(td))):
-        doc = {"source": {"markdownify": "https://github.com/matthewwithanm/python-markdownify (tests/)",
-                          "turndown": "https://github.com/mixmark-io/turndown (test/index.html)"}[name],
-               "commit": git_head(repo), "license": "MIT (see LICENSE." + name + ")", "cases": cases}
+        doc = {
+            "source": {
+                "markdownify": "https://github.com/matthewwithanm/python-markdownify (tests/)",
+                "turndown": "https://github.com/mixmark-io/turndown (test/index.html)",
+            }[name],
+            "commit": git_head(repo),
+            "license": "MIT (see LICENSE." + name + ")",
+            "cases": cases,
+        }
         (OUT / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         (OUT / f"LICENSE.{name}").write_text(git_show(repo, "LICENSE"), encoding="utf-8")
 

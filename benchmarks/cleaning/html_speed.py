@@ -72,7 +72,14 @@ print(json.dumps({"seconds": time.process_time() - start, "rows": len(rows)}))
 
 def run_pinned(python: str, script: str, *args: str) -> dict:
     cmd = ["taskset", "-c", "0", python, "-c", script, *args]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        cmd,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -89,14 +96,18 @@ def main() -> None:
     corpus = html_dump(args.copies, work) / "corpus.jsonl"
     results = {}
     if Path(args.fastchat_python).exists():
-        results["FastChat clean_html_one_sample (markdownify 0.11.6)"] = run_pinned(args.fastchat_python, FASTCHAT, str(corpus))
+        results["FastChat clean_html_one_sample (markdownify 0.11.6)"] = run_pinned(
+            args.fastchat_python, FASTCHAT, str(corpus)
+        )
     results["curate html_to_markdown step"] = run_pinned(sys.executable, CURATE, str(corpus))
     results["markdownify (current) on the replies"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "markdownify")
     results["beautifulsoup4 html.parser, parse only"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "parse")
     rows = next(iter(results.values()))["rows"]
     mb = corpus.stat().st_size / 1e6
     ref = next((r for k, r in results.items() if k.startswith("FastChat")), None)
-    print(f"\n{rows:,} rows ({mb:.1f} MB): real ShareGPT conversations, replies as 2023 ChatGPT-page HTML, {args.copies} copies; CPU seconds on one core\n")
+    print(
+        f"\n{rows:,} rows ({mb:.1f} MB): real ShareGPT conversations, replies as 2023 ChatGPT-page HTML, {args.copies} copies; CPU seconds on one core\n"
+    )
     print("| tool | CPU s | rows/s per core | x FastChat |")
     print("|---|---:|---:|---:|")
     for name, r in results.items():

@@ -76,7 +76,9 @@ def main() -> None:
             cpu, langs, kept = results[(mc, w)]
             lang_diff = sum(a != b for a, b in zip(langs, base_lang))
             kept_diff = sum(a != b for a, b in zip(kept, base_kept))
-            print(f"| {mc} | {w} | {cpu:.2f} | {base_cpu / cpu:.2f}x | {lang_diff} ({lang_diff / rows:.2%}) | {kept_diff} ({kept_diff / rows:.2%}) |")
+            print(
+                f"| {mc} | {w} | {cpu:.2f} | {base_cpu / cpu:.2f}x | {lang_diff} ({lang_diff / rows:.2%}) | {kept_diff} ({kept_diff / rows:.2%}) |"
+            )
 
 
 if __name__ == "__main__":

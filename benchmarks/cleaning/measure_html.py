@@ -22,7 +22,9 @@ sys.path.insert(0, str(REPO))
 from curate.steps.html_to_markdown import html_to_markdown, looks_like_html  # noqa: E402
 
 POSTS = REPO.parent / "shared" / "data" / "html" / "stackexchange_coffee_Posts.xml"
-RESIDUE = re.compile(r"</?(p|div|span|a|img|ul|ol|li|pre|code|table|tr|td|th|h[1-6]|strong|em|b|i|br|hr|blockquote)\b[^>]*>", re.I)
+RESIDUE = re.compile(
+    r"</?(p|div|span|a|img|ul|ol|li|pre|code|table|tr|td|th|h[1-6]|strong|em|b|i|br|hr|blockquote)\b[^>]*>", re.I
+)
 
 
 def main() -> None:
@@ -52,7 +54,9 @@ def main() -> None:
     print(f"| posts with tag residue after conversion | {residue}/{n} ({residue / n:.1%}) |")
     print(f"| <pre> blocks kept verbatim in a fence | {pre_kept}/{pre_total} ({pre_kept / max(pre_total, 1):.1%}) |")
     print(f"| links whose href is kept | {links_kept}/{links_total} ({links_kept / max(links_total, 1):.1%}) |")
-    print(f"| speed | {n / seconds:,.0f} posts/s ({sum(map(len, bodies)) / seconds / 1e6:.2f} MB/s) on one core (CPU time) |")
+    print(
+        f"| speed | {n / seconds:,.0f} posts/s ({sum(map(len, bodies)) / seconds / 1e6:.2f} MB/s) on one core (CPU time) |"
+    )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,9 @@ def hh_rlhf() -> pa.Table:
     with gzip.open(INSTRUCTIONS / "hh_rlhf_harmless_base_test.jsonl.gz", "rt") as f:
         for line in f:
             parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + json.loads(line)["chosen"].lstrip("\n"))
-            convs.append([("user" if parts[i] == "Human" else "assistant", parts[i + 1]) for i in range(1, len(parts) - 1, 2)])
+            convs.append(
+                [("user" if parts[i] == "Human" else "assistant", parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+            )
     return _table(convs, "hh_rlhf_harmless_base_test.jsonl.gz")
 
 
@@ -123,7 +125,8 @@ def instruction_files() -> dict[str, pa.Table]:
         "self_instruct_seed_tasks.jsonl": self_instruct,
         # Arena battles: the conversation is under `conversation_a` (input.columns.conversations in a YAML)
         "openai_messages_arena_refusal_labeled.jsonl": lambda: read_with_curate(
-            INSTRUCTIONS / "openai_messages_arena_refusal_labeled.jsonl", FieldNames(conversations="conversation_a")),
+            INSTRUCTIONS / "openai_messages_arena_refusal_labeled.jsonl", FieldNames(conversations="conversation_a")
+        ),
     }
     out = {}
     for path in sorted(INSTRUCTIONS.iterdir()):
@@ -134,9 +137,11 @@ def instruction_files() -> dict[str, pa.Table]:
 def language_accuracy(step: Language, files: dict[str, pa.Table]) -> list[tuple[str, int, int, float, str]]:
     """(source, rows, rows with a language call, accuracy among them, what was wrong)."""
     oasst, labels = oasst_messages()
-    cases = [("OASST messages (lang label)", oasst, labels),
-             ("Stack Exchange coffee posts (en)", stackexchange_posts(), None),
-             ("alpaca_en_demo (en)", files["alpaca_llamafactory_alpaca_en_demo.json"], None)]
+    cases = [
+        ("OASST messages (lang label)", oasst, labels),
+        ("Stack Exchange coffee posts (en)", stackexchange_posts(), None),
+        ("alpaca_en_demo (en)", files["alpaca_llamafactory_alpaca_en_demo.json"], None),
+    ]
     rows = []
     for name, table, gold in cases:
         out, _ = apply_map_step(step, table)
@@ -145,7 +150,15 @@ def language_accuracy(step: Language, files: dict[str, pa.Table]) -> list[tuple[
         called = [(p, g) for p, g in zip(pred, gold) if p not in ("unknown", "code")]
         right = sum(p == g for p, g in called)
         wrong = Counter(p for p, g in called if p != g)
-        rows.append((name, len(pred), len(called), right / max(len(called), 1), ", ".join(f"{k}:{v}" for k, v in wrong.most_common())))
+        rows.append(
+            (
+                name,
+                len(pred),
+                len(called),
+                right / max(len(called), 1),
+                ", ".join(f"{k}:{v}" for k, v in wrong.most_common()),
+            )
+        )
     return rows
 
 
@@ -174,8 +187,13 @@ def looping_turns(files: dict[str, pa.Table], limit: int = 400) -> tuple[pa.Tabl
     """(real long assistant turns, the same turns made to loop on their last paragraph / sentence /
     7-word phrase), as one-pair conversations."""
     real = []
-    for name in ("sharegpt92k_cleaned_sample.json", "alpaca_llamafactory_alpaca_en_demo.json", "oasst_en_100_trees.jsonl",
-                 "sharegpt_llamafactory_dpo_en_demo.json", "openai_messages_llamafactory_kto_en_demo.json"):
+    for name in (
+        "sharegpt92k_cleaned_sample.json",
+        "alpaca_llamafactory_alpaca_en_demo.json",
+        "oasst_en_100_trees.jsonl",
+        "sharegpt_llamafactory_dpo_en_demo.json",
+        "openai_messages_llamafactory_kto_en_demo.json",
+    ):
         for conv in files[name].column("conversations").to_pylist():
             real += [t["text"] for t in conv if t["role"] == "assistant" and len(t["text"].split()) >= 80]
     real = real[1::4][:limit]
@@ -192,13 +210,17 @@ def preset_comparison(files: dict[str, pa.Table], lang_step: Language) -> None:
     real, looped = looping_turns(files)
     everything = pa.concat_tables([apply_map_step(lang_step, t)[0] for t in files.values()], promote_options="default")
     print("\n## Presets: real rows rejected vs looping turns caught\n")
-    print(f"| preset | all {everything.num_rows} shared rows rejected | {real.num_rows} real long answers rejected | "
-          f"{looped.num_rows} looping answers caught |")
+    print(
+        f"| preset | all {everything.num_rows} shared rows rejected | {real.num_rows} real long answers rejected | "
+        f"{looped.num_rows} looping answers caught |"
+    )
     print("|---|---:|---:|---:|")
     for preset in ("chat", "gopher"):
         step = QualityHeuristics(QualityParams(preset=preset), CTX)
         a, b, c = (apply_map_step(step, t)[1].rows_dropped for t in (everything, real, looped))
-        print(f"| {preset} | {a} ({a / everything.num_rows:.1%}) | {b} ({b / real.num_rows:.1%}) | {c} ({c / looped.num_rows:.1%}) |")
+        print(
+            f"| {preset} | {a} ({a / everything.num_rows:.1%}) | {b} ({b / real.num_rows:.1%}) | {c} ({c / looped.num_rows:.1%}) |"
+        )
 
 
 def speed(files: dict[str, pa.Table], lang_step: Language) -> None:

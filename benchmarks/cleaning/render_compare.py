@@ -26,8 +26,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "tests" / "data" / "html_suites"
 
-_BLOCK = {"p", "div", "pre", "blockquote", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "thead",
-          "tbody", "tr", "th", "td", "br", "html", "body", "section", "article", "dl", "dt", "dd", "figure", "figcaption"}
+_BLOCK = {
+    "p",
+    "div",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "br",
+    "html",
+    "body",
+    "section",
+    "article",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+}
 _KEEP_ATTRS = {"a": ("href",), "img": ("src", "alt"), "ol": ("start",)}
 _SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace: a no-break space is text
 # What a browser does not show as text.
@@ -54,7 +84,11 @@ class _Signature(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         shown = " ".join(f'{k}="{attrs[k]}"' for k in _KEEP_ATTRS.get(tag, ()) if attrs.get(k) not in (None, "", "1"))
-        self.parts.append(f"\x00<{tag}{' ' + shown if shown else ''}>\x00" if tag in _BLOCK else f"<{tag}{' ' + shown if shown else ''}>")
+        self.parts.append(
+            f"\x00<{tag}{' ' + shown if shown else ''}>\x00"
+            if tag in _BLOCK
+            else f"<{tag}{' ' + shown if shown else ''}>"
+        )
         self.pre += tag == "pre"
 
     def handle_endtag(self, tag):
@@ -171,7 +205,11 @@ def main() -> None:
     args = ap.parse_args()
     suites = {name: load_suite(name) for name in ("markdownify", "turndown")}
     conv = converters()
-    print("| converter | " + " | ".join(f"{n} suite: render-identical / {len(c)} | loses text" for n, c in suites.items()) + " |")
+    print(
+        "| converter | "
+        + " | ".join(f"{n} suite: render-identical / {len(c)} | loses text" for n, c in suites.items())
+        + " |"
+    )
     print("|---|" + "---:|---:|" * len(suites))
     failing = {}
     for name, fn in conv.items():

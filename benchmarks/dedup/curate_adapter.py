@@ -36,8 +36,12 @@ def main():
     ap = parser(__doc__)
     ap.add_argument("--steps", default="dedup", choices=sorted(STEPS))
     ap.add_argument("--shard-rows", type=int, default=20000)
-    ap.add_argument("--runner", choices=["auto", "ray"], default="auto",
-                    help="auto: the local runner for one thread, Ray otherwise; ray: Ray even on one CPU")
+    ap.add_argument(
+        "--runner",
+        choices=["auto", "ray"],
+        default="auto",
+        help="auto: the local runner for one thread, Ray otherwise; ray: Ray even on one CPU",
+    )
     ap.add_argument("--src", required=True, help="the curate source tree to run (a checkout's root)")
     args = ap.parse_args()
     st = Stages()
@@ -46,17 +50,26 @@ def main():
     os.makedirs(work)
     ray = args.runner == "ray" or args.threads > 1
     runner = f"{{type: ray, num_cpus: {args.threads}}}" if ray else "{type: local}"
-    values = {"corpus": os.path.abspath(os.path.join(args.corpus, "corpus.jsonl")),
-              "evals": os.path.abspath(os.path.join(args.corpus, "evals")),
-              "out": os.path.join(work, "out"), "runner": runner, "shard_rows": args.shard_rows}
+    values = {
+        "corpus": os.path.abspath(os.path.join(args.corpus, "corpus.jsonl")),
+        "evals": os.path.abspath(os.path.join(args.corpus, "evals")),
+        "out": os.path.join(work, "out"),
+        "runner": runner,
+        "shard_rows": args.shard_rows,
+    }
     values["steps"] = STEPS[args.steps] % values
     yaml_path = os.path.join(work, "pipeline.yaml")
     with open(yaml_path, "w") as f:
         f.write(PIPELINE % values)
     with st("curate run"):
         # cwd too: `python -m` puts the working directory before PYTHONPATH on sys.path.
-        p = subprocess.run([sys.executable, "-m", "curate", "run", yaml_path], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=args.src), cwd=args.src)
+        p = subprocess.run(
+            [sys.executable, "-m", "curate", "run", yaml_path],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=args.src),
+            cwd=args.src,
+        )
     with open(os.path.join(args.out, "tool.log"), "w") as f:
         f.write(p.stdout + "\n" + p.stderr)
     if p.returncode != 0:
@@ -65,9 +78,16 @@ def main():
     st.times.update({f"runner {k}": v for k, v in timing.items() if v is not None})
     import pyarrow.dataset as ds
 
-    rejected = ds.dataset(os.path.join(work, "out", "rejected"), format="parquet").to_table(
-        columns=["id", "_curate_drop_step"]).to_pylist()
-    write_ids(args.out, "removed.txt", [r["id"] for r in rejected if r["_curate_drop_step"] in ("exact_dedup", "minhash_dedup")])
+    rejected = (
+        ds.dataset(os.path.join(work, "out", "rejected"), format="parquet")
+        .to_table(columns=["id", "_curate_drop_step"])
+        .to_pylist()
+    )
+    write_ids(
+        args.out,
+        "removed.txt",
+        [r["id"] for r in rejected if r["_curate_drop_step"] in ("exact_dedup", "minhash_dedup")],
+    )
     write_ids(args.out, "contaminated.txt", [r["id"] for r in rejected if r["_curate_drop_step"] == "decontaminate"])
     settings = f"curate {args.steps} ({f'Ray, {args.threads} CPUs' if ray else 'local runner'}); pipeline: {values['steps'].strip()}"
     write_info(args.out, tool="curate", stages=st.times, settings=settings.replace("\n", ";"))

@@ -36,7 +36,9 @@ def main() -> None:
     summary = run_peers(corpus, tools, args.results / name, rounds=args.rounds)
 
     print(f"\nN={args.n:,}  (docs/s = N / wall, wall includes start-up; one core unless the name says 2cpu)\n")
-    print("| tool | docs/s | wall s | CPU s | peak RSS MB (proc / tree) | precision | recall | recall near_html | hard negatives removed | x curate docs/s |")
+    print(
+        "| tool | docs/s | wall s | CPU s | peak RSS MB (proc / tree) | precision | recall | recall near_html | hard negatives removed | x curate docs/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     ref = summary.get("curate", {}).get("docs_per_s")
     for t in tools:
@@ -46,11 +48,16 @@ def main() -> None:
             continue
         d = s["quality"].get("dedup", {})
         ratio = f"{ref / s['docs_per_s']:.1f}x" if ref and not t.startswith("curate") else ""
-        print(f"| {t} | {s['docs_per_s']:,.0f} | {s['wall_s_median']:.1f} | {s['cpu_s_median']} | "
-              f"{s['peak_rss_mb']:.0f} / {s['peak_tree_rss_mb']:.0f} | {d.get('precision', 0):.4f} | {d.get('recall', 0):.4f} | "
-              f"{d.get('recall_by_kind', {}).get('near_html', 0):.3f} | {d.get('hardneg_fp', '-')} | {ratio} |")
-    speed = {t: summary[t]["docs_per_s"] for t in ("curate", "curate-2cpu", "curate-ray1cpu", "curate-baseline-2cpu")
-             if not summary.get(t, {}).get("failed") and t in summary}
+        print(
+            f"| {t} | {s['docs_per_s']:,.0f} | {s['wall_s_median']:.1f} | {s['cpu_s_median']} | "
+            f"{s['peak_rss_mb']:.0f} / {s['peak_tree_rss_mb']:.0f} | {d.get('precision', 0):.4f} | {d.get('recall', 0):.4f} | "
+            f"{d.get('recall_by_kind', {}).get('near_html', 0):.3f} | {d.get('hardneg_fp', '-')} | {ratio} |"
+        )
+    speed = {
+        t: summary[t]["docs_per_s"]
+        for t in ("curate", "curate-2cpu", "curate-ray1cpu", "curate-baseline-2cpu")
+        if not summary.get(t, {}).get("failed") and t in summary
+    }
     if "curate-2cpu" in speed:
         print()
         if "curate" in speed:
@@ -59,8 +66,10 @@ def main() -> None:
             print(f"Ray on 2 CPUs vs Ray on one CPU: {speed['curate-2cpu'] / speed['curate-ray1cpu']:.2f}x")
         if "curate-baseline-2cpu" in speed:
             base = speed["curate-baseline-2cpu"]
-            print(f"Ray on 2 CPUs, this runner vs the baseline checkout's: {speed['curate-2cpu'] / base:.2f}x"
-                  + (f" (baseline vs one core: {base / speed['curate']:.2f}x)" if "curate" in speed else ""))
+            print(
+                f"Ray on 2 CPUs, this runner vs the baseline checkout's: {speed['curate-2cpu'] / base:.2f}x"
+                + (f" (baseline vs one core: {base / speed['curate']:.2f}x)" if "curate" in speed else "")
+            )
     timings = {t: summary[t].get("stages_last", {}) for t in speed}
     if any(any(k.startswith("runner ") for k in st) for st in timings.values()):
         print("\nWhere the runner's time goes (last round; seconds / ms as named):")

@@ -32,8 +32,18 @@ CHUNK = 1 << 24
 
 def _record(i: int, pad: int = 0) -> bytes:
     text = f"question {i}: how do I sort a list of {i % 997} numbers in place?" + " and why" * pad
-    return json.dumps({"id": f"r{i}", "conversations": [
-        {"from": "human", "value": text}, {"from": "gpt", "value": f"Use list.sort() ({i})."}]}).encode() + b"\n"
+    return (
+        json.dumps(
+            {
+                "id": f"r{i}",
+                "conversations": [
+                    {"from": "human", "value": text},
+                    {"from": "gpt", "value": f"Use list.sort() ({i})."},
+                ],
+            }
+        ).encode()
+        + b"\n"
+    )
 
 
 def make_bomb(path: Path, gigabytes: float) -> None:
@@ -82,8 +92,11 @@ def main() -> None:
     args.tmp.mkdir(parents=True, exist_ok=True)
     makers = {
         "bomb": ("bomb.jsonl.gz", lambda p: make_bomb(p, args.bomb_gb), f"gzip, {args.bomb_gb:g} GB line"),
-        "big": ("big.jsonl", lambda p: make_big(p, args.big_gb, args.long_line_mb),
-                f"{args.big_gb:g} GB, one {args.long_line_mb} MB line"),
+        "big": (
+            "big.jsonl",
+            lambda p: make_big(p, args.big_gb, args.long_line_mb),
+            f"{args.big_gb:g} GB, one {args.long_line_mb} MB line",
+        ),
         "rows": ("rows.jsonl", lambda p: make_rows(p, args.rows), f"{args.rows:,} rows"),
     }
     print("| input | file size | runner | wall s | peak RSS MB (tree) | in | kept | rejected | quarantined |")
@@ -97,13 +110,19 @@ def main() -> None:
             for runner in args.runners.split(","):
                 out = args.tmp / f"out-{case}-{runner}"
                 pipeline = args.tmp / f"{case}-{runner}.yaml"
-                pipeline.write_text(f"input: {{path: {src}}}\noutput: {{path: {out}}}\n"
-                                    f"runner: {{type: {runner}, num_cpus: 2}}\nsteps: {STEPS}\n")
-                wall, peak, _ = run_measured([sys.executable, "-m", "curate", "run", str(pipeline),
-                                              "--overwrite", "--no-progress"])
+                pipeline.write_text(
+                    f"input: {{path: {src}}}\noutput: {{path: {out}}}\n"
+                    f"runner: {{type: {runner}, num_cpus: 2}}\nsteps: {STEPS}\n"
+                )
+                wall, peak, _ = run_measured(
+                    [sys.executable, "-m", "curate", "run", str(pipeline), "--overwrite", "--no-progress"]
+                )
                 s = json.loads((out / "stats.json").read_text())
-                print(f"| {label} | {size / 2**20:,.0f} MB | {runner} | {wall:.1f} | {peak:,.0f} | {s['rows_in']:,} | "
-                      f"{s['rows_kept']:,} | {s['rows_rejected']:,} | {s['rows_quarantined']:,} |", flush=True)
+                print(
+                    f"| {label} | {size / 2**20:,.0f} MB | {runner} | {wall:.1f} | {peak:,.0f} | {s['rows_in']:,} | "
+                    f"{s['rows_kept']:,} | {s['rows_rejected']:,} | {s['rows_quarantined']:,} |",
+                    flush=True,
+                )
                 shutil.rmtree(out, ignore_errors=True)
             src.unlink()
     finally:

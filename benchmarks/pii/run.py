@@ -35,8 +35,12 @@ def outcome(text: str, value: str | None, out: str, redact) -> str:
     if out == text:
         return "missed"
     at = text.index(value)
-    before, after = redact(text[:at]), redact(text[at + len(value):])  # other values in the sentence go too
-    if out.startswith(before) and out.endswith(after) and PLACEHOLDER.fullmatch(out[len(before): len(out) - len(after)]):
+    before, after = redact(text[:at]), redact(text[at + len(value) :])  # other values in the sentence go too
+    if (
+        out.startswith(before)
+        and out.endswith(after)
+        and PLACEHOLDER.fullmatch(out[len(before) : len(out) - len(after)])
+    ):
         return "found"
     return "partial"
 
@@ -67,14 +71,18 @@ def main() -> None:
         if args.show and result not in ("found", "true negative") and expect != "kept":
             print(f"  {kind} {expect} {result}: {case[2]!r} -> {out!r}")
     print(f"\n{len(CASES)} cases (benchmarks/pii/corpus.py: Presidio's recognizer tests and public-value variants)\n")
-    print("| type | to redact | found | missed | partial | no-PII cases | false positives | kept by design (of them redacted) |")
+    print(
+        "| type | to redact | found | missed | partial | no-PII cases | false positives | kept by design (of them redacted) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, c in table.items():
         redact = sum(v for k, v in c.items() if k.startswith("redact:"))
         negatives = c["none:true negative"] + c["none:false positive"]
         kept = sum(v for k, v in c.items() if k.startswith("kept:"))
-        print(f"| {kind} | {redact} | {c['redact:found']} | {c['redact:missed']} | {c['redact:partial']} | {negatives} "
-              f"| {c['none:false positive']} | {kept} ({kept - c['kept:missed']}) |")
+        print(
+            f"| {kind} | {redact} | {c['redact:found']} | {c['redact:missed']} | {c['redact:partial']} | {negatives} "
+            f"| {c['none:false positive']} | {kept} ({kept - c['kept:missed']}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def main() -> None:
     tools = a.tools.split(",")
     missing = [t for t in tools if t in PEER_PYTHON and not os.access(PEER_PYTHON[t], os.X_OK)]
     if missing:
-        sys.exit(f"no venv for {', '.join(missing)}: run `bash {BENCH}/setup_venvs.sh` first, or --tools curate,curate-default")
+        sys.exit(
+            f"no venv for {', '.join(missing)}: run `bash {BENCH}/setup_venvs.sh` first, or --tools curate,curate-default"
+        )
     wrapper = curate_wrapper()
     try:
         race(a, tools, wrapper)
@@ -65,11 +67,24 @@ def race(a: argparse.Namespace, tools: list[str], wrapper: str) -> None:
         return
     corpus = home / f"n{a.n // 1000}k"
     if not (corpus / "truth.jsonl").exists():
-        subprocess.run([sys.executable, str(BENCH / "make_corpus.py"), "--n", str(a.n), "--seed", "11", "--out", str(corpus)], check=True)
+        subprocess.run(
+            [sys.executable, str(BENCH / "make_corpus.py"), "--n", str(a.n), "--seed", "11", "--out", str(corpus)],
+            check=True,
+        )
     out = home / "runs" / corpus.name
     (out / "runs.jsonl").unlink(missing_ok=True)  # the harness appends; its summary is of this run only
-    cmd = [sys.executable, str(BENCH / "pipeline" / "bench.py"), "--corpus", str(corpus), "--out", str(out),
-           "--rounds", str(a.rounds), "--tools", ",".join(tools)] + (["--no-wait"] if a.no_wait else [])
+    cmd = [
+        sys.executable,
+        str(BENCH / "pipeline" / "bench.py"),
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--rounds",
+        str(a.rounds),
+        "--tools",
+        ",".join(tools),
+    ] + (["--no-wait"] if a.no_wait else [])
     subprocess.run(cmd, cwd=REPO, env=env, check=True)
 
 

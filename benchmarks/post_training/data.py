@@ -42,8 +42,10 @@ def reasoning() -> list[dict]:
             calls = [json.loads(p["value"]) for p in parts if p["type"] == "tool_call"]
             msg = {"role": m["role"], "content": f"<think>\n{trace}\n</think>\n\n{text}" if trace else text}
             if calls:
-                msg["tool_calls"] = [{"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                                     for c in calls]
+                msg["tool_calls"] = [
+                    {"type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                    for c in calls
+                ]
             messages.append(msg)
         out.append({"messages": messages, "tools": rec["tools"]})
     return out
@@ -77,11 +79,16 @@ def bfcl() -> list[dict]:
             calls = []
             required = {f["name"]: set(f.get("parameters", {}).get("required", ())) for f in item["function"]}
             for call in truth:
-                (fname, args), = call.items()
+                ((fname, args),) = call.items()
                 chosen = _resolve(args, required.get(fname, ()))
                 calls.append({"type": "function", "function": {"name": fname, "arguments": json.dumps(chosen)}})
-            out.append({"id": item["id"], "messages": item["question"][0] + [{"role": "assistant", "content": "", "tool_calls": calls}],
-                        "tools": item["function"]})
+            out.append(
+                {
+                    "id": item["id"],
+                    "messages": item["question"][0] + [{"role": "assistant", "content": "", "tool_calls": calls}],
+                    "tools": item["function"],
+                }
+            )
     return out
 
 
@@ -115,6 +122,7 @@ PIPELINES = {
 
 # ----------------------------------------------------------------------------- turns, either shape
 
+
 def _turns(rec: dict) -> list[dict]:
     return rec["conversations"] if "conversations" in rec else rec["messages"]
 
@@ -131,7 +139,9 @@ def _calls_at(rec: dict) -> list[tuple[int, dict]]:
         if _role(m) == "call":
             out.append((i, json.loads(m["value"])))
         for c in m.get("tool_calls") or ():
-            out.append((i, {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"]), "_ref": c}))
+            out.append(
+                (i, {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"]), "_ref": c})
+            )
     return out
 
 
@@ -139,7 +149,9 @@ def _store(rec: dict, i: int, call: dict, raw_arguments: str | None = None) -> N
     m = _turns(rec)[i]
     if "_ref" in call:
         call["_ref"]["function"]["name"] = call["name"]
-        call["_ref"]["function"]["arguments"] = raw_arguments if raw_arguments is not None else json.dumps(call["arguments"])
+        call["_ref"]["function"]["arguments"] = (
+            raw_arguments if raw_arguments is not None else json.dumps(call["arguments"])
+        )
     else:
         value = {"name": call["name"], "arguments": raw_arguments if raw_arguments is not None else call["arguments"]}
         m["value"] = json.dumps(value)
@@ -180,7 +192,12 @@ def plant(rec: dict, kind: str, rng: random.Random) -> dict | None:
             "unclosed_trace": "<think>" + trace[: max(1, len(trace) // 2)],
             "empty_trace_required": "<think>\n\n</think>" + answer,
             "no_answer_after_trace": "<think>" + trace + "</think>\n\n",
-            "two_traces": "<think>" + trace + "</think>" + answer + "\n\n<think>Let me double-check.</think>\n\n" + answer,
+            "two_traces": "<think>"
+            + trace
+            + "</think>"
+            + answer
+            + "\n\n<think>Let me double-check.</think>\n\n"
+            + answer,
         }[kind]
         return rec
     if kind == "trace_in_user_turn":
@@ -208,7 +225,12 @@ def plant(rec: dict, kind: str, rng: random.Random) -> dict | None:
             del args[rng.choice(present)]
         else:
             props = schema.get("properties", {})
-            typed = [k for k in args if isinstance(props.get(k), dict) and props[k].get("type") in ("string", "integer", "number", "float", "boolean")]
+            typed = [
+                k
+                for k in args
+                if isinstance(props.get(k), dict)
+                and props[k].get("type") in ("string", "integer", "number", "float", "boolean")
+            ]
             if not typed:
                 return None
             k = rng.choice(typed)
@@ -223,7 +245,7 @@ def plant(rec: dict, kind: str, rng: random.Random) -> dict | None:
             while j < len(roles) and roles[j] == "tool":
                 j += 1
             if j > i + 1 and j < len(roles) and roles[j] == "assistant":
-                del turns[i + 1:j]
+                del turns[i + 1 : j]
                 return rec
         return None
     if kind == "orphan_result":  # a result before any call was made
@@ -232,6 +254,6 @@ def plant(rec: dict, kind: str, rng: random.Random) -> dict | None:
     if kind == "open_call_at_end":
         if not call_turns or call_turns[-1] == len(turns) - 1:
             return None
-        del turns[call_turns[-1] + 1:]
+        del turns[call_turns[-1] + 1 :]
         return rec
     raise ValueError(kind)

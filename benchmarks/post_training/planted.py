@@ -57,10 +57,16 @@ def run_set(name: str, rows: list[tuple[dict, str | None]], workdir: Path) -> di
 
     src = workdir / f"{name}.jsonl"
     src.write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec, _ in rows), encoding="utf-8")
-    cfg = {"input": {"path": str(src)}, "output": {"path": str(workdir / f"out-{name}")},
-           "runner": {"type": "local"}, "steps": PIPELINES[name]}
+    cfg = {
+        "input": {"path": str(src)},
+        "output": {"path": str(workdir / f"out-{name}")},
+        "runner": {"type": "local"},
+        "steps": PIPELINES[name],
+    }
     (workdir / f"{name}.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    result = execute(load_pipeline(str(workdir / f"{name}.yaml")), runner_kind="local", log=lambda m: None, overwrite=True)
+    result = execute(
+        load_pipeline(str(workdir / f"{name}.yaml")), runner_kind="local", log=lambda m: None, overwrite=True
+    )
     got = {}
     kept, rejected = read_dir(result.run_dir / "kept"), read_dir(result.run_dir / "rejected")
     for i in kept.column("id").to_pylist() if kept is not None else ():
@@ -92,7 +98,13 @@ def evaluate(per_kind: int | None = None) -> tuple[list[dict], dict]:
                     continue
                 c = per.setdefault(kind, Counter())
                 c["planted"] += 1
-                c["right" if outcome == "rejected" and reason == expected else outcome if outcome != "rejected" else "wrong"] += 1
+                c[
+                    "right"
+                    if outcome == "rejected" and reason == expected
+                    else outcome
+                    if outcome != "rejected"
+                    else "wrong"
+                ] += 1
                 if outcome == "rejected" and reason != expected:
                     c[f"as {reason}"] += 1
             for kind, c in per.items():
@@ -102,14 +114,18 @@ def evaluate(per_kind: int | None = None) -> tuple[list[dict], dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--per-kind", type=int, default=None, help="faults per kind and set (default: every record that has a place)")
+    ap.add_argument(
+        "--per-kind", type=int, default=None, help="faults per kind and set (default: every record that has a place)"
+    )
     args = ap.parse_args()
     table, clean = evaluate(args.per_kind)
     print("| set | fault | expected reason | planted | right reason | other reason | kept | quarantined |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for t in table:
-        print(f"| {t['set']} | {t['fault']} | `{t['expected']}` | {t['planted']} | {t.get('right', 0)} | {t.get('wrong', 0)} | "
-              f"{t.get('kept', 0)} | {t.get('quarantined', 0)} |")
+        print(
+            f"| {t['set']} | {t['fault']} | `{t['expected']}` | {t['planted']} | {t.get('right', 0)} | {t.get('wrong', 0)} | "
+            f"{t.get('kept', 0)} | {t.get('quarantined', 0)} |"
+        )
     planted = sum(t["planted"] for t in table)
     right = sum(t.get("right", 0) for t in table)
     print(f"\nplanted faults rejected with the right reason: {right}/{planted} = {right / planted:.2%}")

@@ -37,10 +37,30 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO.parent / "shared" / "data" / "chat_templates"
 DEEPSEEK = TEMPLATES / "deepseek-r1-distill-qwen-32b.tokenizer_config.json"
 NEMOTRON = TEMPLATES / "nvidia-nemotron-nano-v2.chat_template.jinja"
-SPECIALS = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<｜tool▁calls▁begin｜>",
-            "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<｜tool▁calls▁end｜>", "<｜tool▁outputs▁begin｜>",
-            "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<｜tool▁outputs▁end｜>", "<SPECIAL_10>", "<SPECIAL_11>",
-            "<SPECIAL_12>", "<think>", "</think>", "<TOOLCALL>", "</TOOLCALL>", "<TOOL_RESPONSE>", "</TOOL_RESPONSE>"]
+SPECIALS = [
+    "<｜begin▁of▁sentence｜>",
+    "<｜end▁of▁sentence｜>",
+    "<｜User｜>",
+    "<｜Assistant｜>",
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁sep｜>",
+    "<｜tool▁call▁end｜>",
+    "<｜tool▁calls▁end｜>",
+    "<｜tool▁outputs▁begin｜>",
+    "<｜tool▁output▁begin｜>",
+    "<｜tool▁output▁end｜>",
+    "<｜tool▁outputs▁end｜>",
+    "<SPECIAL_10>",
+    "<SPECIAL_11>",
+    "<SPECIAL_12>",
+    "<think>",
+    "</think>",
+    "<TOOLCALL>",
+    "</TOOLCALL>",
+    "<TOOL_RESPONSE>",
+    "</TOOL_RESPONSE>",
+]
 
 
 def varied(rec: dict, name: str, rng: random.Random) -> dict:
@@ -79,8 +99,10 @@ def tokenizer(path: Path, src: Path) -> Path:
     tok.decoder = decoders.ByteLevel()
     with src.open(encoding="utf-8") as f:
         sample = [next(f) for _ in range(3000)]
-    tok.train_from_iterator(sample, trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                        show_progress=False))
+    tok.train_from_iterator(
+        sample,
+        trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
     tok.add_special_tokens([AddedToken(s, normalized=False) for s in SPECIALS])
     tok.save(str(path))
     return path
@@ -120,7 +142,9 @@ def timed(step_name: str, params: dict, tables: list[pa.Table]) -> tuple[float, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--template-rows", type=int, default=20_000, help="rows for the chat-template runs (Python per row)")
+    ap.add_argument(
+        "--template-rows", type=int, default=20_000, help="rows for the chat-template runs (Python per row)"
+    )
     args = ap.parse_args()
     pa.set_cpu_count(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +168,9 @@ def main() -> None:
 
         split = line("reasoning", {}, "defaults", tables)
         line("tool_calls", {"open_end": "keep"}, "open_end: keep (BFCL items end on their call)", tables)
-        est = line("token_budget", {"max_total_tokens": 4096, "max_completion_tokens": None}, "estimate, 4k total", split)
+        est = line(
+            "token_budget", {"max_total_tokens": 4096, "max_completion_tokens": None}, "estimate, 4k total", split
+        )
         few = []
         rows = 0
         for t in split:
@@ -155,10 +181,19 @@ def main() -> None:
         runs = {}
         for label, template in (("DeepSeek-R1", DEEPSEEK), ("Nemotron v2", NEMOTRON)):
             for how, tok_path in (("tokenizer.json", str(tok)), ("estimate", None)):
-                params = {"chat_template": str(template), "tokenizer": tok_path, "max_total_tokens": 4096, "max_completion_tokens": None}
+                params = {
+                    "chat_template": str(template),
+                    "tokenizer": tok_path,
+                    "max_total_tokens": 4096,
+                    "max_completion_tokens": None,
+                }
                 runs[label, how] = line("token_budget", params, f"{label} template + {how}, 4k total", few)
-        line("token_budget", {"tokenizer": str(tok), "max_total_tokens": 4096, "max_completion_tokens": None},
-             "per turn + tokenizer.json, 4k total", few)
+        line(
+            "token_budget",
+            {"tokenizer": str(tok), "max_total_tokens": 4096, "max_completion_tokens": None},
+            "per turn + tokenizer.json, 4k total",
+            few,
+        )
 
         def column(outs, name):
             return np.concatenate([o.column(name).to_numpy(zero_copy_only=False) for o in outs])
@@ -168,7 +203,9 @@ def main() -> None:
         per_turn_tokens = column(est, "tokens_total")[:n].astype(float)
         print("\nAt a 4k total budget, rows over it by each count, and rows decided differently from the count through")
         print("the template and tokenizer.json (the trainer's view), same rows:\n")
-        print("| template | rows | over 4k: template + tokenizer | template + estimate (differ) | per-turn estimate (differ) | per-turn estimate / template tokens (median) |")
+        print(
+            "| template | rows | over 4k: template + tokenizer | template + estimate (differ) | per-turn estimate (differ) | per-turn estimate / template tokens (median) |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for label in ("DeepSeek-R1", "Nemotron v2"):
             truth = column(runs[label, "tokenizer.json"], "_curate_drop_reason") == "over_total_tokens"
@@ -177,8 +214,11 @@ def main() -> None:
             ok = ~np.isnan(t_tokens) & ~np.isnan(per_turn_tokens)
             ratio = np.median(per_turn_tokens[ok] / np.maximum(t_tokens[ok], 1))
             d1, d2 = (rendered_est != truth), (per_turn_over != truth)
-            print(f"| {label} | {n:,} | {truth.sum():,} | {rendered_est.sum():,} ({d1.sum():,}, {d1.mean():.2%}) | "
-                  f"{per_turn_over.sum():,} ({d2.sum():,}, {d2.mean():.2%}) | {ratio:.2f} |")
+            print(
+                f"| {label} | {n:,} | {truth.sum():,} | {rendered_est.sum():,} ({d1.sum():,}, {d1.mean():.2%}) | "
+                f"{per_turn_over.sum():,} ({d2.sum():,}, {d2.mean():.2%}) | {ratio:.2f} |"
+            )
+
 
 if __name__ == "__main__":
     main()

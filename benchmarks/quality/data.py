@@ -78,11 +78,21 @@ def rated(split: str) -> Rated:
         for r in _lines(name):
             instr = _alpaca_instruction(r)
             if held_out(instr) == (split == "eval"):
-                out.instruction.append(instr), out.response.append(r["output"]), out.label.append(1), out.rater.append(rater)
+                (
+                    out.instruction.append(instr),
+                    out.response.append(r["output"]),
+                    out.label.append(1),
+                    out.rater.append(rater),
+                )
                 seen.add((instr, r["output"]))
     for r in _lines("alpagasus_random_9k.jsonl.gz"):
         instr = _alpaca_instruction(r)
         # for training, a random row that was also rated >= 4.5 is not a negative
         if held_out(instr) == (split == "eval") and (split == "eval" or (instr, r["output"]) not in seen):
-            out.instruction.append(instr), out.response.append(r["output"]), out.label.append(0), out.rater.append("random")
+            (
+                out.instruction.append(instr),
+                out.response.append(r["output"]),
+                out.label.append(0),
+                out.rater.append("random"),
+            )
     return out

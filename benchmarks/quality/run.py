@@ -61,7 +61,16 @@ def evaluate(scorer, split: str) -> list[tuple]:
     lengths = np.array([len(x) for x in r.response], float)
     for rater in ("claude", "chatgpt", "any"):
         keep = (raters == "random") | ((raters == rater) if rater != "any" else True)
-        rows.append((f"alpagasus_{rater}", int(keep.sum()), "ROC AUC", auc(s[keep], labels[keep]), 0.5, auc(lengths[keep], labels[keep])))
+        rows.append(
+            (
+                f"alpagasus_{rater}",
+                int(keep.sum()),
+                "ROC AUC",
+                auc(s[keep], labels[keep]),
+                0.5,
+                auc(lengths[keep], labels[keep]),
+            )
+        )
     return rows
 
 

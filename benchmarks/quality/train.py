@@ -36,7 +36,9 @@ DIM = 1 << 18
 
 def features(instructions: list[str], responses: list[str]) -> sp.csr_matrix:
     """Hashed + dense features as one CSR matrix of DIM + N_DENSE columns."""
-    indptr, indices, values, dense = qf.sparse_features(pa.array(instructions, pa.string()), pa.array(responses, pa.string()), DIM)
+    indptr, indices, values, dense = qf.sparse_features(
+        pa.array(instructions, pa.string()), pa.array(responses, pa.string()), DIM
+    )
     hashed = sp.csr_matrix((values, indices, indptr), shape=(len(responses), DIM))
     hashed.sum_duplicates()
     return sp.hstack([hashed, sp.csr_matrix(dense)], format="csr")
@@ -72,7 +74,7 @@ def fit(parts, l2: float, dense_l2: float, weights: dict[str, float]) -> np.ndar
             if kind == "point":
                 g[-1] += ds.sum()
         reg = np.full(n_feat, l2)
-        reg[-qf.N_DENSE:] = dense_l2
+        reg[-qf.N_DENSE :] = dense_l2
         f += 0.5 * (reg * w * w).sum()
         g[:-1] += reg * w
         return f, g
@@ -94,10 +96,17 @@ def main() -> None:
         print(f"{name:18s} {X.shape[0]:6d} training rows")
     theta = fit(parts, args.l2, args.dense_l2, {})
     w = theta[:-1]
-    np.savez_compressed(args.out, w_hash=w[:DIM].astype(np.float32), w_dense=w[DIM:].astype(np.float32),
-                        bias=np.float32(theta[-1]), dense_names=np.array(qf.DENSE))
-    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; dense weights:",
-          ", ".join(f"{n} {v:+.2f}" for n, v in zip(qf.DENSE, w[DIM:])))
+    np.savez_compressed(
+        args.out,
+        w_hash=w[:DIM].astype(np.float32),
+        w_dense=w[DIM:].astype(np.float32),
+        bias=np.float32(theta[-1]),
+        dense_names=np.array(qf.DENSE),
+    )
+    print(
+        f"wrote {args.out} in {time.perf_counter() - t0:.1f} s; dense weights:",
+        ", ".join(f"{n} {v:+.2f}" for n, v in zip(qf.DENSE, w[DIM:])),
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def summary(init_s, submitted, wall, pieces):
                       "driver_cpu_s": cpu.ru_utime + cpu.ru_stime}))
 """
 
-NEW = COMMON + """
+NEW = (
+    COMMON
+    + """
 from curate.runners.ray import RayRunner
 from curate.steps.base import Resources
 t = time.perf_counter(); runner = RayRunner(num_cpus=2); init_s = time.perf_counter() - t
@@ -48,8 +50,11 @@ pieces = runner.map(lambda shared, item: nap(item), None, list(range(N)), "toy",
 summary(init_s, submitted, time.perf_counter() - t, pieces)
 runner.close()
 """
+)
 
-BASELINE = COMMON + """
+BASELINE = (
+    COMMON
+    + """
 import numpy as np, ray, ray.data
 from curate.runners.ray import RayRunner
 t = time.perf_counter(); runner = RayRunner(num_cpus=2); init_s = time.perf_counter() - t  # applies its patches
@@ -64,6 +69,7 @@ pieces = run(N)
 summary(init_s, submitted, time.perf_counter() - t, pieces)
 runner.close()
 """
+)
 
 
 def main() -> None:
@@ -75,19 +81,31 @@ def main() -> None:
     results: dict[str, list[dict]] = {"Ray core tasks (this checkout)": [], "Ray Data, patched (baseline)": []}
     for _ in range(args.rounds):
         for out, (code, tree) in zip(results.values(), ((NEW, REPO), (BASELINE, args.baseline_src))):
-            p = subprocess.run([sys.executable, "-c", code, str(args.pieces)], capture_output=True, text=True, cwd=tree,
-                               env=dict(os.environ, PYTHONPATH=str(tree)), timeout=600)
+            p = subprocess.run(
+                [sys.executable, "-c", code, str(args.pieces)],
+                capture_output=True,
+                text=True,
+                cwd=tree,
+                env=dict(os.environ, PYTHONPATH=str(tree)),
+                timeout=600,
+            )
             if p.returncode:
                 sys.exit(p.stderr[-3000:])
             out.append(json.loads(p.stdout.strip().splitlines()[-1]))
-    print(f"{args.pieces} pieces of 0.2 s on 2 CPUs (ideal {args.pieces * 0.1:.1f} s), medians of {args.rounds} rounds, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end")
-    print("| runner | ray.init s | map wall s | gap between a worker's pieces ms (median / p90) | first piece ms | driver CPU s |")
+    print(
+        f"{args.pieces} pieces of 0.2 s on 2 CPUs (ideal {args.pieces * 0.1:.1f} s), medians of {args.rounds} rounds, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
+    )
+    print(
+        "| runner | ray.init s | map wall s | gap between a worker's pieces ms (median / p90) | first piece ms | driver CPU s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, rs in results.items():
         m = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"| {name} | {m['init_s']:.1f} | {m['wall_s']:.2f} | {m['gap_ms_median']:.1f} / {m['gap_ms_p90']:.1f} | "
-              f"{m['first_ms']:.0f} | {m['driver_cpu_s']:.1f} |")
+        print(
+            f"| {name} | {m['init_s']:.1f} | {m['wall_s']:.2f} | {m['gap_ms_median']:.1f} / {m['gap_ms_p90']:.1f} | "
+            f"{m['first_ms']:.0f} | {m['driver_cpu_s']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

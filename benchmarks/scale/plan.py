@@ -76,7 +76,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gb", type=float, default=10)
     ap.add_argument("--corpus", type=Path, default=Path("/tmp/bench/data/n1m/corpus.jsonl"))
-    ap.add_argument("--baseline-src", type=Path, required=True, help="a checkout of the commit before byte-range planning")
+    ap.add_argument(
+        "--baseline-src", type=Path, required=True, help="a checkout of the commit before byte-range planning"
+    )
     ap.add_argument("--shard-rows", type=int, default=20000)
     args = ap.parse_args()
     src = make_input(args.gb, args.corpus)
@@ -84,18 +86,32 @@ def main() -> None:
 
     def run(code: str, tree: Path) -> list[str]:
         env = dict(os.environ, PYTHONPATH=str(tree))
-        return subprocess.run([sys.executable, "-c", code, str(src), str(args.shard_rows)], check=True, capture_output=True,
-                              text=True, env=env, cwd=tree).stdout.split()  # cwd: -c puts it first on sys.path
+        return subprocess.run(
+            [sys.executable, "-c", code, str(src), str(args.shard_rows)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tree,
+        ).stdout.split()  # cwd: -c puts it first on sys.path
 
     before, shards_before = run(BEFORE, args.baseline_src)
     driver, local, on_ray, ranges, shards, startup = run(AFTER, REPO)
-    print(f"{size / 1e9:.1f} GB JSONL ({src}), shard_rows {args.shard_rows}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{size / 1e9:.1f} GB JSONL ({src}), shard_rows {args.shard_rows}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print("| planning | driver reads | wall s | shards |")
     print("|---|---|---:|---:|")
     print(f"| before: line scan + sha256 in the driver | every byte, twice | {float(before):.1f} | {shards_before} |")
-    print(f"| after: the driver (sizes, first MB, sampled fingerprint) | ~2 MB per file | {float(driver):.3f} | {ranges} ranges |")
-    print(f"| after: the workers' index pass, one process | (workers) every byte once | {float(local):.1f} | {shards} |")
-    print(f"| after: the workers' index pass, Ray on 2 CPUs (start-up {startup} s apart) | (workers) every byte once | {float(on_ray):.1f} | {shards} |")
+    print(
+        f"| after: the driver (sizes, first MB, sampled fingerprint) | ~2 MB per file | {float(driver):.3f} | {ranges} ranges |"
+    )
+    print(
+        f"| after: the workers' index pass, one process | (workers) every byte once | {float(local):.1f} | {shards} |"
+    )
+    print(
+        f"| after: the workers' index pass, Ray on 2 CPUs (start-up {startup} s apart) | (workers) every byte once | {float(on_ray):.1f} | {shards} |"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,21 @@ from pipeline_overhead import run_measured
 
 
 def _cmd(pipeline: Path, corpus: Path, out: Path, runner: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "curate", "run", str(pipeline), "--input", str(corpus), "--output", str(out),
-            "--runner", runner, "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "curate",
+        "run",
+        str(pipeline),
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+        "--runner",
+        runner,
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _pieces(out: Path) -> int:
@@ -76,21 +89,26 @@ def main() -> None:
             stats = json.loads((full / "stats.json").read_text())
             total = stats["shards"] * _segments(full)
             crashed = Path(tmp) / f"{corpus.name}-crash"
-            killed_after = _kill_at(_cmd(args.pipeline, src, crashed, args.runner, "--overwrite"), crashed, total,
-                                    args.kill_at)
+            killed_after = _kill_at(
+                _cmd(args.pipeline, src, crashed, args.runner, "--overwrite"), crashed, total, args.kill_at
+            )
             done = _pieces(crashed)
             rwall, rrss, _ = run_measured(_cmd(args.pipeline, src, crashed, args.runner, "--resume"))
             rstats = json.loads((crashed / "stats.json").read_text())
             identical = _kept(full) == _kept(crashed)
             table.append((corpus.name, stats, wall, rss, killed_after, done, total, rwall, rrss, rstats, identical))
     print(f"runner: {args.runner}, pipeline: {args.pipeline}")
-    print("| corpus | rows in | kept | rejected | quarantined | wall s | rows/s | peak RSS MB (tree) "
-          "| killed at (pieces done / total, s) | resume wall s | resume peak RSS MB | resumed pieces | kept identical |")
+    print(
+        "| corpus | rows in | kept | rejected | quarantined | wall s | rows/s | peak RSS MB (tree) "
+        "| killed at (pieces done / total, s) | resume wall s | resume peak RSS MB | resumed pieces | kept identical |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
     for name, s, wall, rss, killed, done, total, rwall, rrss, rs, same in table:
-        print(f"| {name} | {s['rows_in']:,} | {s['rows_kept']:,} | {s['rows_rejected']:,} | {s['rows_quarantined']:,} "
-              f"| {wall:.1f} | {s['rows_in'] / wall:,.0f} | {rss:,.0f} | {done}/{total} after {killed:.1f} s "
-              f"| {rwall:.1f} | {rrss:,.0f} | {rs['resumed_shards']} | {same} |")
+        print(
+            f"| {name} | {s['rows_in']:,} | {s['rows_kept']:,} | {s['rows_rejected']:,} | {s['rows_quarantined']:,} "
+            f"| {wall:.1f} | {s['rows_in'] / wall:,.0f} | {rss:,.0f} | {done}/{total} after {killed:.1f} s "
+            f"| {rwall:.1f} | {rrss:,.0f} | {rs['resumed_shards']} | {same} |"
+        )
 
 
 def _segments(run_dir: Path) -> int:

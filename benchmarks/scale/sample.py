@@ -35,18 +35,38 @@ def main() -> None:
             for name, extra in runners.items():
                 out = Path(tmp) / name.split()[0]
                 start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "curate", "run", str(args.pipeline), "--output", str(out), "--overwrite",
-                                "--no-progress", *extra], check=True, capture_output=True, env=env, cwd=REPO)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "curate",
+                        "run",
+                        str(args.pipeline),
+                        "--output",
+                        str(out),
+                        "--overwrite",
+                        "--no-progress",
+                        *extra,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    env=env,
+                    cwd=REPO,
+                )
                 walls[name].append(time.perf_counter() - start)
                 picked[name] = json.loads((out / "stats.json").read_text())["runner"]
     local = statistics.median(walls["local"])
-    print(f"sample: {args.pipeline.name} on {REPO / 'sample_data'}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs at the end")
+    print(
+        f"sample: {args.pipeline.name} on {REPO / 'sample_data'}, {args.rounds} rounds, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs at the end"
+    )
     print("| runner | ran as | median wall s | all walls s | x local |")
     print("|---|---|---:|---|---:|")
     for name, w in walls.items():
-        print(f"| {name} | {picked[name]} | {statistics.median(w):.1f} | {', '.join(f'{x:.1f}' for x in w)} | "
-              f"{statistics.median(w) / local:.2f} |")
+        print(
+            f"| {name} | {picked[name]} | {statistics.median(w):.1f} | {', '.join(f'{x:.1f}' for x in w)} | "
+            f"{statistics.median(w) / local:.2f} |"
+        )
 
 
 if __name__ == "__main__":

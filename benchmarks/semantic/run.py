@@ -47,7 +47,10 @@ def main() -> None:
     default = SemanticDedupParams()
     ours = WordLlamaEmbedder(dim=default.dim)
     cuts = (0.8, 0.85, default.threshold)
-    print(f"{'set':18s} {'pairs':>5s} {'dup':>4s} {'AUC plain':>9s} {'AUC curate':>10s} " + " ".join(f"{'P/R@' + str(t):>11s}" for t in cuts))
+    print(
+        f"{'set':18s} {'pairs':>5s} {'dup':>4s} {'AUC plain':>9s} {'AUC curate':>10s} "
+        + " ".join(f"{'P/R@' + str(t):>11s}" for t in cuts)
+    )
     for name, spec in SETS.items():
         s1, s2, y = load(*spec)
         plain = (wl.embed(s1, norm=True) * wl.embed(s2, norm=True)).sum(1)
@@ -56,8 +59,13 @@ def main() -> None:
         pr = []
         for t in cuts:
             pred = cos >= t
-            pr.append(f"{(pred & (y == 1)).sum() / max(1, pred.sum()):.2f}/{(pred & (y == 1)).sum() / max(1, (y == 1).sum()):.2f}")
-        print(f"{name:18s} {len(y):5d} {int(y.sum()):4d} {auc(plain, y):9.3f} {auc(cos, y):10.3f} " + " ".join(f"{x:>11s}" for x in pr))
+            pr.append(
+                f"{(pred & (y == 1)).sum() / max(1, pred.sum()):.2f}/{(pred & (y == 1)).sum() / max(1, (y == 1).sum()):.2f}"
+            )
+        print(
+            f"{name:18s} {len(y):5d} {int(y.sum()):4d} {auc(plain, y):9.3f} {auc(cos, y):10.3f} "
+            + " ".join(f"{x:>11s}" for x in pr)
+        )
     s1, s2, _ = load(*SETS["STS-B test (>= 4)"])
     texts = pa.array((s1 + s2) * 10)
     ours.embed(texts[:100])

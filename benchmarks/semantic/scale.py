@@ -1,7 +1,7 @@
 """semantic_dedup alone at scale: docs/s and peak RSS of the process tree, local and Ray, same kept set.
 
-    python3 ../shared/bench/make_corpus.py --n 200000 --out /tmp/bench/data/n200k
-    PYTHONPATH=$PWD python benchmarks/semantic/scale.py /tmp/bench/data/n200k/corpus.jsonl [--cpus 2]
+python3 ../shared/bench/make_corpus.py --n 200000 --out /tmp/bench/data/n200k
+PYTHONPATH=$PWD python benchmarks/semantic/scale.py /tmp/bench/data/n200k/corpus.jsonl [--cpus 2]
 """
 
 from __future__ import annotations
@@ -29,12 +29,18 @@ def main() -> None:
     for runner in args.runners.split(","):
         out = tmp / runner
         yaml_path = tmp / f"{runner}.yaml"
-        yaml_path.write_text(f"input: {{path: {args.corpus}, format: sharegpt, shard_rows: 20000}}\noutput: {{path: {out}}}\n"
-                             f"runner: {{type: {runner}, num_cpus: {args.cpus}}}\nsteps:\n  - semantic_dedup: {{}}\n")
+        yaml_path.write_text(
+            f"input: {{path: {args.corpus}, format: sharegpt, shard_rows: 20000}}\noutput: {{path: {out}}}\n"
+            f"runner: {{type: {runner}, num_cpus: {args.cpus}}}\nsteps:\n  - semantic_dedup: {{}}\n"
+        )
         wall, peak, _ = run_measured([sys.executable, "-m", "curate", "run", str(yaml_path), "--no-progress"])
         stats = json.loads((out / "stats.json").read_text())
-        digests[runner] = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((out / "kept").glob("*.parquet")))).hexdigest()
-        print(f"{runner:7s} {stats['rows_in']:8d} {stats['rows_rejected']:8d} {wall:8.1f} {stats['rows_in'] / wall:8.0f} {peak:12.0f}")
+        digests[runner] = hashlib.sha256(
+            b"".join(p.read_bytes() for p in sorted((out / "kept").glob("*.parquet")))
+        ).hexdigest()
+        print(
+            f"{runner:7s} {stats['rows_in']:8d} {stats['rows_rejected']:8d} {wall:8.1f} {stats['rows_in'] / wall:8.0f} {peak:12.0f}"
+        )
     if len(set(digests.values())) == 1:
         print("kept sets identical across runners")
     else:

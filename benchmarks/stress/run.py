@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tests.test_cluster import _free_port, _own_ports  # noqa: E402 (the cluster test's own port choice)
+
 READY_TIMEOUT_S = 300
 
 
@@ -48,19 +49,36 @@ def _main_command(runs: int, tmp: Path, runner: str | None = None) -> dict:
     for i in range(runs):
         out = tmp / "main"
         t0 = time.perf_counter()
-        r = subprocess.run(["curate", "run", "pipelines/sharegpt.yaml", "--overwrite", "--output", str(out)]
-                           + (["--runner", runner] if runner else []), cwd=REPO, capture_output=True, text=True)
+        r = subprocess.run(
+            ["curate", "run", "pipelines/sharegpt.yaml", "--overwrite", "--output", str(out)]
+            + (["--runner", runner] if runner else []),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         seconds.append(time.perf_counter() - t0)
         ok_pub = _published(out)
         failed += r.returncode != 0
         unpublished += not ok_pub
         if (r.returncode != 0 or not ok_pub) and not first_error:
             first_error = (r.stderr.strip().splitlines() or ["(no output)"])[-1][:200]
-        print(f"  {runner or 'default'} run {i + 1}/{runs}: exit {r.returncode}, published {ok_pub}, {seconds[-1]:.1f} s", flush=True)
-    what = f"curate run pipelines/sharegpt.yaml --runner {runner}" if runner else "curate run pipelines/sharegpt.yaml (default runner)"
-    return {"what": what, "runs": runs, "failed": failed,
-            "unpublished": unpublished, "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0,
-            "first_error": first_error}
+        print(
+            f"  {runner or 'default'} run {i + 1}/{runs}: exit {r.returncode}, published {ok_pub}, {seconds[-1]:.1f} s",
+            flush=True,
+        )
+    what = (
+        f"curate run pipelines/sharegpt.yaml --runner {runner}"
+        if runner
+        else "curate run pipelines/sharegpt.yaml (default runner)"
+    )
+    return {
+        "what": what,
+        "runs": runs,
+        "failed": failed,
+        "unpublished": unpublished,
+        "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0,
+        "first_error": first_error,
+    }
 
 
 def _cluster_jobs(jobs: int, tmp: Path) -> dict:
@@ -70,10 +88,26 @@ def _cluster_jobs(jobs: int, tmp: Path) -> dict:
     env.update(HOME=str(tmp), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     gcs, dash = _free_port(), _free_port()
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         *_own_ports(), "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        [
+            "ray",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={gcs}",
+            "--num-cpus=2",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            *_own_ports(),
+            "--disable-usage-stats",
+            f"--temp-dir={tmp / 'ray'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     job_env = dict(env, RAY_ADDRESS=f"http://127.0.0.1:{dash}")
     failed, unpublished, seconds, first_error = 0, 0, [], ""
     try:
@@ -85,17 +119,42 @@ def _cluster_jobs(jobs: int, tmp: Path) -> dict:
             except OSError:
                 assert time.monotonic() < deadline, "head did not start"
                 time.sleep(0.5)
-        while subprocess.run(["ray", "job", "submit", "--", sys.executable, "-c", "pass"], env=job_env,
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                ["ray", "job", "submit", "--", sys.executable, "-c", "pass"], env=job_env, capture_output=True
+            ).returncode
+            != 0
+        ):
             assert time.monotonic() < deadline, "job agent not ready"
             time.sleep(2)
         pipeline = (REPO / "pipelines" / "sharegpt.yaml").resolve()
         for i in range(jobs):
             out = tmp / "job"
             t0 = time.perf_counter()
-            r = subprocess.run(["ray", "job", "submit", "--", sys.executable, "-m", "curate", "run", str(pipeline),
-                                "--input", str(REPO / "sample_data"), "--output", str(out), "--overwrite",
-                                "--runner", "ray"], env=job_env, capture_output=True, text=True, cwd=REPO)
+            r = subprocess.run(
+                [
+                    "ray",
+                    "job",
+                    "submit",
+                    "--",
+                    sys.executable,
+                    "-m",
+                    "curate",
+                    "run",
+                    str(pipeline),
+                    "--input",
+                    str(REPO / "sample_data"),
+                    "--output",
+                    str(out),
+                    "--overwrite",
+                    "--runner",
+                    "ray",
+                ],
+                env=job_env,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+            )
             seconds.append(time.perf_counter() - t0)
             ok_pub = _published(out)
             failed += r.returncode != 0
@@ -106,9 +165,14 @@ def _cluster_jobs(jobs: int, tmp: Path) -> dict:
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=120)
-    return {"what": "ray job submit -- python -m curate run (token-authenticated head)", "runs": jobs,
-            "failed": failed, "unpublished": unpublished,
-            "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0, "first_error": first_error}
+    return {
+        "what": "ray job submit -- python -m curate run (token-authenticated head)",
+        "runs": jobs,
+        "failed": failed,
+        "unpublished": unpublished,
+        "median_s": sorted(seconds)[len(seconds) // 2] if seconds else 0,
+        "first_error": first_error,
+    }
 
 
 def main() -> None:
@@ -137,7 +201,9 @@ def main() -> None:
     print("| command | runs | non-zero exits | unpublished | median s | first failure |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['what']} | {r['runs']} | {r['failed']} | {r['unpublished']} | {r['median_s']:.1f} | {r['first_error'] or '-'} |")
+        print(
+            f"| {r['what']} | {r['runs']} | {r['failed']} | {r['unpublished']} | {r['median_s']:.1f} | {r['first_error'] or '-'} |"
+        )
 
 
 if __name__ == "__main__":

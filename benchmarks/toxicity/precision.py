@@ -55,10 +55,23 @@ def save_detoxify(model, tokenizer, d: Path) -> Path:
     model.config.save_pretrained(d)
     tokenizer.save_pretrained(d)
     ckpt = d / "model.ckpt"
-    torch.save({"config": {"arch": {"args": {"model_type": str(d), "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer", "num_classes": len(CLASSES)}},
-                           "dataset": {"args": {"classes": CLASSES}}},
-                "state_dict": model.state_dict()}, ckpt)
+    torch.save(
+        {
+            "config": {
+                "arch": {
+                    "args": {
+                        "model_type": str(d),
+                        "model_name": "BertForSequenceClassification",
+                        "tokenizer_name": "BertTokenizer",
+                        "num_classes": len(CLASSES),
+                    }
+                },
+                "dataset": {"args": {"classes": CLASSES}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        ckpt,
+    )
     return ckpt
 
 
@@ -74,10 +87,16 @@ def train(args, d: Path) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w, _ in counts.most_common(args.vocab)]
     (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok = transformers.BertTokenizer(str(d / "vocab.txt"))
-    cfg = transformers.BertConfig(vocab_size=len(vocab), hidden_size=args.hidden, num_hidden_layers=args.layers,
-                                  num_attention_heads=args.hidden // 64, intermediate_size=4 * args.hidden,
-                                  max_position_embeddings=512, num_labels=len(CLASSES),
-                                  problem_type="multi_label_classification")
+    cfg = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.hidden // 64,
+        intermediate_size=4 * args.hidden,
+        max_position_embeddings=512,
+        num_labels=len(CLASSES),
+        problem_type="multi_label_classification",
+    )
     model = transformers.BertForSequenceClassification(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
     # warm-up: a BERT trained from scratch without it collapses to one constant score
@@ -94,15 +113,21 @@ def train(args, d: Path) -> Path:
             opt.step()
             warm.step()
             opt.zero_grad()
-        print(f"epoch {epoch + 1}: last batch loss {loss.item():.3f}, {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(
+            f"epoch {epoch + 1}: last batch loss {loss.item():.3f}, {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
     model.eval()
     _, test = davidson()
     with torch.inference_mode():
         enc = tok([t for t, _ in test[:500]], truncation=True, max_length=64, padding=True, return_tensors="pt")
         probs = torch.sigmoid(model(**enc).logits[:, 0]).numpy()
     gold = np.array([lab[0] for _, lab in test[:500]])
-    print(f"in training: accuracy {((probs >= 0.5) == gold).mean():.3f} on 500 held out, score quartiles "
-          f"{np.percentile(probs, [25, 50, 75]).round(3)}", file=sys.stderr)
+    print(
+        f"in training: accuracy {((probs >= 0.5) == gold).mean():.3f} on 500 held out, score quartiles "
+        f"{np.percentile(probs, [25, 50, 75]).round(3)}",
+        file=sys.stderr,
+    )
     return save_detoxify(model, tok, d)
 
 
@@ -111,15 +136,21 @@ def random_bert_base(d: Path, texts: list[str]) -> Path:
     import transformers
 
     words = sorted({w for t in texts for w in t.lower().split()})[:30000]
-    (d / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n", encoding="utf-8")
+    (d / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n", encoding="utf-8"
+    )
     torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(transformers.BertConfig(vocab_size=len(words) + 5, num_labels=len(CLASSES)))
+    model = transformers.BertForSequenceClassification(
+        transformers.BertConfig(vocab_size=len(words) + 5, num_labels=len(CLASSES))
+    )
     return save_detoxify(model, transformers.BertTokenizer(str(d / "vocab.txt")), d)
 
 
 def score(ckpt: Path, texts: list[str], precision: str) -> tuple[np.ndarray, float]:
-    s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), precision=precision, mode="flag"),
-                 StepContext(rules_dir=REPO / "curate" / "rules"))
+    s = Toxicity(
+        ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), precision=precision, mode="flag"),
+        StepContext(rules_dir=REPO / "curate" / "rules"),
+    )
     s.setup()
     table = rows_table([[("user", t)] for t in texts])
     start = time.perf_counter()
@@ -139,7 +170,9 @@ def compare(ckpt: Path, texts: list[str], gold: np.ndarray | None, threshold: fl
             tp = int((pred & gold).sum())
             p, r = tp / max(int(pred.sum()), 1), tp / max(int(gold.sum()), 1)
             quality = f" {p:.4f} | {r:.4f} |"
-        print(f"| {precision} | {flips} of {len(texts)} | {np.abs(s - base).max():.4f} | {np.abs(s - base).mean():.5f} |{quality} {rate:.1f} | {rate / base_rate:.1f} |")
+        print(
+            f"| {precision} | {flips} of {len(texts)} | {np.abs(s - base).max():.4f} | {np.abs(s - base).mean():.5f} |{quality} {rate:.1f} | {rate / base_rate:.1f} |"
+        )
 
 
 def main() -> None:
@@ -157,15 +190,21 @@ def main() -> None:
     texts, gold = [t for t, _ in test], np.array([lab[0] == 1 for _, lab in test])
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = train(args, Path(tmp))
-        print(f"\nTrained BERT ({args.layers} layers, hidden {args.hidden}) on Davidson's 80%; "
-              f"{len(texts):,} held-out tweets, threshold {threshold}, one torch thread\n")
-        print("| precision | decisions changed vs fp32 | max abs score change | mean abs change | precision (task) | recall (task) | texts/s | x fp32 |")
+        print(
+            f"\nTrained BERT ({args.layers} layers, hidden {args.hidden}) on Davidson's 80%; "
+            f"{len(texts):,} held-out tweets, threshold {threshold}, one torch thread\n"
+        )
+        print(
+            "| precision | decisions changed vs fp32 | max abs score change | mean abs change | precision (task) | recall (task) | texts/s | x fp32 |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         compare(ckpt, texts, gold, threshold)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = random_bert_base(Path(tmp), texts)
-        print(f"\nBERT-base (detoxify `original` size), random weights, {args.base_texts} held-out tweets: "
-              "score changes only (random weights make no decisions worth counting)\n")
+        print(
+            f"\nBERT-base (detoxify `original` size), random weights, {args.base_texts} held-out tweets: "
+            "score changes only (random weights make no decisions worth counting)\n"
+        )
         print("| precision | decisions changed vs fp32 | max abs score change | mean abs change | texts/s | x fp32 |")
         print("|---|---|---|---|---|---|")
         compare(ckpt, texts[: args.base_texts], None, threshold)

@@ -71,8 +71,13 @@ def steps(tmp: Path) -> dict[str, Toxicity]:
     ctx = StepContext(rules_dir=REPO / "curate" / "rules")
     out = {"fasttext (shipped)": Toxicity(ToxicityParams(backend="fasttext"), ctx)}
     old = tmp / "previous.ftz"
-    old.write_bytes(subprocess.run(["git", "-C", str(REPO), "show", f"{PREVIOUS}:curate/models/toxicity_fasttext.ftz"],
-                                   check=True, capture_output=True).stdout)
+    old.write_bytes(
+        subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{PREVIOUS}:curate/models/toxicity_fasttext.ftz"],
+            check=True,
+            capture_output=True,
+        ).stdout
+    )
     previous = Toxicity(ToxicityParams(backend="fasttext", thresholds={"toxicity": 0.9}), ctx)
     previous.backend = _Previous(old)
     out["fasttext (previous, 0.9)"] = previous
@@ -86,7 +91,9 @@ def offline_table() -> None:
     sets, chats = held_out_sets(), held_out_chats()
     with tempfile.TemporaryDirectory() as tmp:
         backends = steps(Path(tmp))
-        print("| model | test split | rows | toxic | precision | recall | F1 | texts per CPU second |\n|---|---|---|---|---|---|---|---|")
+        print(
+            "| model | test split | rows | toxic | precision | recall | F1 | texts per CPU second |\n|---|---|---|---|---|---|---|---|"
+        )
         summary = {}
         for label, s in backends.items():
             f1s = []
@@ -100,22 +107,31 @@ def offline_table() -> None:
                 prec, rec = tp / max(int(pred.sum()), 1), tp / max(int(gold.sum()), 1)
                 f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
                 f1s.append(f1)
-                print(f"| {label} | {name} | {len(rows):,} | {int(gold.sum())} | {prec:.3f} | {rec:.3f} | {f1:.3f} | {rate:,.0f} |")
+                print(
+                    f"| {label} | {name} | {len(rows):,} | {int(gold.sum())} | {prec:.3f} | {rec:.3f} | {f1:.3f} | {rate:,.0f} |"
+                )
             flagged = {name: int(sum(r is not None for r in s.process(t).reason)) for name, t in chats.items()}
             summary[label] = (np.mean(f1s), min(f1s), flagged, speed(s, sets, chats))
         n = sum(t.num_rows for t in chats.values())
-        print(f"\n| model | mean F1 (3 sources) | lowest F1 | clean conversations flagged (of {n} held out) | texts per CPU second, all test texts, best of 3 |\n|---|---|---|---|---|")
+        print(
+            f"\n| model | mean F1 (3 sources) | lowest F1 | clean conversations flagged (of {n} held out) | texts per CPU second, all test texts, best of 3 |\n|---|---|---|---|---|"
+        )
         for label, (mean, low, flagged, rate) in summary.items():
             total = sum(flagged.values())
             where = ", ".join(f"{k.split('.')[0]} {v}" for k, v in flagged.items() if v)
-            print(f"| {label} | {mean:.3f} | {low:.3f} | {total} ({total / n:.2%}){': ' + where if where else ''} | {rate:,.0f} |")
+            print(
+                f"| {label} | {mean:.3f} | {low:.3f} | {total} ({total / n:.2%}){': ' + where if where else ''} | {rate:,.0f} |"
+            )
 
 
 def speed(s: Toxicity, sets: dict, chats: dict) -> float:
     """Texts per CPU second over every test text and held-out chat turn (the backend alone)."""
     from curate.schema import turns_of
 
-    texts = pa.array([t for rows in sets.values() for t, _ in rows] + [x for t in chats.values() for x in turns_of(t).text.to_pylist()])
+    texts = pa.array(
+        [t for rows in sets.values() for t, _ in rows]
+        + [x for t in chats.values() for x in turns_of(t).text.to_pylist()]
+    )
     best = float("inf")
     for _ in range(3):
         start = time.process_time()
@@ -142,11 +158,16 @@ def detoxify_table(n: int) -> None:
     from curate.steps.toxicity import native_bf16
 
     auto = "bf16" if native_bf16() else "fp32"
-    for label, kw in ((f"curate toxicity step, default (precision auto = {auto} on this CPU)", {}),
-                      ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
-                      ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
-                      ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"})):
-        s = Toxicity(ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw), StepContext(rules_dir=REPO / "curate" / "rules"))
+    for label, kw in (
+        (f"curate toxicity step, default (precision auto = {auto} on this CPU)", {}),
+        ("curate toxicity step, fp32 (sorted, batch 8, 256-token windows)", {"precision": "fp32"}),
+        ("curate toxicity step, bf16 matrix products (autocast)", {"precision": "bf16"}),
+        ("curate toxicity step, int8 dynamic quantisation", {"precision": "int8"}),
+    ):
+        s = Toxicity(
+            ToxicityParams(checkpoint=str(ckpt), hf_config=str(ckpt.parent), **kw),
+            StepContext(rules_dir=REPO / "curate" / "rules"),
+        )
         s.setup()
         table = rows_table([[("user", t)] for t in texts])
         start = time.perf_counter()

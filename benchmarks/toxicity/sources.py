@@ -32,10 +32,16 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
 LABELLED = ("davidson", "wikipedia", "toxigen")
 # The files whose held-out conversations make the clean-chat flag share (ShareGPT, OpenAI, Alpaca).
-CHAT_FILES = ("sharegpt92k_cleaned_sample.json", "sharegpt_fastchat_dummy_conversation.json",
-              "sharegpt_llamafactory_dpo_en_demo.json", "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
-              "openai_messages_llamafactory_kto_en_demo.json", "openai_messages_arena_refusal_labeled.jsonl",
-              "alpaca_llamafactory_alpaca_en_demo.json", "alpaca_llamafactory_identity.json")
+CHAT_FILES = (
+    "sharegpt92k_cleaned_sample.json",
+    "sharegpt_fastchat_dummy_conversation.json",
+    "sharegpt_llamafactory_dpo_en_demo.json",
+    "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
+    "openai_messages_llamafactory_kto_en_demo.json",
+    "openai_messages_arena_refusal_labeled.jsonl",
+    "alpaca_llamafactory_alpaca_en_demo.json",
+    "alpaca_llamafactory_identity.json",
+)
 
 
 def split(key: str) -> int:
@@ -54,7 +60,10 @@ def labelled() -> dict[str, list[tuple[str, int]]]:
         davidson = [(html.unescape(r["tweet"]), int(r["class"] in ("0", "1"))) for r in csv.DictReader(f)]
     with open(tox / "wikipedia_toxicity_nonfuzzed_testset.csv", newline="", encoding="utf-8") as f:
         wikipedia = [(r["comment"], int(r["toxic"] == "True")) for r in csv.DictReader(f)]
-    toxigen = [(r["text"], int(r["label"] == "hate")) for r in map(json.loads, (tox / "toxigen_demonstrations.jsonl").read_text().splitlines())]
+    toxigen = [
+        (r["text"], int(r["label"] == "hate"))
+        for r in map(json.loads, (tox / "toxigen_demonstrations.jsonl").read_text().splitlines())
+    ]
     return {"davidson": davidson, "wikipedia": wikipedia, "toxigen": toxigen}
 
 
@@ -71,7 +80,11 @@ def chat_tables() -> dict[str, pa.Table]:
             if name.startswith("openai_messages_arena"):
                 records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
                 path = Path(tmp) / name
-                path.write_text("".join(json.dumps({"id": r["question_id"], "messages": r["conversation_a"]}) + "\n" for r in records))
+                path.write_text(
+                    "".join(
+                        json.dumps({"id": r["question_id"], "messages": r["conversation_a"]}) + "\n" for r in records
+                    )
+                )
             table, bad = read_shard(plan([str(path)], "auto", 10_000_000)[0], FieldNames())
             assert bad.num_rows == 0, f"{name}: {bad.num_rows} records quarantined"
             out[name] = table
@@ -99,7 +112,10 @@ def negatives_only() -> dict[str, list[tuple[str, str]]]:
             m = stack.pop()
             oasst.append((tree["message_tree_id"], m["text"]))
             stack += m.get("replies", [])
-    seeds = [(r["id"], r["instruction"]) for r in map(json.loads, (inst / "self_instruct_seed_tasks.jsonl").read_text().splitlines())]
+    seeds = [
+        (r["id"], r["instruction"])
+        for r in map(json.loads, (inst / "self_instruct_seed_tasks.jsonl").read_text().splitlines())
+    ]
     hh = []
     with gzip.open(inst / "hh_rlhf_harmless_base_test.jsonl.gz", "rt", encoding="utf-8") as f:
         for i, line in enumerate(f):

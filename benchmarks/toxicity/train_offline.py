@@ -60,7 +60,11 @@ class Data:
     def __init__(self):
         from curate.schema import turns_of
 
-        self.terms = [w.strip().lower() for w in (DATA / "toxicity" / "ldnoobw" / "en").read_text(encoding="utf-8").splitlines() if w.strip()]
+        self.terms = [
+            w.strip().lower()
+            for w in (DATA / "toxicity" / "ldnoobw" / "en").read_text(encoding="utf-8").splitlines()
+            if w.strip()
+        ]
         self.labelled = {k: [(t, y, split(t)) for t, y in v if split(t)] for k, v in labelled().items()}
         self.chats = []  # (text, conversation id, fold)
         for name, table in chat_tables().items():
@@ -69,8 +73,14 @@ class Data:
                 fold = split(keys[row])
                 if fold and role in ("user", "assistant") and text and text.strip():
                     self.chats.append((text, f"{name}:{row}", fold))
-        self.negatives = [(t, split(key)) for rows in negatives_only().values() for key, t in rows if t.strip() and split(key)]
-        texts = sorted({t for v in self.labelled.values() for t, _, _ in v} | {t for t, _, _ in self.chats} | {t for t, _ in self.negatives})
+        self.negatives = [
+            (t, split(key)) for rows in negatives_only().values() for key, t in rows if t.strip() and split(key)
+        ]
+        texts = sorted(
+            {t for v in self.labelled.values() for t, _, _ in v}
+            | {t for t, _, _ in self.chats}
+            | {t for t, _ in self.negatives}
+        )
         self.prepared = dict(zip(texts, featurize(texts, self.terms)))
 
     def rows(self, folds) -> list[tuple[str, int]]:
@@ -165,18 +175,32 @@ def choose(data: Data, oof: dict) -> dict:
     best = None
     for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
         flagged = float((conv_scores >= t).mean())
-        per = {name: f1(cal[name] >= t, np.array([y for _, y, _ in rows], bool)) for name, rows in data.labelled.items()}
+        per = {
+            name: f1(cal[name] >= t, np.array([y for _, y, _ in rows], bool)) for name, rows in data.labelled.items()
+        }
         mean = float(np.mean([v[0] for v in per.values()]))
         if flagged <= BUDGET_CHOOSE and (best is None or mean > best["mean_f1"]):
-            best = {"threshold": float(t), "mean_f1": mean, "clean_conversations_flagged": flagged, "conversations": len(conv_scores),
-                    "per_source": {k: {"f1": round(v[0], 4), "precision": round(v[1], 4), "recall": round(v[2], 4)} for k, v in per.items()}}
+            best = {
+                "threshold": float(t),
+                "mean_f1": mean,
+                "clean_conversations_flagged": flagged,
+                "conversations": len(conv_scores),
+                "per_source": {
+                    k: {"f1": round(v[0], 4), "precision": round(v[1], 4), "recall": round(v[2], 4)}
+                    for k, v in per.items()
+                },
+            }
     return {"calibration": {"a": a, "b": b}, **best}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "curate" / "models")
-    ap.add_argument("--oof", type=Path, help="keep the cross-validated scores in this .npz and reuse them (to rerun the choice only)")
+    ap.add_argument(
+        "--oof",
+        type=Path,
+        help="keep the cross-validated scores in this .npz and reuse them (to rerun the choice only)",
+    )
     args = ap.parse_args()
     data = Data()
     if args.oof and args.oof.exists():
@@ -200,15 +224,24 @@ def main() -> None:
         "budget_clean_conversations_flagged": BUDGET,
         "chosen_against": BUDGET_CHOOSE,
         "cross_validated": chosen,
-        "recipe": {"fasttext": FASTTEXT, "quantize": QUANTIZE, "davidson_toxic_kept": f"{DAVIDSON_TOXIC_KEPT}/10", "repeat": REPEAT,
-                   "toxic_extra": TOXIC_EXTRA},
+        "recipe": {
+            "fasttext": FASTTEXT,
+            "quantize": QUANTIZE,
+            "davidson_toxic_kept": f"{DAVIDSON_TOXIC_KEPT}/10",
+            "repeat": REPEAT,
+            "toxic_extra": TOXIC_EXTRA,
+        },
         "lexicon": data.terms,
     }
     (args.out / "toxicity_fasttext.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    print(f"model {model_path.stat().st_size / 1e6:.2f} MB, sha256 {meta['sha256'][:16]}; "
-          f"calibration a={meta['calibration']['a']:.4f} b={meta['calibration']['b']:.4f}; threshold {chosen['threshold']}")
-    print(f"cross-validated over folds 1-4: mean F1 {chosen['mean_f1']:.3f}, clean conversations flagged "
-          f"{chosen['clean_conversations_flagged']:.2%} of {chosen['conversations']}")
+    print(
+        f"model {model_path.stat().st_size / 1e6:.2f} MB, sha256 {meta['sha256'][:16]}; "
+        f"calibration a={meta['calibration']['a']:.4f} b={meta['calibration']['b']:.4f}; threshold {chosen['threshold']}"
+    )
+    print(
+        f"cross-validated over folds 1-4: mean F1 {chosen['mean_f1']:.3f}, clean conversations flagged "
+        f"{chosen['clean_conversations_flagged']:.2%} of {chosen['conversations']}"
+    )
     for name, v in chosen["per_source"].items():
         print(f"  {name}: F1 {v['f1']:.3f} P {v['precision']:.3f} R {v['recall']:.3f}")
     print(f"labelled sources: {', '.join(LABELLED)}")

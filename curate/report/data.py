@@ -137,13 +137,22 @@ def load(run_dir: Path, manifest: dict | None = None) -> ReportData:
     data.columns = _schema_names(kept_files) | _schema_names(rejected_files)
     # Turns, tokens and languages were counted by the run's final segment (stats.json).
     dist = stats.get("distributions", {})
-    per_kind = {kind: {side: dist.get(side, {}).get(kind, {}) for side in ("kept", "rejected")} for kind in ("turns", "tokens", "lang")}
+    per_kind = {
+        kind: {side: dist.get(side, {}).get(kind, {}) for side in ("kept", "rejected")}
+        for kind in ("turns", "tokens", "lang")
+    }
     data.turns = Histogram.from_counts(TURN_EDGES, TURN_LABELS, per_kind["turns"])
     data.tokens = Histogram.from_counts(TOKEN_EDGES, TOKEN_LABELS, per_kind["tokens"])
     data.langs = {side: Counter(per_kind["lang"][side]) for side in ("kept", "rejected")}
     data.by_value = _by_value(dist, (data.pipeline.get("output") or {}).get("stats_by"))
-    score_cols = sorted(c for c in data.columns if c.startswith(("q_", "tox_")) or c in ("lang_score", "contam_score", "dup_similarity")
-                        or c in EXAMPLE_SCORES or c == "semantic_similarity")
+    score_cols = sorted(
+        c
+        for c in data.columns
+        if c.startswith(("q_", "tox_"))
+        or c in ("lang_score", "contam_score", "dup_similarity")
+        or c in EXAMPLE_SCORES
+        or c == "semantic_similarity"
+    )
     if score_cols:
         _score_ranges(data, kept_files + rejected_files, score_cols)
         for files, rejected in ((kept_files, False), (rejected_files, True)):
@@ -195,10 +204,26 @@ def _excerpt_around(text: str, span: str | None, limit: int = TEXT_LIMIT) -> str
 
 
 def _samples(data: ReportData, files: list[Path]) -> None:
-    wanted = ["id", "messages", "_curate_drop_step", "_curate_drop_reason", "_curate_drop_detail",
-              "_curate_drop_span", "_curate_drop_turn", "duplicate_of", "dup_cluster", "dup_similarity",
-              "semantic_duplicate_of", "semantic_similarity",
-              "contam_eval_set", "contam_item_id", "contam_span", "contam_eval_text", "contam_score", "contam_turn"]
+    wanted = [
+        "id",
+        "messages",
+        "_curate_drop_step",
+        "_curate_drop_reason",
+        "_curate_drop_detail",
+        "_curate_drop_span",
+        "_curate_drop_turn",
+        "duplicate_of",
+        "dup_cluster",
+        "dup_similarity",
+        "semantic_duplicate_of",
+        "semantic_similarity",
+        "contam_eval_set",
+        "contam_item_id",
+        "contam_span",
+        "contam_eval_text",
+        "contam_score",
+        "contam_turn",
+    ]
     for batch in _batches(files, wanted):
         names = batch.schema.names
         steps = batch.column("_curate_drop_step").to_pylist()
@@ -222,7 +247,11 @@ def _samples(data: ReportData, files: list[Path]) -> None:
             t = row.get("_curate_drop_turn")
             if sets[i] is not None and row.get("contam_turn") is not None:
                 t = row["contam_turn"]
-            turn = turns[t] if t is not None and 0 <= t < len(turns) else (turns[0] if turns else {"role": "", "content": ""})
+            turn = (
+                turns[t]
+                if t is not None and 0 <= t < len(turns)
+                else (turns[0] if turns else {"role": "", "content": ""})
+            )
             span = row.get("contam_span") if sets[i] is not None else row.get("_curate_drop_span")
             row["turn_index"] = t if t is not None else 0
             row["turn_role"] = turn.get("role")
@@ -250,7 +279,10 @@ def _cluster_kept_rows(data: ReportData, files: list[Path]) -> None:
             for row in batch.filter(pc.is_in(batch.column("id"), value_set=wanted)).to_pylist():
                 if row["id"] not in data.cluster_kept:
                     turns = row["messages"] or []
-                    data.cluster_kept[row["id"]] = {"id": row["id"], "first_text": _clip((turns[0]["content"] or "") if turns else "", 600)}
+                    data.cluster_kept[row["id"]] = {
+                        "id": row["id"],
+                        "first_text": _clip((turns[0]["content"] or "") if turns else "", 600),
+                    }
         if len(data.cluster_kept) == len(wanted):
             return
 
@@ -273,11 +305,13 @@ def _score_examples(data: ReportData, files: list[Path]) -> None:
             continue
         order = scored[np.lexsort((scored, -values[scored]))]  # best first, then file order
         k, mid = EXAMPLES_PER_PART, len(order) // 2
-        parts = {"top": order[:k], "middle": order[max(0, mid - k // 2): mid - k // 2 + k], "bottom": order[-k:][::-1]}
+        parts = {"top": order[:k], "middle": order[max(0, mid - k // 2) : mid - k // 2 + k], "bottom": order[-k:][::-1]}
         wanted = {ids[i] for p in parts.values() for i in p}
         texts = _first_pair_texts(files, wanted)
-        data.examples[col] = {name: [{"id": ids[i], "score": float(values[i]), "kept": kept[i], **texts.get(ids[i], {})} for i in idx]
-                              for name, idx in parts.items()}
+        data.examples[col] = {
+            name: [{"id": ids[i], "score": float(values[i]), "kept": kept[i], **texts.get(ids[i], {})} for i in idx]
+            for name, idx in parts.items()
+        }
 
 
 def _first_pair_texts(files: list[Path], wanted: set) -> dict[str, dict]:
@@ -313,12 +347,17 @@ def thresholds(data: ReportData) -> dict[str, tuple[float, str]]:
             from curate.steps.quality_heuristics import RULES, QualityHeuristics, QualityParams
 
             rules_dir = Path(data.pipeline.get("rules") or DEFAULT_RULES_DIR)
-            step = QualityHeuristics(QualityParams(**data.step_params("quality_heuristics")), StepContext(rules_dir=rules_dir))
+            step = QualityHeuristics(
+                QualityParams(**data.step_params("quality_heuristics")), StepContext(rules_dir=rules_dir)
+            )
             active, limits = step.config()
             for rule in active:
                 for check in RULES[rule]:
                     if check.threshold in limits:
-                        out[f"q_{check.metric}"] = (limits[check.threshold], f"{rule}: {check.fails_when} {limits[check.threshold]:g}")
+                        out[f"q_{check.metric}"] = (
+                            limits[check.threshold],
+                            f"{rule}: {check.fails_when} {limits[check.threshold]:g}",
+                        )
         except Exception:  # noqa: BLE001 -- a report without threshold lines beats no report
             pass
     if "language" in data.step_names:

@@ -58,7 +58,9 @@ def _by_value(rows: pa.Table, side: str, by: str) -> Counter:
     for value, n in zip(counts[0].to_pylist(), counts[1].to_pylist()):
         out[f"{side}/by_{by}/{value}"] = n
     if "_curate_drop_reason" in rows.column_names:
-        pairs = pc.value_counts(pc.binary_join_element_wise(pc.fill_null(rows.column("_curate_drop_reason"), ""), values, "/")).flatten()
+        pairs = pc.value_counts(
+            pc.binary_join_element_wise(pc.fill_null(rows.column("_curate_drop_reason"), ""), values, "/")
+        ).flatten()
         for pair, n in zip(pairs[0].to_pylist(), pairs[1].to_pylist()):
             out[f"reasons_by_{by}/{pair}"] = n
     return out
@@ -74,5 +76,11 @@ def nest(flat: Counter) -> dict:
 
 
 def flatten(nested: dict) -> Counter:
-    return Counter({f"{side}/{kind}/{label}": n for side, kinds in nested.items()
-                    for kind, bins in kinds.items() for label, n in bins.items()})
+    return Counter(
+        {
+            f"{side}/{kind}/{label}": n
+            for side, kinds in nested.items()
+            for kind, bins in kinds.items()
+            for label, n in bins.items()
+        }
+    )

@@ -52,17 +52,24 @@ def highlight(text: str, span: str | None) -> str:
 
 def render(data: ReportData) -> str:
     s = data.stats
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>curate report: {e(data.run_dir.name)}</title>",
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<style>{CSS}</style></head><body><main>"]
-    parts.append(f"<h1>curate quality report</h1><div class=sub>{e(data.run_dir)} · runner {e(s.get('runner'))} · "
-                 f"{s.get('elapsed_seconds', 0):.1f} s · curate {e(data.manifest.get('curate_version', ''))}</div>")
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>curate report: {e(data.run_dir.name)}</title>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<style>{CSS}</style></head><body><main>",
+    ]
+    parts.append(
+        f"<h1>curate quality report</h1><div class=sub>{e(data.run_dir)} · runner {e(s.get('runner'))} · "
+        f"{s.get('elapsed_seconds', 0):.1f} s · curate {e(data.manifest.get('curate_version', ''))}</div>"
+    )
     parts += _fallbacks(data)
     parts += _overview(data)
-    parts.append('<nav class=card><a href="#funnel">Funnel</a><a href="#dist">Distributions</a>'
-                 '<a href="#rejected">Rejected rows</a>' + ('<a href="#dups">Duplicate clusters</a>' if data.clusters else "")
-                 + ('<a href="#contam">Contamination</a>' if data.contamination_counts else "")
-                 + '<a href="#quarantine">Quarantine</a><a href="#run">Run</a></nav>')
+    parts.append(
+        '<nav class=card><a href="#funnel">Funnel</a><a href="#dist">Distributions</a>'
+        '<a href="#rejected">Rejected rows</a>'
+        + ('<a href="#dups">Duplicate clusters</a>' if data.clusters else "")
+        + ('<a href="#contam">Contamination</a>' if data.contamination_counts else "")
+        + '<a href="#quarantine">Quarantine</a><a href="#run">Run</a></nav>'
+    )
     parts += _funnel(data)
     parts += _distributions(data)
     parts += _by_value(data)
@@ -81,7 +88,9 @@ def _fallbacks(data: ReportData) -> list[str]:
     for step in data.stats.get("steps", []):
         for counter, count in (step.get("counters") or {}).items():
             if counter.startswith("fallback:"):
-                notes.append(f"<li><b>{e(step['step'])}</b> used a fallback: <code>{e(counter.removeprefix('fallback:'))}</code> ({_n(count)} rows)</li>")
+                notes.append(
+                    f"<li><b>{e(step['step'])}</b> used a fallback: <code>{e(counter.removeprefix('fallback:'))}</code> ({_n(count)} rows)</li>"
+                )
     return [f"<div class=warn><b>Fallbacks were used in this run</b><ul>{''.join(notes)}</ul></div>"] if notes else []
 
 
@@ -90,13 +99,23 @@ def _overview(data: ReportData) -> list[str]:
     total = s["rows_kept"] + s["rows_rejected"] + s["rows_quarantined"]
     added = s.get("rows_added", 0)
     holds = s["rows_in"] + added == total
-    identity = (f"rows in {_n(s['rows_in'])}" + (f" + added by splits {_n(added)}" if added else "")
-                + f" = kept {_n(s['rows_kept'])} + rejected {_n(s['rows_rejected'])} + quarantined {_n(s['rows_quarantined'])}")
-    kpis = [("rows in", s["rows_in"]), ("kept", s["rows_kept"]), ("rejected", s["rows_rejected"]), ("quarantined", s["rows_quarantined"])]
+    identity = (
+        f"rows in {_n(s['rows_in'])}"
+        + (f" + added by splits {_n(added)}" if added else "")
+        + f" = kept {_n(s['rows_kept'])} + rejected {_n(s['rows_rejected'])} + quarantined {_n(s['rows_quarantined'])}"
+    )
+    kpis = [
+        ("rows in", s["rows_in"]),
+        ("kept", s["rows_kept"]),
+        ("rejected", s["rows_rejected"]),
+        ("quarantined", s["rows_quarantined"]),
+    ]
     html = "".join(f"<div class=kpi><span>{e(k)}</span><b>{_n(v)}</b></div>" for k, v in kpis)
-    return [f"<div class=kpis>{html}</div>",
-            f"<p class={'ok' if holds else 'bad'}><b>{'✔' if holds else '✘'} {e(identity)}</b> "
-            f"{'(holds)' if holds else '(DOES NOT HOLD)'}</p>"]
+    return [
+        f"<div class=kpis>{html}</div>",
+        f"<p class={'ok' if holds else 'bad'}><b>{'✔' if holds else '✘'} {e(identity)}</b> "
+        f"{'(holds)' if holds else '(DOES NOT HOLD)'}</p>",
+    ]
 
 
 def _funnel(data: ReportData) -> list[str]:
@@ -106,40 +125,83 @@ def _funnel(data: ReportData) -> list[str]:
         return out + ["<p>No steps.</p>"]
     labels = ["read"] + [st["step"] for st in steps]
     kept = [data.stats["rows_in"] - data.stats["rows_quarantined"]] + [st["rows_kept"] for st in steps]
-    out.append("<div class=card>" + svg.bars(labels, [("rows alive after the step", kept, svg.AFTER)], "Rows through the pipeline", 900) + "</div>")
-    rows = ["<table><tr><th>#</th><th>step</th><th class=n>in</th><th class=n>kept</th><th class=n>dropped</th><th>reasons</th><th class=n>seconds</th></tr>"]
+    out.append(
+        "<div class=card>"
+        + svg.bars(labels, [("rows alive after the step", kept, svg.AFTER)], "Rows through the pipeline", 900)
+        + "</div>"
+    )
+    rows = [
+        "<table><tr><th>#</th><th>step</th><th class=n>in</th><th class=n>kept</th><th class=n>dropped</th><th>reasons</th><th class=n>seconds</th></tr>"
+    ]
     for st in steps:
-        reasons = ", ".join(f"<span class=tag>{e(r)}</span> {_n(c)}" for r, c in sorted((st.get("dropped") or {}).items(), key=lambda x: -x[1]))
-        rows.append(f"<tr><td>{st['index']}</td><td><b>{e(st['step'])}</b></td><td class=n>{_n(st['rows_in'])}</td>"
-                    f"<td class=n>{_n(st['rows_kept'])}</td><td class=n>{_n(st['rows_dropped'])}</td><td>{reasons}</td>"
-                    f"<td class=n>{st.get('seconds', 0):.2f}</td></tr>")
+        reasons = ", ".join(
+            f"<span class=tag>{e(r)}</span> {_n(c)}"
+            for r, c in sorted((st.get("dropped") or {}).items(), key=lambda x: -x[1])
+        )
+        rows.append(
+            f"<tr><td>{st['index']}</td><td><b>{e(st['step'])}</b></td><td class=n>{_n(st['rows_in'])}</td>"
+            f"<td class=n>{_n(st['rows_kept'])}</td><td class=n>{_n(st['rows_dropped'])}</td><td>{reasons}</td>"
+            f"<td class=n>{st.get('seconds', 0):.2f}</td></tr>"
+        )
     rows.append("</table>")
     out.append("".join(rows))
     by_reason = [(f"{st['step']}: {r}", c) for st in steps for r, c in (st.get("dropped") or {}).items()]
     if by_reason:
-        out.append("<div class=card>" + svg.hbars(sorted(by_reason, key=lambda x: -x[1])[:25], "Dropped rows per step and reason", width=900) + "</div>")
+        out.append(
+            "<div class=card>"
+            + svg.hbars(sorted(by_reason, key=lambda x: -x[1])[:25], "Dropped rows per step and reason", width=900)
+            + "</div>"
+        )
     counters = [(st["step"], k, v) for st in steps for k, v in (st.get("counters") or {}).items()]
     if counters:
-        out.append("<details class=card><summary>Step counters</summary><table><tr><th>step</th><th>counter</th><th class=n>count</th></tr>"
-                   + "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class=n>{_n(c)}</td></tr>" for a, b, c in counters)
-                   + "</table></details>")
+        out.append(
+            "<details class=card><summary>Step counters</summary><table><tr><th>step</th><th>counter</th><th class=n>count</th></tr>"
+            + "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class=n>{_n(c)}</td></tr>" for a, b, c in counters)
+            + "</table></details>"
+        )
     return out
 
 
 def _distributions(data: ReportData) -> list[str]:
-    out = ['<h2 id="dist">Distributions before and after</h2>',
-           "<p class=sub>Before = every parsed row (kept + rejected); after = the kept set. Tokens are estimated as characters / 4.</p><div class=grid>"]
+    out = [
+        '<h2 id="dist">Distributions before and after</h2>',
+        "<p class=sub>Before = every parsed row (kept + rejected); after = the kept set. Tokens are estimated as characters / 4.</p><div class=grid>",
+    ]
     before = data.turns.kept + data.turns.rejected
-    out.append("<div class=card>" + svg.bars(TURN_LABELS, [("before", list(before), svg.BEFORE), ("after", list(data.turns.kept), svg.AFTER)],
-                                              "Turns per conversation") + "</div>")
+    out.append(
+        "<div class=card>"
+        + svg.bars(
+            TURN_LABELS,
+            [("before", list(before), svg.BEFORE), ("after", list(data.turns.kept), svg.AFTER)],
+            "Turns per conversation",
+        )
+        + "</div>"
+    )
     tb = data.tokens.kept + data.tokens.rejected
-    out.append("<div class=card>" + svg.bars(TOKEN_LABELS, [("before", list(tb), svg.BEFORE), ("after", list(data.tokens.kept), svg.AFTER)],
-                                              "Tokens per turn (FastChat buckets)") + "</div>")
+    out.append(
+        "<div class=card>"
+        + svg.bars(
+            TOKEN_LABELS,
+            [("before", list(tb), svg.BEFORE), ("after", list(data.tokens.kept), svg.AFTER)],
+            "Tokens per turn (FastChat buckets)",
+        )
+        + "</div>"
+    )
     if data.langs["kept"] or data.langs["rejected"]:
         total = data.langs["kept"] + data.langs["rejected"]
         top = [k for k, _ in total.most_common(15)]
-        out.append("<div class=card>" + svg.bars(top, [("before", [total[k] for k in top], svg.BEFORE),
-                                                       ("after", [data.langs["kept"][k] for k in top], svg.AFTER)], "Languages (conversation)") + "</div>")
+        out.append(
+            "<div class=card>"
+            + svg.bars(
+                top,
+                [
+                    ("before", [total[k] for k in top], svg.BEFORE),
+                    ("after", [data.langs["kept"][k] for k in top], svg.AFTER),
+                ],
+                "Languages (conversation)",
+            )
+            + "</div>"
+        )
     limits = thresholds(data)
     for col, hist in data.scores.items():
         lo, hi = data.score_ranges[col]
@@ -149,8 +211,16 @@ def _distributions(data: ReportData) -> list[str]:
             value, caption = limits[col]
             if lo <= value <= hi:
                 thr = ((value - lo) / (hi - lo) * len(hist.edges), caption)
-        out.append("<div class=card>" + svg.bars(labels, [("kept", list(hist.kept), svg.AFTER), ("rejected", list(hist.rejected), svg.DROPPED)],
-                                                  col, threshold=thr) + "</div>")
+        out.append(
+            "<div class=card>"
+            + svg.bars(
+                labels,
+                [("kept", list(hist.kept), svg.AFTER), ("rejected", list(hist.rejected), svg.DROPPED)],
+                col,
+                threshold=thr,
+            )
+            + "</div>"
+        )
     out.append("</div>")
     return out
 
@@ -163,52 +233,72 @@ def _by_value(data: ReportData) -> list[str]:
     rows = "".join(
         f"<tr><td>{e(v)}</td><td class=n>{_n(k)}</td><td class=n>{_n(r)}</td>"
         f"<td>{e(', '.join(f'{reason} {n:,}' for reason, n in reasons.most_common(3)))}</td></tr>"
-        for v, (k, r, reasons) in values.items())
-    return [f'<h2 id="by">Rows by {e(column)}</h2>', "<div class=card><table><tr>"
-            f"<th>{e(column)}</th><th class=n>kept</th><th class=n>rejected</th><th>top reasons</th></tr>{rows}</table></div>"]
+        for v, (k, r, reasons) in values.items()
+    )
+    return [
+        f'<h2 id="by">Rows by {e(column)}</h2>',
+        "<div class=card><table><tr>"
+        f"<th>{e(column)}</th><th class=n>kept</th><th class=n>rejected</th><th>top reasons</th></tr>{rows}</table></div>",
+    ]
 
 
 def _rejected(data: ReportData) -> list[str]:
-    out = ['<h2 id="rejected">Rejected rows, by step and reason</h2>',
-           "<p class=sub>The first rows in file order for each reason; the turn that triggered the rule is shown with the matched text highlighted.</p>"]
+    out = [
+        '<h2 id="rejected">Rejected rows, by step and reason</h2>',
+        "<p class=sub>The first rows in file order for each reason; the turn that triggered the rule is shown with the matched text highlighted.</p>",
+    ]
     if not data.samples:
         return out + ["<p>No rows were rejected.</p>"]
     order = {name: i for i, name in enumerate(data.step_names)}
     for (step, reason), rows in sorted(data.samples.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
         out.append(f"<h3>{e(step)} · <span class=tag>{e(reason)}</span></h3>")
         for r in rows:
-            out.append(f"<div class=card><b>{e(r['id'])}</b> · turn {e(r['turn_index'])} ({e(r['turn_role'])})"
-                       f"<div class=sub>{e(r.get('_curate_drop_detail'))}</div>"
-                       f"<div class=text>{highlight(r['turn_text'], r.get('span'))}</div></div>")
+            out.append(
+                f"<div class=card><b>{e(r['id'])}</b> · turn {e(r['turn_index'])} ({e(r['turn_role'])})"
+                f"<div class=sub>{e(r.get('_curate_drop_detail'))}</div>"
+                f"<div class=text>{highlight(r['turn_text'], r.get('span'))}</div></div>"
+            )
     return out
 
 
 def _examples(data: ReportData) -> list[str]:
     if not data.examples:
         return []
-    out = ['<h2 id="examples">What the scores prefer</h2>',
-           "<p class=sub>The highest, middle and lowest scored rows (kept and rejected together; first turn and first answer).</p>"]
+    out = [
+        '<h2 id="examples">What the scores prefer</h2>',
+        "<p class=sub>The highest, middle and lowest scored rows (kept and rejected together; first turn and first answer).</p>",
+    ]
     for col, parts in data.examples.items():
         for part, rows in parts.items():
             out.append(f"<h3>{e(col)} · {e(part)}</h3>")
-            out += [f"<div class='card pair'><div><b>{e(r['id'])}</b> · {r['score']:.3f} · {'kept' if r['kept'] else 'rejected'}"
-                    f"<div class=text>{e(r.get('first_text', ''))}</div></div><div class=text>{e(r.get('answer_text', ''))}</div></div>"
-                    for r in rows]
+            out += [
+                f"<div class='card pair'><div><b>{e(r['id'])}</b> · {r['score']:.3f} · {'kept' if r['kept'] else 'rejected'}"
+                f"<div class=text>{e(r.get('first_text', ''))}</div></div><div class=text>{e(r.get('answer_text', ''))}</div></div>"
+                for r in rows
+            ]
     return out
 
 
 def _clusters(data: ReportData) -> list[str]:
     if not data.clusters:
         return []
-    out = ['<h2 id="dups">Duplicate clusters</h2>', "<p class=sub>The kept row beside the rows removed as its duplicates (first turn shown).</p>"]
+    out = [
+        '<h2 id="dups">Duplicate clusters</h2>',
+        "<p class=sub>The kept row beside the rows removed as its duplicates (first turn shown).</p>",
+    ]
     for kept_id, members in data.clusters.items():
         kept = data.cluster_kept.get(kept_id, {"id": kept_id, "first_text": "(not found)"})
-        removed = "".join(f"<div><b>{e(m['id'])}</b> · {e(m['_curate_drop_step'])}"
-                          + (f" · similarity {m['dup_similarity']:.2f}" if m.get("dup_similarity") is not None else "")
-                          + (f" · cosine {m['semantic_similarity']:.3f}" if m.get("semantic_similarity") is not None else "")
-                          + f"<div class=text>{e(m['first_text'])}</div></div>" for m in members)
-        out.append(f"<div class='card pair'><div><b>kept: {e(kept['id'])}</b><div class=text>{e(kept['first_text'])}</div></div>"
-                   f"<div>{removed}</div></div>")
+        removed = "".join(
+            f"<div><b>{e(m['id'])}</b> · {e(m['_curate_drop_step'])}"
+            + (f" · similarity {m['dup_similarity']:.2f}" if m.get("dup_similarity") is not None else "")
+            + (f" · cosine {m['semantic_similarity']:.3f}" if m.get("semantic_similarity") is not None else "")
+            + f"<div class=text>{e(m['first_text'])}</div></div>"
+            for m in members
+        )
+        out.append(
+            f"<div class='card pair'><div><b>kept: {e(kept['id'])}</b><div class=text>{e(kept['first_text'])}</div></div>"
+            f"<div>{removed}</div></div>"
+        )
     return out
 
 
@@ -222,10 +312,12 @@ def _contamination(data: ReportData) -> list[str]:
         out.append(f"<h3>{e(eval_set)}</h3>")
         for r in rows:
             score = r.get("contam_score")
-            out.append(f"<div class='card pair'><div><b>{e(r['id'])}</b> · turn {e(r['turn_index'])} ({e(r['turn_role'])})"
-                       + (f" · score {score:.2f}" if score is not None else "")
-                       + f"<div class=text>{highlight(r['turn_text'], r.get('span'))}</div></div>"
-                       f"<div><b>eval item {e(r.get('contam_item_id'))}</b><div class=text>{e(r.get('contam_eval_text'))}</div></div></div>")
+            out.append(
+                f"<div class='card pair'><div><b>{e(r['id'])}</b> · turn {e(r['turn_index'])} ({e(r['turn_role'])})"
+                + (f" · score {score:.2f}" if score is not None else "")
+                + f"<div class=text>{highlight(r['turn_text'], r.get('span'))}</div></div>"
+                f"<div><b>eval item {e(r.get('contam_item_id'))}</b><div class=text>{e(r.get('contam_eval_text'))}</div></div></div>"
+            )
     return out
 
 
@@ -233,11 +325,15 @@ def _quarantine(data: ReportData) -> list[str]:
     out = ['<h2 id="quarantine">Quarantined records</h2>']
     if not data.quarantine:
         return out + ["<p>No record was quarantined.</p>"]
-    out.append(f"<p class=sub>{_n(data.stats['rows_quarantined'])} records could not be parsed; the first {len(data.quarantine)}:</p>")
+    out.append(
+        f"<p class=sub>{_n(data.stats['rows_quarantined'])} records could not be parsed; the first {len(data.quarantine)}:</p>"
+    )
     out.append("<table><tr><th>file</th><th>line</th><th>error</th><th>raw</th></tr>")
     for q in data.quarantine:
-        out.append(f"<tr><td>{e(q.get('source_file'))}</td><td class=n>{e(q.get('line') or q.get('source_index'))}</td>"
-                   f"<td>{e(q.get('error'))}</td><td><div class=text>{e(q.get('raw'))}</div></td></tr>")
+        out.append(
+            f"<tr><td>{e(q.get('source_file'))}</td><td class=n>{e(q.get('line') or q.get('source_index'))}</td>"
+            f"<td>{e(q.get('error'))}</td><td><div class=text>{e(q.get('raw'))}</div></td></tr>"
+        )
     out.append("</table>")
     return out
 
@@ -247,9 +343,14 @@ def _run(data: ReportData) -> list[str]:
     out = ['<h2 id="run">The run</h2>']
     inputs = m.get("inputs") or []
     if inputs:
-        out.append("<table><tr><th>input file</th><th class=n>bytes</th><th>sampled sha256</th></tr>"
-                   + "".join(f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sampled_sha256') or i.get('sha256'))}</code></td></tr>" for i in inputs)
-                   + "</table>")
+        out.append(
+            "<table><tr><th>input file</th><th class=n>bytes</th><th>sampled sha256</th></tr>"
+            + "".join(
+                f"<tr><td>{e(i.get('path'))}</td><td class=n>{_n(i.get('bytes'))}</td><td><code>{e(i.get('sampled_sha256') or i.get('sha256'))}</code></td></tr>"
+                for i in inputs
+            )
+            + "</table>"
+        )
     versions = m.get("versions") or {}
     if versions:
         out.append("<p class=sub>" + " · ".join(f"{e(k)} {e(v)}" for k, v in versions.items()) + "</p>")

@@ -96,7 +96,9 @@ class Timeline:
             for runs in by_worker.values():
                 runs.sort()
                 gaps += [b[0] - a[1] for a, b in zip(runs, runs[1:])]
-        ms = lambda xs, q: round(1000 * statistics.quantiles(xs, n=10)[q] if len(xs) > 1 else 1000 * xs[0], 1) if xs else None  # noqa: E731
+        ms = lambda xs, q: (
+            round(1000 * statistics.quantiles(xs, n=10)[q] if len(xs) > 1 else 1000 * xs[0], 1) if xs else None
+        )  # noqa: E731
         return {
             "startup_s": round(self.startup_seconds, 3),
             "maps": len(self.maps),

@@ -105,7 +105,9 @@ class RayRunner:
             if self.address:
                 _join(self.address, kwargs)
             else:
-                ray.init(address="local", num_cpus=num_cpus, **kwargs)  # "local": our own, never a Ray that `ray start` left
+                ray.init(
+                    address="local", num_cpus=num_cpus, **kwargs
+                )  # "local": our own, never a Ray that `ray start` left
                 self._started_ray = True
         self.timeline.startup_seconds = time.perf_counter() - start
 
@@ -197,7 +199,8 @@ class RayRunner:
             total = ray.cluster_resources()
             raise UserError(
                 f"{label}: one worker needs {r.cpus:g} CPU, {r.gpus:g} GPU, {r.memory_gb:g} GB of memory; the Ray cluster "
-                f"has {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU, {total.get('memory', 0) / 2**30:.1f} GB")
+                f"has {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU, {total.get('memory', 0) / 2**30:.1f} GB"
+            )
 
     def timing(self) -> dict:
         return self.timeline.summary()
@@ -274,6 +277,8 @@ def _join(address: str, kwargs: dict) -> None:
             "cluster's token (or put it in ~/.ray/auth_token, or name its file in RAY_AUTH_TOKEN_PATH)"
         ) from None
     if isinstance(failure, ConnectionError):
-        raise UserError(f"Ray cluster at {address}: cannot connect ({failure}); is `ray start --head` running there?") from None
+        raise UserError(
+            f"Ray cluster at {address}: cannot connect ({failure}); is `ray start --head` running there?"
+        ) from None
     os.write(2, b"".join(held))
     raise failure

@@ -75,8 +75,9 @@ class _Namespace(jinja2.utils.Namespace):
 
 
 def compile_template(source: str) -> jinja2.Template:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[_Generation, jinja2.ext.loopcontrols])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, jinja2.ext.loopcontrols]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -103,7 +104,9 @@ def load_template(path: str) -> tuple[str, dict]:
         source = load_template(str(found[0]))[0]
         return source, special
     if not p.is_file():
-        raise TemplateFileError(f"no chat template at {path} (give a tokenizer_config.json, a .jinja file or a model folder)")
+        raise TemplateFileError(
+            f"no chat template at {path} (give a tokenizer_config.json, a .jinja file or a model folder)"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -117,7 +120,9 @@ def load_template(path: str) -> tuple[str, dict]:
             raise TemplateFileError(f"{path} is not JSON ({e})") from None
         source = cfg.get("chat_template") if isinstance(cfg, dict) else None
         if isinstance(source, list):  # named templates: the default one
-            source = next((t.get("template") for t in source if isinstance(t, dict) and t.get("name") == "default"), None)
+            source = next(
+                (t.get("template") for t in source if isinstance(t, dict) and t.get("name") == "default"), None
+            )
         if not isinstance(source, str):
             raise TemplateFileError(f"{path} has no chat_template")
         special = {k: _token_text(cfg.get(k)) for k in SPECIAL_KEYS if _token_text(cfg.get(k)) is not None}

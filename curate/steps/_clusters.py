@@ -13,8 +13,17 @@ from curate.errors import UserError
 
 
 def edges_schema() -> pa.Schema:
-    return pa.schema([("src", pa.int64()), ("dst", pa.int64()), ("src_id", pa.string()), ("dst_id", pa.string()),
-                      ("src_rank", pa.float64()), ("dst_rank", pa.float64()), ("sim", pa.float32())])
+    return pa.schema(
+        [
+            ("src", pa.int64()),
+            ("dst", pa.int64()),
+            ("src_id", pa.string()),
+            ("dst_id", pa.string()),
+            ("src_rank", pa.float64()),
+            ("dst_rank", pa.float64()),
+            ("sim", pa.float32()),
+        ]
+    )
 
 
 @dataclass
@@ -52,7 +61,9 @@ def clusters(partials: list[pa.Table]) -> Clusters | None:
     e = pa.concat_tables(edges)
     src, dst = e.column("src").to_numpy(), e.column("dst").to_numpy()
     nodes, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
-    ids = np.concatenate([e.column("src_id").to_numpy(zero_copy_only=False), e.column("dst_id").to_numpy(zero_copy_only=False)])
+    ids = np.concatenate(
+        [e.column("src_id").to_numpy(zero_copy_only=False), e.column("dst_id").to_numpy(zero_copy_only=False)]
+    )
     rank = np.concatenate([e.column("src_rank").to_numpy(), e.column("dst_rank").to_numpy()])
     node_id = np.empty(len(nodes), object)
     node_id[inverse] = ids

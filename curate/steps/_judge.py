@@ -41,16 +41,22 @@ class _Cache:
         folder.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(folder / "judge.sqlite", timeout=60, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, content TEXT, prompt_tokens INT, completion_tokens INT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, content TEXT, prompt_tokens INT, completion_tokens INT)"
+        )
         self.lock = threading.Lock()
 
     def get(self, key: str):
         with self.lock:
-            return self.db.execute("SELECT content, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)).fetchone()
+            return self.db.execute(
+                "SELECT content, prompt_tokens, completion_tokens FROM answers WHERE key = ?", (key,)
+            ).fetchone()
 
     def put(self, key: str, content: str, prompt_tokens: int, completion_tokens: int) -> None:
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (key, content, prompt_tokens, completion_tokens))
+            self.db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (key, content, prompt_tokens, completion_tokens)
+            )
             self.db.commit()
 
 
@@ -90,14 +96,19 @@ class JudgeScorer:
     def take_counters(self) -> Counter:
         out, self.counters = self.counters, Counter()
         p = self.p
-        cost = out["judge_prompt_tokens"] * p.usd_per_1k_prompt_tokens + out["judge_completion_tokens"] * p.usd_per_1k_completion_tokens
+        cost = (
+            out["judge_prompt_tokens"] * p.usd_per_1k_prompt_tokens
+            + out["judge_completion_tokens"] * p.usd_per_1k_completion_tokens
+        )
         if cost:
             out["judge_cost_microusd"] = round(cost * 1000)  # per 1k tokens x 1e6 micro-USD / 1e3
         return out
 
     def _messages(self, instruction: str, response: str) -> list[dict]:
         user = self.user.replace("{instruction}", instruction).replace("{response}", response)
-        return ([{"role": "system", "content": self.system}] if self.system else []) + [{"role": "user", "content": user}]
+        return ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": user}
+        ]
 
     def _count(self, **kw) -> None:
         with self.lock:
@@ -105,7 +116,9 @@ class JudgeScorer:
 
     def _post(self, messages: list[dict]) -> dict | None:
         p = self.p
-        body = json.dumps({"model": p.model, "messages": messages, "temperature": 0, "max_tokens": p.max_tokens}).encode()
+        body = json.dumps(
+            {"model": p.model, "messages": messages, "temperature": 0, "max_tokens": p.max_tokens}
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if self.key:
             headers["Authorization"] = f"Bearer {self.key}"
@@ -120,7 +133,9 @@ class JudgeScorer:
             except urllib.error.HTTPError as e:
                 self._count(judge_requests=1)
                 if e.code not in RETRY_STATUS:
-                    raise UserError(f"quality_score: the judge at {url} answered HTTP {e.code} ({e.reason}); check url, model and {p.api_key_env}") from None
+                    raise UserError(
+                        f"quality_score: the judge at {url} answered HTTP {e.code} ({e.reason}); check url, model and {p.api_key_env}"
+                    ) from None
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 if retry_after and retry_after.replace(".", "", 1).isdigit():
                     wait = float(retry_after)

@@ -55,8 +55,12 @@ def with_fields(table: pa.Table, flat: Flat, **replace: pa.Array) -> pa.Table:
     typ = flat.values.type
     fields = [replace[f.name].cast(f.type) if f.name in replace else flat.values.field(f.name) for f in typ]
     values = pa.StructArray.from_arrays(fields, fields=list(typ))
-    new = pa.ListArray.from_arrays(pa.array(flat.offsets, conv.offsets.type), values, type=conv.type,
-                                   mask=conv.is_null() if conv.null_count else None)
+    new = pa.ListArray.from_arrays(
+        pa.array(flat.offsets, conv.offsets.type),
+        values,
+        type=conv.type,
+        mask=conv.is_null() if conv.null_count else None,
+    )
     return table.set_column(table.schema.get_field_index(COLUMN), COLUMN, new)
 
 

@@ -91,7 +91,15 @@ def shingles(clean_text: str, ngram: int, mode: str = "word") -> list[bytes]:
 
 
 # Entities an HTML rendering uses for characters a Markdown text has literally (&amp; last).
-_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#x27;", "'"), ("&#39;", "'"), ("&nbsp;", " "), ("&amp;", "&"))
+_ENTITIES = (
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&#x27;", "'"),
+    ("&#39;", "'"),
+    ("&nbsp;", " "),
+    ("&amp;", "&"),
+)
 
 
 def clean_texts(texts: pa.Array) -> pa.Array:

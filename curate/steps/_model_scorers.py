@@ -27,15 +27,21 @@ def _load(kind: str, path: str | None, device: str, threads: int):
     import transformers
 
     if not path or not Path(path).is_dir():
-        raise UserError(f"quality_score: scorer {kind} needs model_path: a local folder with a transformers model and tokenizer (got {path})")
+        raise UserError(
+            f"quality_score: scorer {kind} needs model_path: a local folder with a transformers model and tokenizer (got {path})"
+        )
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(threads)
-    auto = transformers.AutoModelForSequenceClassification if kind == "classifier" else transformers.AutoModelForCausalLM
+    auto = (
+        transformers.AutoModelForSequenceClassification if kind == "classifier" else transformers.AutoModelForCausalLM
+    )
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = auto.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
-        raise UserError(f"quality_score: cannot load {kind} model from {path}: {str(e).splitlines()[0][:200]}") from None
+        raise UserError(
+            f"quality_score: cannot load {kind} model from {path}: {str(e).splitlines()[0][:200]}"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -45,7 +51,15 @@ def _load(kind: str, path: str | None, device: str, threads: int):
 class CausalLMScorer:
     """perplexity or ifd with a causal LM."""
 
-    def __init__(self, kind: str, path: str | None, device: str = "cpu", batch_size: int = 8, max_length: int = 512, threads: int = 1):
+    def __init__(
+        self,
+        kind: str,
+        path: str | None,
+        device: str = "cpu",
+        batch_size: int = 8,
+        max_length: int = 512,
+        threads: int = 1,
+    ):
         self.kind, self.device, self.batch_size, self.max_length = kind, device, batch_size, max_length
         self.torch, self.tokenizer, self.model = _load(kind, path, device, threads)
 
@@ -95,7 +109,9 @@ class CausalLMScorer:
 class ClassifierScorer:
     """A sequence classifier or reward model on (instruction, answer) pairs."""
 
-    def __init__(self, path: str | None, device: str = "cpu", batch_size: int = 8, max_length: int = 512, threads: int = 1):
+    def __init__(
+        self, path: str | None, device: str = "cpu", batch_size: int = 8, max_length: int = 512, threads: int = 1
+    ):
         self.device, self.batch_size, self.max_length = device, batch_size, max_length
         self.torch, self.tokenizer, self.model = _load("classifier", path, device, threads)
 
@@ -106,8 +122,14 @@ class ClassifierScorer:
         order = np.argsort([len(a) + len(b) for a, b in zip(instr, resp)], kind="stable")
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = self.tokenizer([instr[i] for i in idx], [resp[i] for i in idx], truncation=True,
-                                 max_length=self.max_length, padding=True, return_tensors="pt")
+            enc = self.tokenizer(
+                [instr[i] for i in idx],
+                [resp[i] for i in idx],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             with torch.inference_mode():
                 logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float().cpu()
             if logits.shape[1] == 1:

@@ -18,8 +18,17 @@ import pyarrow as pa
 
 from curate.kernels import fmix64, utf8_buffers
 
-DENSE = ("log_chars", "log_chars_sq", "log_lines", "log_instr_chars", "log_ratio", "list_lines",
-         "unique_ratio", "overlap", "empty")
+DENSE = (
+    "log_chars",
+    "log_chars_sq",
+    "log_lines",
+    "log_instr_chars",
+    "log_ratio",
+    "list_lines",
+    "unique_ratio",
+    "overlap",
+    "empty",
+)
 N_DENSE = len(DENSE)
 LENGTH_BINS = 12
 _NL = np.uint64(10)
@@ -70,8 +79,10 @@ def _row(data, r_start, r_end, i_start, i_end, dim, buf, ibuf, idx, val, dense):
         elif at_line_start:
             at_line_start = False
             # a line starting with '-', '*' or a number is a list item
-            if k + 1 < n and (buf[k] == fmix64(np.uint64(45) + np.uint64(0x9E3779B97F4A7C15))
-                              or buf[k] == fmix64(np.uint64(42) + np.uint64(0x9E3779B97F4A7C15))):
+            if k + 1 < n and (
+                buf[k] == fmix64(np.uint64(45) + np.uint64(0x9E3779B97F4A7C15))
+                or buf[k] == fmix64(np.uint64(42) + np.uint64(0x9E3779B97F4A7C15))
+            ):
                 list_lines += 1
             elif k + 1 < n and buf[k + 1] == fmix64(np.uint64(46) + np.uint64(0x9E3779B97F4A7C15)):
                 list_lines += 1
@@ -124,8 +135,13 @@ def _scratch(r_off, i_off):
     cap = 16
     for r in range(r_off.shape[0] // 2):
         cap = max(cap, r_off[2 * r + 1] - r_off[2 * r] + 2, i_off[2 * r + 1] - i_off[2 * r] + 2)
-    return (np.empty(cap, np.uint64), np.empty(cap, np.uint64), np.empty(3 * cap, np.uint64),
-            np.empty(3 * cap, np.float64), np.empty(N_DENSE, np.float64))
+    return (
+        np.empty(cap, np.uint64),
+        np.empty(cap, np.uint64),
+        np.empty(3 * cap, np.uint64),
+        np.empty(3 * cap, np.float64),
+        np.empty(N_DENSE, np.float64),
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -169,7 +185,9 @@ def _buffers(instructions: pa.Array, responses: pa.Array):
     return data, r_off, i_off
 
 
-def score(instructions: pa.Array, responses: pa.Array, w_hash: np.ndarray, w_dense: np.ndarray, bias: float) -> np.ndarray:
+def score(
+    instructions: pa.Array, responses: pa.Array, w_hash: np.ndarray, w_dense: np.ndarray, bias: float
+) -> np.ndarray:
     """The linear model's raw score per (instruction, response); nulls read as empty text."""
     out = np.zeros(len(responses), np.float64)
     if len(responses):

@@ -66,7 +66,9 @@ class TokenCounter:
         """Tokens per string (nulls count 0), without special tokens (a chat template adds its own)."""
         tok = self.load()
         if tok is None:
-            return estimate(texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string()), self.chars_per_token)
+            return estimate(
+                texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string()), self.chars_per_token
+            )
         values = texts.to_pylist() if isinstance(texts, pa.Array) else texts
         values = [v or "" for v in values]
         enc = tok.encode_batch(values, add_special_tokens=False) if values else []
@@ -74,7 +76,11 @@ class TokenCounter:
 
     def count_distinct(self, texts: pa.Array) -> np.ndarray:
         """`count`, tokenizing each distinct string once (a row's `tools` repeats across a set)."""
-        encoded = pc.dictionary_encode(texts).combine_chunks() if isinstance(texts, pa.ChunkedArray) else pc.dictionary_encode(texts)
+        encoded = (
+            pc.dictionary_encode(texts).combine_chunks()
+            if isinstance(texts, pa.ChunkedArray)
+            else pc.dictionary_encode(texts)
+        )
         per_value = self.count(encoded.dictionary)
         idx = encoded.indices.to_numpy(zero_copy_only=False)
         valid = encoded.indices.is_valid().to_numpy(zero_copy_only=False)

@@ -73,14 +73,18 @@ def _space_out(texts: pa.Array) -> pa.Array:
     out = np.empty(3 * int(offsets[-1] - offsets[0]) + 1, np.uint8)
     out_offsets = np.zeros(len(offsets), np.int64)
     _space_out_kernel(data, offsets, _IS_PUNCT, ascii_classes() == SPACE, out, out_offsets)  # RE2's \s
-    spaced = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])).cast(pa.string())
+    spaced = pa.LargeStringArray.from_buffers(
+        len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
+    ).cast(pa.string())
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), spaced) if texts.null_count else spaced
 
 
 def toxic_probability(model, lines: list[str]) -> np.ndarray:
     """fastText's P(toxic) per prepared line (both labels asked for: the toxic one may come second)."""
     labels, probs = model.predict(lines, k=2)
-    return np.array([p[list(lab).index("__label__toxic")] if "__label__toxic" in lab else 0.0 for lab, p in zip(labels, probs)])
+    return np.array(
+        [p[list(lab).index("__label__toxic")] if "__label__toxic" in lab else 0.0 for lab, p in zip(labels, probs)]
+    )
 
 
 def calibrate(p: np.ndarray, a: float, b: float) -> np.ndarray:

@@ -30,7 +30,6 @@ UNSPACED = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}
 SPACED_WORD = r"\S*[\pL\pN]\S*"  # a run with a letter or digit in it
 
 
-
 def _code(word: str) -> int:
     """A lower-case ASCII word of up to 4 letters as an integer: 5 bits per letter (a=1 ... z=26)."""
     code = 0
@@ -104,12 +103,28 @@ def word_shapes(words: pa.Array) -> WordShapes:
     data, offsets = utf8_buffers(words)
     non_ascii = np.zeros(n, bool)
     out = WordShapes(np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1, np.int64))
-    _ascii_word_shapes(data, offsets, ascii_classes(), STOP_CODES, STOP_MAX, non_ascii, out.symbol, out.bare_len, out.has_letter, out.stop)
+    _ascii_word_shapes(
+        data,
+        offsets,
+        ascii_classes(),
+        STOP_CODES,
+        STOP_MAX,
+        non_ascii,
+        out.symbol,
+        out.bare_len,
+        out.has_letter,
+        out.stop,
+    )
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
         sub = words.take(pa.array(rest, pa.int64()))
         ref = word_shapes_re2(sub)
-        out.symbol[rest], out.bare_len[rest], out.has_letter[rest], out.stop[rest] = ref.symbol, ref.bare_len, ref.has_letter, ref.stop
+        out.symbol[rest], out.bare_len[rest], out.has_letter[rest], out.stop[rest] = (
+            ref.symbol,
+            ref.bare_len,
+            ref.has_letter,
+            ref.stop,
+        )
     return out
 
 

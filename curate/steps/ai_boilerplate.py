@@ -89,7 +89,10 @@ class AiBoilerplate(MapStep):
                 m = re.search(regex, texts[int(i)].as_py())
                 matched = m.group(0) if m else None
                 if action == "drop":
-                    reason[r], detail[r] = f"boilerplate_{name}", f"turn {t.position[i]} ({t.role[i]}) matches the {name} list"
+                    reason[r], detail[r] = (
+                        f"boilerplate_{name}",
+                        f"turn {t.position[i]} ({t.role[i]}) matches the {name} list",
+                    )
                     span[r], turn[r] = matched, int(t.position[i])
                 else:
                     keep[i] = False

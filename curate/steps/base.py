@@ -41,7 +41,9 @@ def _rules_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found ({what}; the rules folder is set by `rules:` in the pipeline)") from None
+        raise UserError(
+            f"{path}: file not found ({what}; the rules folder is set by `rules:` in the pipeline)"
+        ) from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory, not a file ({what})") from None
     except OSError as e:
@@ -118,8 +120,12 @@ class Resources:
 
     def __or__(self, other: Resources) -> Resources:
         """Needs of one worker that runs both steps in turn: the larger of each."""
-        return Resources(max(self.cpus, other.cpus), max(self.gpus, other.gpus),
-                         max(self.memory_gb, other.memory_gb), self.model or other.model)
+        return Resources(
+            max(self.cpus, other.cpus),
+            max(self.gpus, other.gpus),
+            max(self.memory_gb, other.memory_gb),
+            self.model or other.model,
+        )
 
 
 @dataclass
@@ -203,8 +209,13 @@ class GlobalStep(Step):
         return concat_or_empty(partials, self.decision_schema())
 
     def decision_schema(self) -> pa.Schema:
-        fields = [pa.field(KEY, pa.int64()), pa.field(DROP_REASON, pa.string()), pa.field(DROP_DETAIL, pa.string()),
-                  pa.field(DROP_SPAN, pa.string()), pa.field(DROP_TURN, pa.int32())]
+        fields = [
+            pa.field(KEY, pa.int64()),
+            pa.field(DROP_REASON, pa.string()),
+            pa.field(DROP_DETAIL, pa.string()),
+            pa.field(DROP_SPAN, pa.string()),
+            pa.field(DROP_TURN, pa.int32()),
+        ]
         fields += [pa.field(n, t) for n, t in self.output_columns().items()]
         return pa.schema(fields)
 
@@ -298,7 +309,9 @@ def apply_map_step(step: MapStep, table: pa.Table) -> tuple[pa.Table, StepStats]
             raise RuntimeError(f"step {step.name} returned {result.num_rows} rows for {live.num_rows}")
         stats.rows_added = max(0, result.num_rows - live.num_rows)
         result, reason = _mark_dropped(result, step.name, out)
-        stats.dropped = Counter(r for r in reason.to_pylist() if r is not None) if reason.null_count < len(reason) else Counter()
+        stats.dropped = (
+            Counter(r for r in reason.to_pylist() if r is not None) if reason.null_count < len(reason) else Counter()
+        )
         stats.counters = Counter(out.counters)
         live = result
     stats.rows_kept = live.num_rows - stats.rows_dropped
@@ -331,8 +344,11 @@ def apply_decisions(step: GlobalStep, table: pa.Table, decisions: pa.Table) -> t
         reason = reason.combine_chunks() if isinstance(reason, pa.ChunkedArray) else reason
         # Rows already dead keep their first verdict.
         live_drop = pc.and_(reason.is_valid(), pa.array(mask))
-        table = table.set_column(table.schema.get_field_index(DROP_STEP), DROP_STEP,
-                                 pc.if_else(live_drop, pa.scalar(step.name), table.column(DROP_STEP)))
+        table = table.set_column(
+            table.schema.get_field_index(DROP_STEP),
+            DROP_STEP,
+            pc.if_else(live_drop, pa.scalar(step.name), table.column(DROP_STEP)),
+        )
         for name in (DROP_REASON, DROP_DETAIL, DROP_SPAN, DROP_TURN):
             col = pc.if_else(live_drop, decisions.column(name).take(take), table.column(name))
             table = table.set_column(table.schema.get_field_index(name), name, col)

@@ -65,21 +65,62 @@ class EvalSource(BaseModel):
 
 
 class DecontaminateParams(Params):
-    eval_sets: list[str | EvalSource] | None = Field(None, description="registry names or {name, path, ...}; default: every shipped set")
+    eval_sets: list[str | EvalSource] | None = Field(
+        None, description="registry names or {name, path, ...}; default: every shipped set"
+    )
     mode: Literal["drop", "flag"] = Field("drop", description="drop contaminated rows, or only annotate them")
-    parts: list[Part] = parts_param(["user", "assistant", "reasoning"], "what is searched, each turn and trace on its own")
+    parts: list[Part] = parts_param(
+        ["user", "assistant", "reasoning"], "what is searched, each turn and trace on its own"
+    )
     ngram: int = Field(5, ge=3, le=32, description="n-gram length in words")
-    min_overlap: float = Field(0.5, gt=0.0, le=1.0, description="share of a question's n-grams (weighted by rarity) that must appear in one turn")
-    min_answer_overlap: float = Field(0.8, gt=0.0, le=1.0, description="the same for reference answers (code and stock answers overlap by chance)")
-    min_short_tokens: int = Field(5, ge=1, le=32, description="items shorter than ngram are found inside a turn if at least this long")
-    min_whole_turn_tokens: int = Field(2, ge=1, le=32, description="shorter items match only a turn that is exactly the item, if at least this long")
-    min_answer_tokens: int = Field(20, ge=1, le=10000, description="reference answers from this long match at min_answer_overlap")
-    min_exact_answer_tokens: int = Field(10, ge=1, le=10000, description="shorter answers from this long match only in full: every n-gram and every number")
-    min_matched_ngrams: int = Field(3, ge=1, le=100, description="a turn must share at least this many distinct n-grams with an item; items too short to have them are matched whole")
-    max_items_per_ngram: int = Field(20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence")
-    numbers: bool = Field(True, description="an item with numbers needs more than half of them in the turn (template negatives)")
-    min_aligned: float = Field(0.875, gt=0.0, le=1.0, description="a question retyped with a few words changed: share of its words (mean of plain and rarity-weighted) found in order where its n-grams matched")
-    min_aligned_tokens: int = Field(8, ge=3, le=10000, description="questions from this long can match by alignment (shorter ones change too much with one word)")
+    min_overlap: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="share of a question's n-grams (weighted by rarity) that must appear in one turn",
+    )
+    min_answer_overlap: float = Field(
+        0.8, gt=0.0, le=1.0, description="the same for reference answers (code and stock answers overlap by chance)"
+    )
+    min_short_tokens: int = Field(
+        5, ge=1, le=32, description="items shorter than ngram are found inside a turn if at least this long"
+    )
+    min_whole_turn_tokens: int = Field(
+        2, ge=1, le=32, description="shorter items match only a turn that is exactly the item, if at least this long"
+    )
+    min_answer_tokens: int = Field(
+        20, ge=1, le=10000, description="reference answers from this long match at min_answer_overlap"
+    )
+    min_exact_answer_tokens: int = Field(
+        10,
+        ge=1,
+        le=10000,
+        description="shorter answers from this long match only in full: every n-gram and every number",
+    )
+    min_matched_ngrams: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="a turn must share at least this many distinct n-grams with an item; items too short to have them are matched whole",
+    )
+    max_items_per_ngram: int = Field(
+        20, ge=1, le=100000, description="n-grams shared by more items are stock phrases, not evidence"
+    )
+    numbers: bool = Field(
+        True, description="an item with numbers needs more than half of them in the turn (template negatives)"
+    )
+    min_aligned: float = Field(
+        0.875,
+        gt=0.0,
+        le=1.0,
+        description="a question retyped with a few words changed: share of its words (mean of plain and rarity-weighted) found in order where its n-grams matched",
+    )
+    min_aligned_tokens: int = Field(
+        8,
+        ge=3,
+        le=10000,
+        description="questions from this long can match by alignment (shorter ones change too much with one word)",
+    )
 
     @field_validator("eval_sets")
     @classmethod
@@ -122,8 +163,17 @@ def _text(record, paths) -> str:
 
 def _read_records(path: Path, fmt: str | None, records_key: str | None) -> list[dict]:
     name = path.name.lower().removesuffix(".gz")
-    fmt = fmt or ("jsonl" if name.endswith(".jsonl") else "json" if name.endswith(".json") else
-                  "csv" if name.endswith(".csv") else "parquet" if name.endswith(".parquet") else None)
+    fmt = fmt or (
+        "jsonl"
+        if name.endswith(".jsonl")
+        else "json"
+        if name.endswith(".json")
+        else "csv"
+        if name.endswith(".csv")
+        else "parquet"
+        if name.endswith(".parquet")
+        else None
+    )
     if fmt is None:
         raise UserError(f"{path}: cannot tell the eval file's format; set format: jsonl, json, csv or parquet")
     try:
@@ -157,8 +207,10 @@ def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
     registry = read_rules_yaml(registry_path, "the eval-set registry")
     for name, spec in registry.items():
         if not isinstance(spec, dict):
-            raise UserError(f"{registry_path}: eval set '{name}' must be a mapping (path, question, answer, ...), "
-                            f"not a {type(spec).__name__}")
+            raise UserError(
+                f"{registry_path}: eval set '{name}' must be a mapping (path, question, answer, ...), "
+                f"not a {type(spec).__name__}"
+            )
     wanted = params.eval_sets if params.eval_sets is not None else [n for n, e in registry.items() if e.get("default")]
     items: list[Item] = []
     for entry in wanted:
@@ -168,8 +220,10 @@ def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
             raise UserError(f"decontaminate: unknown eval set '{src.name}'{_suggest(src.name, list(registry))}")
         path = src.path or spec.get("path")
         if not path:
-            raise UserError(f"decontaminate: eval set '{src.name}' is not shipped ({spec.get('license', '')}); give its path: "
-                            f"eval_sets: [{{name: {src.name}, path: /path/to/file}}]")
+            raise UserError(
+                f"decontaminate: eval set '{src.name}' is not shipped ({spec.get('license', '')}); give its path: "
+                f"eval_sets: [{{name: {src.name}, path: /path/to/file}}]"
+            )
         path = Path(path) if src.path else rules_dir / path
         if not path.exists():
             raise UserError(f"decontaminate: eval set file not found: {path}")
@@ -179,9 +233,21 @@ def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
             question = src.question or spec.get("question") or "question"
             answer = src.answer or spec.get("answer") or "answer"
             id_path = src.id or spec.get("id")
-            for i, rec in enumerate(_read_records(f, src.format or spec.get("format"), src.records or spec.get("records"))):
-                item_id = _field(rec, id_path) if id_path else next(
-                    (rec[k] for k in ("id", "doc_id", "question_id", "task_id") if isinstance(rec, dict) and rec.get(k) is not None), i)
+            for i, rec in enumerate(
+                _read_records(f, src.format or spec.get("format"), src.records or spec.get("records"))
+            ):
+                item_id = (
+                    _field(rec, id_path)
+                    if id_path
+                    else next(
+                        (
+                            rec[k]
+                            for k in ("id", "doc_id", "question_id", "task_id")
+                            if isinstance(rec, dict) and rec.get(k) is not None
+                        ),
+                        i,
+                    )
+                )
                 q, a = _text(rec, question), _text(rec, answer)
                 if q:
                     items.append(Item(set_name, str(item_id), "question", q))
@@ -231,7 +297,9 @@ class Index:
         # a word's weight in the alignment: log(items / items containing it), so a shared stock stem
         # ("which of the following is not one of the") weighs little against the item's own words
         uniq, inverse = np.unique(tok.hash, return_inverse=True)
-        in_items = np.bincount(np.unique(np.stack([inverse.ravel(), tok.doc], axis=1), axis=0)[:, 0], minlength=len(uniq))
+        in_items = np.bincount(
+            np.unique(np.stack([inverse.ravel(), tok.doc], axis=1), axis=0)[:, 0], minlength=len(uniq)
+        )
         self.token_weight = np.log1p(len(items) / in_items)[inverse.ravel()]
         # A 16 MB bit filter in front of the sorted array: almost every n-gram of a conversation is
         # in no eval item, and one gather per n-gram rules it out 10x faster than a binary search.
@@ -242,7 +310,9 @@ class Index:
         short = usable & (counts < whole_below) & (counts >= p.min_short_tokens) & ~is_answer
         whole = whole_text_hashes(tok)
         self.short_lengths = sorted(set(counts[short].tolist()))
-        self.short = {L: (whole[short & (counts == L)], np.nonzero(short & (counts == L))[0]) for L in self.short_lengths}
+        self.short = {
+            L: (whole[short & (counts == L)], np.nonzero(short & (counts == L))[0]) for L in self.short_lengths
+        }
         for L, (h, ids) in self.short.items():
             o = np.argsort(h)
             self.short[L] = (h[o], ids[o])
@@ -267,8 +337,12 @@ class Decontaminate(MapStep):
     name = "decontaminate"
     Params = DecontaminateParams
     columns = {
-        "contam_eval_set": pa.string(), "contam_item_id": pa.string(), "contam_span": pa.string(),
-        "contam_eval_text": pa.string(), "contam_score": pa.float32(), "contam_turn": pa.int32(),
+        "contam_eval_set": pa.string(),
+        "contam_item_id": pa.string(),
+        "contam_span": pa.string(),
+        "contam_eval_text": pa.string(),
+        "contam_score": pa.float32(),
+        "contam_turn": pa.int32(),
     }
 
     def __init__(self, params, ctx):
@@ -280,8 +354,16 @@ class Decontaminate(MapStep):
         if self.index is not None:
             return
         items = load_items(self.params, Path(self.ctx.rules_dir))
-        key = hashlib.sha256(json.dumps([INDEX_VERSION, self.params.model_dump(mode="json"), [(i.eval_set, i.item_id, i.kind, i.text) for i in items]],
-                                        ensure_ascii=False).encode()).hexdigest()[:32]
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    INDEX_VERSION,
+                    self.params.model_dump(mode="json"),
+                    [(i.eval_set, i.item_id, i.kind, i.text) for i in items],
+                ],
+                ensure_ascii=False,
+            ).encode()
+        ).hexdigest()[:32]
         self.index = self._cached(key, items)
 
     def _cached(self, key: str, items: list[Item]) -> Index:
@@ -316,9 +398,14 @@ class Decontaminate(MapStep):
         counters: Counter = Counter()
         for o in outs:
             counters.update(o.counters)
-        return StepOutput(pa.concat_tables([o.table for o in outs]), reason=sum((o.reason for o in outs), []),
-                          detail=sum((o.detail for o in outs), []), span=sum((o.span for o in outs), []),
-                          turn=sum((o.turn for o in outs), []), counters=counters)
+        return StepOutput(
+            pa.concat_tables([o.table for o in outs]),
+            reason=sum((o.reason for o in outs), []),
+            detail=sum((o.detail for o in outs), []),
+            span=sum((o.span for o in outs), []),
+            turn=sum((o.turn for o in outs), []),
+            counters=counters,
+        )
 
     def _process(self, table: pa.Table) -> StepOutput:
         self.setup()
@@ -370,7 +457,9 @@ class Decontaminate(MapStep):
                 # exact answers: every matchable n-gram (plain share), stock n-grams aside
                 score = np.where(idx.exact[pair[:, 1]], np.where(plain >= 1.0 - 1e-9, 1.0, 0.0), score)
                 ok = score >= need - 1e-9
-                retyped = ~ok & ~is_ans & (plain >= SIBLING_SHARE) & (idx.token_count[pair[:, 1]] >= p.min_aligned_tokens)
+                retyped = (
+                    ~ok & ~is_ans & (plain >= SIBLING_SHARE) & (idx.token_count[pair[:, 1]] >= p.min_aligned_tokens)
+                )
                 if retyped.any():
                     # offset of each matched n-gram: its place in the turn minus its place in the item
                     offset = (starts[gpos[first_at]] - tok.first[uk[:, 0]]) - idx.gram_pos[idx_pos[first_at]]
@@ -385,7 +474,15 @@ class Decontaminate(MapStep):
                 for (d, it), sc in zip(pair[ok], score[ok]):
                     m = (doc == d) & (item == it)
                     tok_starts = starts[gpos[m]]
-                    hits.append((int(d), int(it), float(min(sc, 1.0)), int(tok_starts.min()), int(tok_starts.max()) + p.ngram - 1))
+                    hits.append(
+                        (
+                            int(d),
+                            int(it),
+                            float(min(sc, 1.0)),
+                            int(tok_starts.min()),
+                            int(tok_starts.max()) + p.ngram - 1,
+                        )
+                    )
         for L in idx.short_lengths:
             h, ids = idx.short[L]
             lgrams, lstarts = all_grams if L == p.ngram else ngrams(tok, L)
@@ -405,7 +502,9 @@ class Decontaminate(MapStep):
             for d in short_turns:
                 k = np.searchsorted(idx.tiny, whole[d])
                 while k < len(idx.tiny) and idx.tiny[k] == whole[d]:
-                    hits.append((int(d), int(idx.tiny_item[k]), 1.0, int(tok.first[d]), int(tok.first[d] + tok.counts[d] - 1)))
+                    hits.append(
+                        (int(d), int(idx.tiny_item[k]), 1.0, int(tok.first[d]), int(tok.first[d] + tok.counts[d] - 1))
+                    )
                     k += 1
         return self._decide(table, n, t, turn_ids, texts, tok, hits, partial, retyped_hits)
 
@@ -437,7 +536,12 @@ class Decontaminate(MapStep):
             row = int(t.row[turn_ids[d]])
             if row in best:
                 continue
-            if idx.exact[it] and it > 0 and idx.items[it - 1].item_id == idx.items[it].item_id and (row, it - 1) in partial:
+            if (
+                idx.exact[it]
+                and it > 0
+                and idx.items[it - 1].item_id == idx.items[it].item_id
+                and (row, it - 1) in partial
+            ):
                 continue  # the row asks a sibling of this item's question; the answer is that sibling's
             if p.numbers:
                 nums = idx.numbers_of(it)
@@ -475,4 +579,3 @@ class Decontaminate(MapStep):
         for c, typ in self.columns.items():
             out = set_column(out, c, pa.array(cols[c], typ))
         return StepOutput(out, reason=reason, detail=detail, span=span, turn=turn, counters=counters)
-

@@ -44,16 +44,22 @@ SIDE = {"user": 0, "assistant": 1, "tool": 1}
 def _renumber(text: str) -> str:
     """'1. a\n1. b\n\n1. c' -> '1. a\n2. b\n\n3. c' (a list converted from HTML lost its numbers)."""
     count = iter(range(1, 1_000_000))
-    return re.sub(r"^(\s*)1([.)])(\s)", lambda m: f"{m.group(1)}{next(count)}{m.group(2)}{m.group(3)}", text, flags=re.M)
+    return re.sub(
+        r"^(\s*)1([.)])(\s)", lambda m: f"{m.group(1)}{next(count)}{m.group(2)}{m.group(3)}", text, flags=re.M
+    )
 
 
 class FormatParams(Params):
     artifacts: bool = Field(True, description="remove regenerate counters, 'Copy code' and 'N chars / N words' lines")
     truncate_at_empty: bool = Field(True, description="cut the conversation at its first empty turn")
     error_replies: bool = Field(True, description="remove turn pairs whose reply is an error message")
-    non_alternating: Literal["merge", "drop", "keep"] = Field("merge", description="consecutive turns of one role: merge them, drop the row, or keep")
+    non_alternating: Literal["merge", "drop", "keep"] = Field(
+        "merge", description="consecutive turns of one role: merge them, drop the row, or keep"
+    )
     trim_edges: bool = Field(True, description="trim a leading assistant turn and a trailing user turn")
-    restarted_list: Literal["renumber", "drop", "keep"] = Field("renumber", description="a numbered list whose items are all '1.': renumber it, drop the row, or keep")
+    restarted_list: Literal["renumber", "drop", "keep"] = Field(
+        "renumber", description="a numbered list whose items are all '1.': renumber it, drop the row, or keep"
+    )
     min_turns: int = Field(2, ge=0, le=1000, description="minimum user+assistant turns left")
     min_chars: int = Field(1, ge=0, le=10_000_000, description="minimum characters left in all turns")
 
@@ -103,7 +109,9 @@ class FormatRules(MapStep):
                         idx, why = idx[:k], why or "empty_turn"
                         break
             if p.error_replies:
-                failed = {k for k, i in enumerate(idx) if roles[i] == "assistant" and self._errors.match(texts[i] or "")}
+                failed = {
+                    k for k, i in enumerate(idx) if roles[i] == "assistant" and self._errors.match(texts[i] or "")
+                }
                 if failed:
                     # the failed reply and the prompt it answered go; the rest of the dialogue stays
                     drop = failed | {k - 1 for k in failed if k and roles[idx[k - 1]] == "user"}
@@ -114,10 +122,17 @@ class FormatRules(MapStep):
             if p.non_alternating != "keep":
                 merged: list[int] = []
                 for i in body:
-                    if (merged and SIDE.get(roles[i], 0) == SIDE.get(roles[merged[-1]], 0)
-                            and "tool" not in (roles[i], roles[merged[-1]]) and not (calls[i] or calls[merged[-1]])):
+                    if (
+                        merged
+                        and SIDE.get(roles[i], 0) == SIDE.get(roles[merged[-1]], 0)
+                        and "tool" not in (roles[i], roles[merged[-1]])
+                        and not (calls[i] or calls[merged[-1]])
+                    ):
                         if p.non_alternating == "drop":
-                            reason[r], detail[r] = "roles_not_alternating", f"turns {merged[-1] - lo} and {i - lo} are both {roles[i]}"
+                            reason[r], detail[r] = (
+                                "roles_not_alternating",
+                                f"turns {merged[-1] - lo} and {i - lo} are both {roles[i]}",
+                            )
                             break
                         texts[merged[-1]] = (texts[merged[-1]] or "").rstrip() + "\n\n" + (texts[i] or "").lstrip()
                         counters["turns_merged"] += 1
@@ -143,7 +158,10 @@ class FormatRules(MapStep):
                     nums = [int(m) for m in _NUMBERED.findall(texts[i] or "")]
                     if len(nums) >= 3 and all(x == 1 for x in nums):
                         if p.restarted_list == "drop":
-                            reason[r], detail[r] = "restarted_numbered_list", f"turn {i - lo}: every item of a {len(nums)}-item list is numbered 1"
+                            reason[r], detail[r] = (
+                                "restarted_numbered_list",
+                                f"turn {i - lo}: every item of a {len(nums)}-item list is numbered 1",
+                            )
                             break
                         texts[i] = _renumber(texts[i])
                         counters["lists_renumbered"] += 1
@@ -152,7 +170,9 @@ class FormatRules(MapStep):
             dialogue = [i for i in body if roles[i] in ("user", "assistant")]
             if len(dialogue) < max(p.min_turns, 1 if why else 0):
                 reason[r] = why if why and len(dialogue) == 0 else "too_few_turns"
-                detail[r] = f"{len(dialogue)} user/assistant turns left (min {p.min_turns})" + (f" after {why}" if why else "")
+                detail[r] = f"{len(dialogue)} user/assistant turns left (min {p.min_turns})" + (
+                    f" after {why}" if why else ""
+                )
             elif sum(len(texts[i] or "") for i in body) < p.min_chars:
                 reason[r], detail[r] = "too_short", f"fewer than {p.min_chars} characters"
         # a rejected row keeps its turns as they were (the rejected set shows the input)

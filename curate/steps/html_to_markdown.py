@@ -50,15 +50,37 @@ _STRUCTURAL = (
 _FENCE = re.compile(r"```.*?(```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^<>]*?)(/?)>")
-_VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr", "path", "rect",
-         "circle", "line", "polyline", "polygon", "param", "keygen"}
+_VOID = {
+    "br",
+    "hr",
+    "img",
+    "input",
+    "meta",
+    "link",
+    "area",
+    "base",
+    "col",
+    "embed",
+    "source",
+    "track",
+    "wbr",
+    "path",
+    "rect",
+    "circle",
+    "line",
+    "polyline",
+    "polygon",
+    "param",
+    "keygen",
+}
 _OPEN_TAG_COUNT = r"<[A-Za-z]"
 
 # ChatGPT's code block: <pre><div><div HEADER>lang + Copy-code button</div><div><code class="language-x">...
 # </code></div></div></pre> becomes <pre><code class="language-x">...</code></pre> (two constant substitutions,
 # the second only where the first found a header).
 _CHATGPT_HEAD = re.compile(
-    r"<pre[^>]*>\s*<div[^>]*>\s*<div[^>]*>(?:(?!</div>).)*?</div>\s*<div[^>]*>\s*(?=<code)", re.S | re.I)
+    r"<pre[^>]*>\s*<div[^>]*>\s*<div[^>]*>(?:(?!</div>).)*?</div>\s*<div[^>]*>\s*(?=<code)", re.S | re.I
+)
 _CHATGPT_TAIL = re.compile(r"</code>\s*</div>\s*</div>\s*</pre>", re.I)
 _COPY_CODE_LEFT = re.compile(r"^(```+)[^\n]*\n([\w+#.-]*)Copy code\n", re.M)  # a header the rule above missed
 _COPY_CHARS = re.compile(r"Copy\d+ chars / \d+ words")
@@ -87,7 +109,9 @@ _MD_FENCE_BLOCK = re.compile(r"(?ms)^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?^ {0,3}\1[`~]
 
 class HtmlParams(Params):
     max_depth: int = Field(200, ge=10, le=1000, description="deeper markup is rejected (html_too_deep)")
-    max_chars: int = Field(4_000_000, ge=1000, le=100_000_000, description="a longer HTML turn is rejected (html_too_large)")
+    max_chars: int = Field(
+        4_000_000, ge=1000, le=100_000_000, description="a longer HTML turn is rejected (html_too_large)"
+    )
     parts: list[Part] = parts_param(["user", "assistant", "system"], "what is converted")
 
 
@@ -112,9 +136,18 @@ def _options(escape: bool) -> h2m.ConversionOptions:
     added that the page did not show (no front matter from <title>, no expanded abbreviations, no citation
     URLs, no ==mark==); SVG icons go (strip_tags is ~40% cheaper than the CSS-selector route)."""
     return h2m.ConversionOptions(
-        escape_asterisks=escape, escape_underscores=escape, escape_misc=escape, extract_metadata=False,
-        expand_abbreviations=False, include_blockquote_citations=False, highlight_style="none",
-        strip_tags=["svg"], max_depth=1024, compact_tables=True, preprocessing=h2m.PreprocessingOptions(enabled=False))
+        escape_asterisks=escape,
+        escape_underscores=escape,
+        escape_misc=escape,
+        extract_metadata=False,
+        expand_abbreviations=False,
+        include_blockquote_citations=False,
+        highlight_style="none",
+        strip_tags=["svg"],
+        max_depth=1024,
+        compact_tables=True,
+        preprocessing=h2m.PreprocessingOptions(enabled=False),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -169,8 +202,9 @@ def _convert(html: str, escape: bool) -> str:
     html = _OL_START.sub(_valid_start, html)
     if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
         html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
-    keep_nbsp = (("\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html)
-                 and _KEEP_NBSP not in html)  # substring tests first: `&#x27;` is in most escaped HTML
+    keep_nbsp = (
+        "\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html
+    ) and _KEEP_NBSP not in html  # substring tests first: `&#x27;` is in most escaped HTML
     if keep_nbsp:
         html = _NBSP.sub(_KEEP_NBSP, html)
     try:
@@ -197,7 +231,7 @@ def html_to_markdown(html: str) -> str:
         return _convert(html, escape=True)
     pieces, at = [], 0
     for m in _MD_FENCE_BLOCK.finditer(html):
-        pieces += [_convert(html[at: m.start()], escape=False), m.group(0)]
+        pieces += [_convert(html[at : m.start()], escape=False), m.group(0)]
         at = m.end()
     pieces.append(_convert(html[at:], escape=False))
     return "\n\n".join(p for p in pieces if p.strip())
@@ -244,8 +278,9 @@ class HtmlToMarkdown(MapStep):
         texts = t.text
         if is_html.any():
             # Only a turn with more opening tags than max_depth can be nested deeper: the tag scan runs on those.
-            may_be_deep = pc.greater(pc.count_substring_regex(pc.fill_null(t.text, ""), _OPEN_TAG_COUNT),
-                                     self.params.max_depth).to_numpy(zero_copy_only=False)
+            may_be_deep = pc.greater(
+                pc.count_substring_regex(pc.fill_null(t.text, ""), _OPEN_TAG_COUNT), self.params.max_depth
+            ).to_numpy(zero_copy_only=False)
             lengths = pc.utf8_length(pc.fill_null(t.text, "")).to_numpy(zero_copy_only=False)
             new = t.text.to_pylist()
             for i in np.nonzero(is_html)[0]:
@@ -254,11 +289,17 @@ class HtmlToMarkdown(MapStep):
                     continue
                 src, where = new[i], f"turn {t.position[i]}"
                 if lengths[i] > self.params.max_chars:
-                    reason[row], detail[row] = "html_too_large", f"{where}: {lengths[i]:,} characters of HTML (max_chars {self.params.max_chars:,})"
+                    reason[row], detail[row] = (
+                        "html_too_large",
+                        f"{where}: {lengths[i]:,} characters of HTML (max_chars {self.params.max_chars:,})",
+                    )
                     counters["html_too_large"] += 1
                     continue
                 if may_be_deep[i] and _max_depth(src, self.params.max_depth) > self.params.max_depth:
-                    reason[row], detail[row] = "html_too_deep", f"{where}: markup nested deeper than {self.params.max_depth}"
+                    reason[row], detail[row] = (
+                        "html_too_deep",
+                        f"{where}: markup nested deeper than {self.params.max_depth}",
+                    )
                     counters["html_too_deep"] += 1
                     continue
                 try:

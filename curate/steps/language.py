@@ -44,14 +44,25 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 class LanguageParams(Params):
-    keep: list[str] | None = Field(None, description="keep only conversations in these languages (lid.176 codes, e.g. en)")
+    keep: list[str] | None = Field(
+        None, description="keep only conversations in these languages (lid.176 codes, e.g. en)"
+    )
     drop: list[str] | None = Field(None, description="drop conversations in these languages; exclusive with keep")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="drop when lang_score is below this")
-    keep_unknown: bool = Field(True, description="keep conversations with no natural-language text to identify (code only, empty)")
-    parts: list[Role] = parts_param(["user", "assistant"], "turns that vote (traces do not: a trace's language is its answer's)")
+    keep_unknown: bool = Field(
+        True, description="keep conversations with no natural-language text to identify (code only, empty)"
+    )
+    parts: list[Role] = parts_param(
+        ["user", "assistant"], "turns that vote (traces do not: a trace's language is its answer's)"
+    )
     min_letters: int = Field(20, ge=1, le=10_000, description="letters of prose a turn needs to vote")
     max_chars: int = Field(2000, ge=50, le=1_000_000, description="characters of each turn given to the model")
-    windows: int = Field(1, ge=1, le=64, description="a longer turn is given as this many evenly spaced pieces of its prose (1: its first max_chars characters)")
+    windows: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="a longer turn is given as this many evenly spaced pieces of its prose (1: its first max_chars characters)",
+    )
     model_path: str | None = Field(None, description="a fastText language-id model (default: the bundled lid.176.ftz)")
 
     @field_validator("keep", "drop")
@@ -63,7 +74,9 @@ class LanguageParams(Params):
             raise ValueError("must list at least one language code")
         unknown = [c for c in v if c not in model_labels() and c not in NO_VOTE]
         if unknown:
-            raise ValueError(f"unknown language code {unknown[0]!r}; lid.176 uses ISO 639 codes such as 'en', 'zh', 'ru'")
+            raise ValueError(
+                f"unknown language code {unknown[0]!r}; lid.176 uses ISO 639 codes such as 'en', 'zh', 'ru'"
+            )
         return v
 
     @model_validator(mode="after")
@@ -217,7 +230,10 @@ class Language(MapStep):
         for i in np.nonzero(unknown_drop)[0]:
             reason[i], detail[i] = "language_not_kept", f"no natural-language text to identify ({codes[i]})"
         for i in np.nonzero(low)[0]:
-            reason[i], detail[i] = "low_language_confidence", f"lang={codes[i]} score {score[i]:.2f} < {p.min_confidence}"
+            reason[i], detail[i] = (
+                "low_language_confidence",
+                f"lang={codes[i]} score {score[i]:.2f} < {p.min_confidence}",
+            )
         for i in np.nonzero(not_kept)[0]:
             reason[i], detail[i] = "language_not_kept", f"lang={codes[i]} ({score[i]:.2f}); {rule}"
         return reason, detail

@@ -31,17 +31,30 @@ from curate.textkey import TurnSelection, joined_turns
 
 class MinhashDedupParams(Params):
     turns: TurnSelection = Field("all", description="which turns are hashed: all, user, first_pair")
-    shingle: Literal["word", "char"] = Field("word", description="word n-grams, or character n-grams for scripts without spaces")
+    shingle: Literal["word", "char"] = Field(
+        "word", description="word n-grams, or character n-grams for scripts without spaces"
+    )
     ngram: int = Field(5, ge=1, le=64, description="shingle length in words (or characters)")
     num_perm: int = Field(112, ge=8, le=1024, description="permutations per signature")
-    threshold: float = Field(0.75, gt=0.0, lt=1.0, description="Jaccard from which rows are duplicates; picks bands x rows when they are not given")
-    num_bands: int | None = Field(None, ge=1, le=1024, description="LSH bands (with rows_per_band; default: datasketch's optimum for threshold)")
+    threshold: float = Field(
+        0.75,
+        gt=0.0,
+        lt=1.0,
+        description="Jaccard from which rows are duplicates; picks bands x rows when they are not given",
+    )
+    num_bands: int | None = Field(
+        None, ge=1, le=1024, description="LSH bands (with rows_per_band; default: datasketch's optimum for threshold)"
+    )
     rows_per_band: int | None = Field(None, ge=1, le=1024, description="rows per LSH band")
-    min_similarity: float = Field(0.7, ge=0.0, le=1.0, description="candidates below this estimated Jaccard are not duplicates (0 = no check)")
+    min_similarity: float = Field(
+        0.7, ge=0.0, le=1.0, description="candidates below this estimated Jaccard are not duplicates (0 = no check)"
+    )
     seed: int = Field(1, ge=0, le=2**32 - 1, description="permutation seed (datasketch's)")
     keep: Literal["first", "longest", "score"] = Field("first", description="which row of a cluster is kept")
     score_column: str | None = Field(None, description="with keep: score, the column whose highest value is kept")
-    strip_markup: bool = Field(True, description="ignore HTML tags and entities, so an HTML rendering matches its Markdown")
+    strip_markup: bool = Field(
+        True, description="ignore HTML tags and entities, so an HTML rendering matches its Markdown"
+    )
     partitions: int = Field(16, ge=1, le=4096, description="bucket partitions resolved in parallel")
 
     @model_validator(mode="after")
@@ -49,7 +62,9 @@ class MinhashDedupParams(Params):
         if (self.num_bands is None) != (self.rows_per_band is None):
             raise ValueError("num_bands and rows_per_band go together; set both or neither")
         if self.num_bands is not None and self.num_bands * self.rows_per_band > self.num_perm:
-            raise ValueError(f"num_bands x rows_per_band must be <= num_perm ({self.num_bands} x {self.rows_per_band} > {self.num_perm})")
+            raise ValueError(
+                f"num_bands x rows_per_band must be <= num_perm ({self.num_bands} x {self.rows_per_band} > {self.num_perm})"
+            )
         if self.keep == "score" and not self.score_column:
             raise ValueError("keep: score needs score_column (e.g. a q_* column of quality_heuristics)")
         return self
@@ -106,7 +121,9 @@ class MinhashDedup(GlobalStep):
                 "_bucket": pa.array(buckets.view(np.int64)),
                 "_partition": pa.array((buckets % np.uint64(self.num_partitions())).astype(np.int32)),
                 "_sketch": pa.FixedSizeBinaryArray.from_buffers(
-                    pa.binary(p.num_perm), n * self.bands, [None, pa.py_buffer(np.repeat(sketch, self.bands, axis=0).tobytes())]
+                    pa.binary(p.num_perm),
+                    n * self.bands,
+                    [None, pa.py_buffer(np.repeat(sketch, self.bands, axis=0).tobytes())],
                 ),
                 "_rank": keep_rank(live, text, self.params.keep, self.params.score_column, self.name).take(row),
             }
@@ -143,9 +160,12 @@ class MinhashDedup(GlobalStep):
         ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
         return pa.table(
             {
-                "src": pa.array(keys[src], pa.int64()), "dst": pa.array(keys[dst], pa.int64()),
-                "src_id": ids.take(pa.array(src)), "dst_id": ids.take(pa.array(dst)),
-                "src_rank": pa.array(rank[src], pa.float64()), "dst_rank": pa.array(rank[dst], pa.float64()),
+                "src": pa.array(keys[src], pa.int64()),
+                "dst": pa.array(keys[dst], pa.int64()),
+                "src_id": ids.take(pa.array(src)),
+                "dst_id": ids.take(pa.array(dst)),
+                "src_rank": pa.array(rank[src], pa.float64()),
+                "dst_rank": pa.array(rank[dst], pa.float64()),
                 "sim": pa.array(sim, pa.float32()),
             },
             schema=edges_schema(),
@@ -161,7 +181,9 @@ class MinhashDedup(GlobalStep):
             {
                 KEY: pa.array(c.key[c.removed], pa.int64()),
                 DROP_REASON: pa.array(["near_duplicate"] * len(c.removed), pa.string()),
-                DROP_DETAIL: pa.array([f"near duplicate of {k} (estimated Jaccard {s:.2f})" for k, s in zip(kept_ids, best)], pa.string()),
+                DROP_DETAIL: pa.array(
+                    [f"near duplicate of {k} (estimated Jaccard {s:.2f})" for k, s in zip(kept_ids, best)], pa.string()
+                ),
                 "duplicate_of": pa.array(kept_ids, pa.string()),
                 "dup_cluster": pa.array(kept_ids, pa.string()),
                 "dup_similarity": pa.array(best, pa.float32()),

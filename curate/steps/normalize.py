@@ -38,7 +38,7 @@ class NormalizeParams(Params):
     nfc: bool = Field(True, description="Unicode NFC (composed characters)")
     control_chars: bool = Field(True, description="remove control characters (keeps tab and newline)")
     invisible_chars: bool = Field(True, description="remove zero-width and other invisible characters (keeps ZWJ)")
-    mojibake: bool = Field(True, description="repair UTF-8 that was decoded as Windows-1252 (\"â€™\" -> \"’\")")
+    mojibake: bool = Field(True, description='repair UTF-8 that was decoded as Windows-1252 ("â€™" -> "’")')
     blank_lines: bool = Field(True, description="runs of blank lines become one blank line")
     trailing_whitespace: bool = Field(True, description="strip spaces and tabs at line ends")
     parts: list[Part] = parts_param(["system", "user", "assistant", "tool", "reasoning"], "what is normalised")

@@ -47,15 +47,19 @@ _CANDIDATE = (
 )
 
 # Local part and domain labels in any script (IDN), the TLD in letters of any script or as punycode (xn--).
-_EMAIL = (r"(?<![\w.%+-])(?P<email>[^\W_][\w.%+-]{0,63}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+"
-          r"(?P<tld>[^\W\d_]{2,24}|xn--[A-Za-z0-9-]{1,59}))(?![\w@-]|\.\w)")
+_EMAIL = (
+    r"(?<![\w.%+-])(?P<email>[^\W_][\w.%+-]{0,63}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+"
+    r"(?P<tld>[^\W\d_]{2,24}|xn--[A-Za-z0-9-]{1,59}))(?![\w@-]|\.\w)"
+)
 _V4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 # CIDR lengths belong to the address (`81.2.69.0/24` is one value): the placeholder covers them.
 _IPV4 = rf"(?<![\w.])(?P<ipv4>{_V4}(?:/\d{{1,2}}(?!\d))?)(?![\w]|\.\d)"
 # Every IPv6 form in one run: full, compressed (`2a00::1`, `::1`), with an embedded IPv4 (`::ffff:81.2.69.160`,
 # `64:ff9b::192.0.2.1`), a zone (`fe80::1%eth0`) and a prefix length; validated by ipaddress.
-_IPV6 = (rf"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{{1,4}}:|:){{1,7}}(?::|{_V4}|[0-9A-Fa-f]{{1,4}})"
-         rf"(?:%[A-Za-z0-9_.-]+)?(?:/\d{{1,3}}(?!\d))?)(?![\w:]|\.\d)")
+_IPV6 = (
+    rf"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{{1,4}}:|:){{1,7}}(?::|{_V4}|[0-9A-Fa-f]{{1,4}})"
+    rf"(?:%[A-Za-z0-9_.-]+)?(?:/\d{{1,3}}(?!\d))?)(?![\w:]|\.\d)"
+)
 # NANP with separators ("(215) 204-3120", "+1 413-268-1956"), or international "+CC ..." forms.
 _PHONE = (
     r"(?<![\w+.-])(?P<phone>(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}"
@@ -64,8 +68,10 @@ _PHONE = (
 # National numbers without a country code, checked with libphonenumber against rules' regions: digit
 # groups (`090-1234-5678`, `0 532 123 45 67`, `(11) 91234-5678`, two groups only with 10 or more digits:
 # `98765 43210`), or one run with a trunk 0 (`05321234567`) or a Chinese mobile prefix (`13812345678`).
-_NATIONAL = (r"(?<![\w+.,:-])(?!\(?\d{1,3}(?:\.\d{1,3}){3}(?![\d.]))(?P<national>\(?\d{1,5}\)?(?:(?:[ .-]|(?<=\)) ?)\(?\d{1,8}\)?){1,5}|0\d{9,11}|1[3-9]\d{9})"
-             r"(?![\w:]|[.,-]\d)")  # not before ":" (a time: 2023-03-01 00:00) or a decimal
+_NATIONAL = (
+    r"(?<![\w+.,:-])(?!\(?\d{1,3}(?:\.\d{1,3}){3}(?![\d.]))(?P<national>\(?\d{1,5}\)?(?:(?:[ .-]|(?<=\)) ?)\(?\d{1,8}\)?){1,5}|0\d{9,11}|1[3-9]\d{9})"
+    r"(?![\w:]|[.,-]\d)"
+)  # not before ":" (a time: 2023-03-01 00:00) or a decimal
 # 13-19 digits in groups of four (the last one or two shorter), or Amex/Diners 4-6-5 / 4-6-4.
 _CARD = r"(?<![\w.-])(?P<card>\d{4}(?:[ -]?\d{4}){2}(?:[ -]?\d{1,4}){1,2}|\d{4}[ -]?\d{6}[ -]?\d{4,5})(?![\w]|[.-]\d)"
 _YEAR_IN_PARENS = re.compile(r"\((?:19|20)\d\d\)")
@@ -75,13 +81,26 @@ _CODE_SPANS = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`", re.S)
 _FAKE_MARKERS = re.compile(r"(?i)your|example|xxxx|here|dummy|placeholder|fake|redacted|<|\*\*\*")
 
 # Same-shape values from reserved ranges, used inside code.
-_CODE_VALUE = {"email": "user@example.com", "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "phone": "555-0100",
-               "card": "4111 1111 1111 1111"}
+_CODE_VALUE = {
+    "email": "user@example.com",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "phone": "555-0100",
+    "card": "4111 1111 1111 1111",
+}
 _CODE_VALUE["national"] = _CODE_VALUE["phone"]
-_TYPE_OF_GROUP = {"email": "email", "ipv4": "ip_address", "ipv6": "ip_address", "phone": "phone", "national": "phone",
-                  "card": "credit_card"}
+_TYPE_OF_GROUP = {
+    "email": "email",
+    "ipv4": "ip_address",
+    "ipv6": "ip_address",
+    "phone": "phone",
+    "national": "phone",
+    "card": "credit_card",
+}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IP_WORDS = re.compile(r"(?i)\b(?:ip|ips|ipv4|address|addr|server|host|dns|gateway|router|proxy|ping|connect\w*|from|to|at|via|peer|client)\b")
+_IP_WORDS = re.compile(
+    r"(?i)\b(?:ip|ips|ipv4|address|addr|server|host|dns|gateway|router|proxy|ping|connect\w*|from|to|at|via|peer|client)\b"
+)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -100,12 +119,16 @@ def parse_issuers(issuers: dict) -> list[tuple[str, int, int, int, frozenset[int
     out = []
     for name, spec in (issuers or {}).items():
         if not isinstance(spec, dict) or not spec.get("iin") or not spec.get("lengths"):
-            raise UserError(f"rules/pii.yaml: credit_card.issuers.{name}: needs iin (a list of prefixes or ranges) and lengths")
+            raise UserError(
+                f"rules/pii.yaml: credit_card.issuers.{name}: needs iin (a list of prefixes or ranges) and lengths"
+            )
         lengths = frozenset(int(n) for n in spec["lengths"])
         for iin in spec["iin"]:
             m = re.fullmatch(r"(\d+)(?:-(\d+))?", str(iin).strip())
             if m is None or (m.group(2) and len(m.group(2)) != len(m.group(1))):
-                raise UserError(f"rules/pii.yaml: credit_card.issuers.{name}: {iin!r} is not a prefix (4) or a range of equal-length prefixes (2221-2720)")
+                raise UserError(
+                    f"rules/pii.yaml: credit_card.issuers.{name}: {iin!r} is not a prefix (4) or a range of equal-length prefixes (2221-2720)"
+                )
             lo = int(m.group(1))
             out.append((name, len(m.group(1)), lo, int(m.group(2) or lo), lengths))
     return out
@@ -115,8 +138,12 @@ def _outer_parens(value: str) -> tuple[str, str, str]:
     """A phone match may take the brackets around it, `(090-1234-5678)` or the `)` after `(+44 20 7946 0958`:
     those stay outside the placeholder. Returns (before, number, after)."""
     lead = tail = ""
-    if value.startswith("(") and value.endswith(")") and value.count("(") == value.count(")") \
-            and not re.fullmatch(r"\([^()]*\).*\([^()]*\)|\(\d{1,5}\)[^()]+", value):
+    if (
+        value.startswith("(")
+        and value.endswith(")")
+        and value.count("(") == value.count(")")
+        and not re.fullmatch(r"\([^()]*\).*\([^()]*\)|\(\d{1,5}\)[^()]+", value)
+    ):
         lead, value, tail = "(", value[1:-1], ")"
     while value.endswith(")") and value.count(")") > value.count("("):
         value, tail = value[:-1], ")" + tail
@@ -163,9 +190,13 @@ def _valid_somewhere(value: str, regions: tuple[str, ...]) -> bool:
 
 class PiiParams(Params):
     types: list[PiiType] = Field(list(ALL_TYPES), min_length=1, description="what to redact")
-    placeholder: str = Field("[{type}]", description="prose placeholder; {type} is EMAIL, PHONE, IP_ADDRESS, CREDIT_CARD or SECRET")
+    placeholder: str = Field(
+        "[{type}]", description="prose placeholder; {type} is EMAIL, PHONE, IP_ADDRESS, CREDIT_CARD or SECRET"
+    )
     in_code: Literal["same_shape", "placeholder"] = Field(
-        "same_shape", description="inside code: a reserved value of the same shape (keeps code valid) or the placeholder")
+        "same_shape",
+        description="inside code: a reserved value of the same shape (keeps code valid) or the placeholder",
+    )
     parts: list[Part] = parts_param(["system", "user", "assistant", "tool", "reasoning"], "what is redacted")
 
     @field_validator("placeholder")
@@ -194,7 +225,9 @@ class Redactor:
         self.regions = [str(r).upper() for r in phone.get("regions") or []]
         unknown = sorted(set(self.regions) - phonenumbers.SUPPORTED_REGIONS)
         if unknown:
-            raise UserError(f"rules/pii.yaml: phone.regions: {', '.join(unknown)} not a region libphonenumber knows (ISO 3166 alpha-2, e.g. JP)")
+            raise UserError(
+                f"rules/pii.yaml: phone.regions: {', '.join(unknown)} not a region libphonenumber knows (ISO 3166 alpha-2, e.g. JP)"
+            )
         card = rules.get("credit_card") or {}
         self.test_cards = set(card.get("test_numbers") or [])
         self.issuers = parse_issuers(card.get("issuers"))
@@ -203,7 +236,9 @@ class Redactor:
         if "secret" in types:
             for kind, regex in (rules.get("secrets") or {}).items():
                 if not str(kind).isidentifier():
-                    raise UserError(f"rules/pii.yaml: secrets.{kind}: a name must be letters, digits and _ (it names a regex group)")
+                    raise UserError(
+                        f"rules/pii.yaml: secrets.{kind}: a name must be letters, digits and _ (it names a regex group)"
+                    )
                 try:
                     re.compile(regex)
                 except (re.error, TypeError) as e:
@@ -227,7 +262,9 @@ class Redactor:
         tld = tld.lower()
         if len(tld) != 2 and tld not in self.tlds and tld.isascii() and not tld.startswith("xn--"):
             return True  # `x@np.linalg.inv`, `icon@2x.png`
-        if domain in self.placeholder_domains or domain.endswith((".example", ".test", ".invalid", ".localhost", ".local")):
+        if domain in self.placeholder_domains or domain.endswith(
+            (".example", ".test", ".invalid", ".localhost", ".local")
+        ):
             return True
         return domain.split(".")[-2:-1] == ["example"] or local.startswith(self.placeholder_locals)
 
@@ -272,8 +309,12 @@ class Redactor:
     @staticmethod
     def _keep_ip(value: str) -> bool:
         address = value.split("/")[0].split("%")[0]
-        if ":" in address and "." not in address and sum(1 for g in address.split(":") if g) < 3 \
-                and not re.match(r"[23][0-9A-Fa-f]{3}:", address):
+        if (
+            ":" in address
+            and "." not in address
+            and sum(1 for g in address.split(":") if g) < 3
+            and not re.match(r"[23][0-9A-Fa-f]{3}:", address)
+        ):
             return True  # `a::b` (C++/Rust paths) is valid IPv6 but nobody's; 2xxx:/3xxx: (global unicast) is
         try:
             ip = ipaddress.ip_address(address)
@@ -297,7 +338,7 @@ class Redactor:
             group = m.lastgroup or ""
             value = m.group(group)
             if group.startswith("secret_"):
-                kind = group[len("secret_"):]
+                kind = group[len("secret_") :]
                 inner = m.groupdict().get(f"value_{kind}")
                 secret = inner if inner is not None else value
                 if _looks_fake(_key_body(secret) if kind == "private_key" else secret):
@@ -305,14 +346,17 @@ class Redactor:
                 counts["secret"] += 1
                 counts[f"secret:{kind}"] += 1
                 if self.params.in_code == "same_shape" and in_code(m.start()):
-                    new = (re.sub(r"(?s)(-----BEGIN [^-]+-----).*(-----END [^-]+-----)", r"\1\nREDACTED\n\2", secret)
-                           if kind == "private_key" else f"REDACTED_{kind.upper()}")
+                    new = (
+                        re.sub(r"(?s)(-----BEGIN [^-]+-----).*(-----END [^-]+-----)", r"\1\nREDACTED\n\2", secret)
+                        if kind == "private_key"
+                        else f"REDACTED_{kind.upper()}"
+                    )
                 else:
                     new = fmt.format(type="SECRET")
                 if inner is None:
                     return new
                 s, e = m.span(f"value_{kind}")
-                return value[: s - m.start()] + new + value[e - m.start():]
+                return value[: s - m.start()] + new + value[e - m.start() :]
             kind = _TYPE_OF_GROUP[group]
             lead, rest = "", ""
             if group in ("phone", "national"):
@@ -322,11 +366,13 @@ class Redactor:
                 value, rest = value[:end], value[end:]
                 if not end:
                     return rest
-            if ((group == "email" and self._keep_email(value, m.group("tld")))
-                    or (group == "phone" and self._keep_phone(value))
-                    or (group == "national" and self._keep_national(value))
-                    or (group in ("ipv4", "ipv6") and self._keep_ip(value))
-                    or (group == "ipv4" and _looks_like_version(m))):
+            if (
+                (group == "email" and self._keep_email(value, m.group("tld")))
+                or (group == "phone" and self._keep_phone(value))
+                or (group == "national" and self._keep_national(value))
+                or (group in ("ipv4", "ipv6") and self._keep_ip(value))
+                or (group == "ipv4" and _looks_like_version(m))
+            ):
                 return lead + value + rest
             counts[kind] += 1
             if self.params.in_code == "same_shape" and in_code(m.start()):
@@ -353,8 +399,12 @@ class Pii(MapStep):
             return
         path = self.ctx.rules_dir / "pii.yaml"
         rules = self.ctx.rules_yaml("pii.yaml", "the PII rules")
-        if not isinstance(rules, dict) or not all(isinstance(rules.get(k) or {}, dict) for k in ("email", "phone", "credit_card", "secrets")):
-            raise UserError(f"{path}: email, phone, credit_card and secrets must each be a mapping (see the shipped rules/pii.yaml)")
+        if not isinstance(rules, dict) or not all(
+            isinstance(rules.get(k) or {}, dict) for k in ("email", "phone", "credit_card", "secrets")
+        ):
+            raise UserError(
+                f"{path}: email, phone, credit_card and secrets must each be a mapping (see the shipped rules/pii.yaml)"
+            )
         self._redactor = Redactor(rules, self.params)
 
     def process(self, table: pa.Table) -> StepOutput:

@@ -40,9 +40,20 @@ from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shape
 from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
 
 RuleName = Literal[
-    "too_few_words", "too_many_words", "repeated_digits", "dup_lines", "dup_paragraphs", "top_ngram",
-    "dup_ngrams", "mean_word_length", "too_many_hashes", "too_many_ellipses", "bullet_lines",
-    "ellipsis_lines", "non_alpha_words", "no_stop_words",
+    "too_few_words",
+    "too_many_words",
+    "repeated_digits",
+    "dup_lines",
+    "dup_paragraphs",
+    "top_ngram",
+    "dup_ngrams",
+    "mean_word_length",
+    "too_many_hashes",
+    "too_many_ellipses",
+    "bullet_lines",
+    "ellipsis_lines",
+    "non_alpha_words",
+    "no_stop_words",
 ]
 NOT_A_LANGUAGE = ("en", "unknown", "code")
 TOP_N = (2, 3, 4)
@@ -64,11 +75,16 @@ RULES: dict[str, tuple[Check, ...]] = {
     "too_many_words": (Check("max_words", "words", ">"),),
     "repeated_digits": (Check("max_digit_run", "digit_run", ">="),),
     "dup_lines": (Check("dup_line_frac", "dup_line_frac", ">"), Check("dup_line_char_frac", "dup_line_char_frac", ">")),
-    "dup_paragraphs": (Check("dup_para_frac", "dup_para_frac", ">"), Check("dup_para_char_frac", "dup_para_char_frac", ">")),
+    "dup_paragraphs": (
+        Check("dup_para_frac", "dup_para_frac", ">"),
+        Check("dup_para_char_frac", "dup_para_char_frac", ">"),
+    ),
     "top_ngram": tuple(Check(f"top_{n}gram", f"top_{n}gram", ">") for n in TOP_N),
     "dup_ngrams": tuple(Check(f"dup_{n}gram", f"dup_{n}gram", ">") for n in DUP_N),
-    "mean_word_length": (Check("min_mean_word_length", "mean_word_length", "<"),
-                         Check("max_mean_word_length", "mean_word_length", ">")),
+    "mean_word_length": (
+        Check("min_mean_word_length", "mean_word_length", "<"),
+        Check("max_mean_word_length", "mean_word_length", ">"),
+    ),
     "too_many_hashes": (Check("max_hash_ratio", "hash_ratio", ">"),),
     "too_many_ellipses": (Check("max_ellipsis_ratio", "ellipsis_ratio", ">"),),
     "bullet_lines": (Check("max_bullet_lines", "bullet_lines", ">"),),
@@ -102,19 +118,29 @@ def load_rules(path: Path) -> dict[str, dict[str, dict[str, float] | None]]:
         for preset in PRESETS:
             for rule, checks in RULES.items():
                 values = data[rule][preset]
-                out[preset][rule] = None if values is None else {c.threshold: float(values[c.threshold]) for c in checks}
+                out[preset][rule] = (
+                    None if values is None else {c.threshold: float(values[c.threshold]) for c in checks}
+                )
         return out
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path}: each rule needs chat/gopher thresholds ({type(e).__name__}: {e})") from None
 
 
 class QualityParams(Params):
-    preset: Literal["chat", "gopher"] = Field("chat", description="threshold set: chat (calibrated on chat data) or gopher (the paper's web values)")
-    rules: list[RuleName] | None = Field(None, description="rules to run (default: those the preset turns on in rules/quality_heuristics.yaml)")
+    preset: Literal["chat", "gopher"] = Field(
+        "chat", description="threshold set: chat (calibrated on chat data) or gopher (the paper's web values)"
+    )
+    rules: list[RuleName] | None = Field(
+        None, description="rules to run (default: those the preset turns on in rules/quality_heuristics.yaml)"
+    )
     thresholds: dict[str, float] = Field({}, description="override thresholds, e.g. {dup_line_frac: 0.4}")
-    parts: list[Part] = parts_param(["user", "assistant"], "what is checked (rules meant for prose: traces only if asked)")
+    parts: list[Part] = parts_param(
+        ["user", "assistant"], "what is checked (rules meant for prose: traces only if asked)"
+    )
     prose_min_words: int = Field(50, ge=1, le=100_000, description="words a turn needs before ratio rules judge it")
-    repetition_min_words: int = Field(50, ge=2, le=100_000, description="words a turn needs before repetition rules judge it")
+    repetition_min_words: int = Field(
+        50, ge=2, le=100_000, description="words a turn needs before repetition rules judge it"
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -191,7 +217,9 @@ class QualityHeuristics(MapStep):
             values[metric], worst_turn[metric] = _worst(rows, positions, v, n_rows, lower_is_worse)
         return self._decide(table, active, thresholds, values, worst_turn, (prose, raw), idx_by_turn=(rows, positions))
 
-    def _prose_metrics(self, raw: pa.Array, rows: np.ndarray, n_rows: int, needed: set[str], values: dict, per_turn: dict) -> pa.Array:
+    def _prose_metrics(
+        self, raw: pa.Array, rows: np.ndarray, n_rows: int, needed: set[str], values: dict, per_turn: dict
+    ) -> pa.Array:
         """The metrics measured on each turn's prose (code removed), into values (per row) and
         per_turn; returns the prose."""
         n_turns = len(raw)
@@ -223,7 +251,9 @@ class QualityHeuristics(MapStep):
                 # headings are not counted: the regex runs only on the measured turns holding a '#'
                 sel = pa.array(np.nonzero((hashes > 0) & prose_turn)[0], pa.int64())
                 hashes = np.where(prose_turn, hashes, 0)
-                hashes[sel.to_numpy()] = pc.count_substring(pc.replace_substring_regex(prose.take(sel), _HEADING, ""), "#").to_numpy()
+                hashes[sel.to_numpy()] = pc.count_substring(
+                    pc.replace_substring_regex(prose.take(sel), _HEADING, ""), "#"
+                ).to_numpy()
                 per_turn["hash_ratio"] = np.where(prose_turn, hashes / n_words, np.nan)
             if "ellipsis_ratio" in needed:
                 ell = pc.count_substring(prose, "...").to_numpy() + pc.count_substring(prose, "…").to_numpy()
@@ -233,7 +263,9 @@ class QualityHeuristics(MapStep):
                 per_turn["bullet_lines"] = np.where(prose_turn, bullets / n_lines, np.nan)
                 per_turn["ellipsis_lines"] = np.where(prose_turn, ellipses / n_lines, np.nan)
             if "alpha_words" in needed:
-                per_turn["alpha_words"] = np.where(prose_turn, np.bincount(parents, weights=shapes.has_letter, minlength=n_turns) / n_words, np.nan)
+                per_turn["alpha_words"] = np.where(
+                    prose_turn, np.bincount(parents, weights=shapes.has_letter, minlength=n_turns) / n_words, np.nan
+                )
             if needed & {"dup_line_frac", "dup_line_char_frac", "dup_para_frac", "dup_para_char_frac"}:
                 for kind, pattern in (("line", r"\n+"), ("para", r"\n\s*\n")):
                     frac, char_frac = _duplicate_parts(prose, pattern, rep_turn)
@@ -252,8 +284,9 @@ class QualityHeuristics(MapStep):
         non_english = np.zeros(n, bool)
         if "lang" in table.column_names:
             lang = table.column("lang")
-            non_english = (pc.is_valid(lang).to_numpy(zero_copy_only=False)
-                           & ~np.isin(pc.fill_null(lang, "").to_numpy(zero_copy_only=False).astype(str), NOT_A_LANGUAGE))
+            non_english = pc.is_valid(lang).to_numpy(zero_copy_only=False) & ~np.isin(
+                pc.fill_null(lang, "").to_numpy(zero_copy_only=False).astype(str), NOT_A_LANGUAGE
+            )
         undecided = np.ones(n, bool)
         reason = np.full(n, None, dtype=object)
         detail = np.full(n, None, dtype=object)
@@ -275,7 +308,9 @@ class QualityHeuristics(MapStep):
                     where = worst_turn.get(check.metric)
                     t_i = int(where[i]) if where is not None else -1
                     reason[i] = rule
-                    detail[i] = f"{check.metric} {_num(v[i])} {check.fails_when} {limit:g}" + (f" (turn {t_i})" if t_i >= 0 else "")
+                    detail[i] = f"{check.metric} {_num(v[i])} {check.fails_when} {limit:g}" + (
+                        f" (turn {t_i})" if t_i >= 0 else ""
+                    )
                     turn[i] = t_i
                     span[i] = self._span(check.metric, texts, idx_by_turn, i, t_i)
                 undecided &= ~bad
@@ -283,10 +318,16 @@ class QualityHeuristics(MapStep):
                     counters[f"fail:{check.threshold}"] += int(bad.sum())
         for metric in METRICS:
             v = values.get(metric)
-            col = (pa.nulls(n, pa.float32()) if v is None
-                   else pa.array(v.astype(np.float32), pa.float32(), mask=np.isnan(v)))
-            table = table.set_column(table.schema.get_field_index(f"q_{metric}"), f"q_{metric}", col) \
-                if f"q_{metric}" in table.column_names else table.append_column(f"q_{metric}", col)
+            col = (
+                pa.nulls(n, pa.float32())
+                if v is None
+                else pa.array(v.astype(np.float32), pa.float32(), mask=np.isnan(v))
+            )
+            table = (
+                table.set_column(table.schema.get_field_index(f"q_{metric}"), f"q_{metric}", col)
+                if f"q_{metric}" in table.column_names
+                else table.append_column(f"q_{metric}", col)
+            )
         return StepOutput(
             table,
             reason=reason.tolist(),
@@ -321,7 +362,7 @@ class QualityHeuristics(MapStep):
         if metric.startswith(("top_", "dup_")):
             k = int(metric.split("_")[1].removesuffix("gram"))
             w = text.split()
-            grams = Counter(" ".join(w[i:i + k]) for i in range(len(w) - k + 1))
+            grams = Counter(" ".join(w[i : i + k]) for i in range(len(w) - k + 1))
             return grams.most_common(1)[0][0][:500] if grams else None
         return None
 
@@ -349,8 +390,11 @@ def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bullet = pc.match_substring_regex(flat, _BULLET).to_numpy(zero_copy_only=False) & nonempty
     ellipsis = pc.match_substring_regex(flat, _ELLIPSIS_END).to_numpy(zero_copy_only=False) & nonempty
     n = len(prose)
-    return (np.bincount(parents, weights=bullet, minlength=n), np.bincount(parents, weights=ellipsis, minlength=n),
-            np.bincount(parents, weights=nonempty, minlength=n))
+    return (
+        np.bincount(parents, weights=bullet, minlength=n),
+        np.bincount(parents, weights=ellipsis, minlength=n),
+        np.bincount(parents, weights=nonempty, minlength=n),
+    )
 
 
 def _duplicate_parts(prose: pa.Array, pattern: str, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -457,8 +501,11 @@ def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
                     if k >= dup_min:  # a repeat: its words are covered
                         cover[j] += 1
                         cover[j + k] -= 1
-                if k <= top_max and (best_slot < 0 or count[slot] > count[best_slot]
-                                     or (count[slot] == count[best_slot] and first[slot] < first[best_slot])):
+                if k <= top_max and (
+                    best_slot < 0
+                    or count[slot] > count[best_slot]
+                    or (count[slot] == count[best_slot] and first[slot] < first[best_slot])
+                ):
                     best_slot = slot
             if k <= top_max and best_slot >= 0 and count[best_slot] > 1:
                 f = first[best_slot]

@@ -44,18 +44,31 @@ MODEL_SCORERS = ("perplexity", "ifd", "classifier")
 
 class QualityScoreParams(Params):
     scorer: Literal["offline", "perplexity", "ifd", "classifier", "judge"] = Field(
-        "offline", description="offline: the linear model curate ships; perplexity / ifd: a causal LM; classifier: a "
-                               "sequence classifier or reward model; judge: an LLM behind an OpenAI-compatible endpoint")
-    model_path: str | None = Field(None, description="offline: another file from benchmarks/quality/train.py; "
-                                                     "perplexity / ifd / classifier: a local transformers model folder")
+        "offline",
+        description="offline: the linear model curate ships; perplexity / ifd: a causal LM; classifier: a "
+        "sequence classifier or reward model; judge: an LLM behind an OpenAI-compatible endpoint",
+    )
+    model_path: str | None = Field(
+        None,
+        description="offline: another file from benchmarks/quality/train.py; "
+        "perplexity / ifd / classifier: a local transformers model folder",
+    )
     device: Literal["cpu", "cuda"] = Field("cpu", description="model scorers: where the model runs")
     batch_size: int = Field(8, ge=1, le=4096, description="model scorers: texts per forward pass (sorted by length)")
     max_length: int = Field(512, ge=8, le=131072, description="model scorers: tokens of instruction + answer")
     torch_threads: int = Field(1, ge=1, le=256, description="model scorers: torch threads per actor")
-    judge: JudgeParams = Field(default_factory=JudgeParams, description="judge: endpoint, model, prompt, concurrency, rate, retries, cache")
-    aggregate: Literal["mean", "min", "last"] = Field("mean", description="how a row's assistant turns combine into its score")
-    min_score: float | None = Field(None, description="reject rows scoring below this (low_quality); none: only annotate")
-    max_score: float | None = Field(None, description="reject rows scoring above this (e.g. perplexity; reason high_score)")
+    judge: JudgeParams = Field(
+        default_factory=JudgeParams, description="judge: endpoint, model, prompt, concurrency, rate, retries, cache"
+    )
+    aggregate: Literal["mean", "min", "last"] = Field(
+        "mean", description="how a row's assistant turns combine into its score"
+    )
+    min_score: float | None = Field(
+        None, description="reject rows scoring below this (low_quality); none: only annotate"
+    )
+    max_score: float | None = Field(
+        None, description="reject rows scoring above this (e.g. perplexity; reason high_score)"
+    )
 
 
 def response_pairs(table: pa.Table) -> tuple[np.ndarray, pa.Array, pa.Array]:
@@ -104,7 +117,9 @@ class OfflineScorer:
         except (OSError, KeyError, ValueError) as e:
             raise UserError(f"quality_score: cannot load the quality model {path}: {e}") from None
         if len(self.w_dense) != _quality_features.N_DENSE:
-            raise UserError(f"quality_score: {path} was trained with other features ({len(self.w_dense)} dense, expected {_quality_features.N_DENSE})")
+            raise UserError(
+                f"quality_score: {path} was trained with other features ({len(self.w_dense)} dense, expected {_quality_features.N_DENSE})"
+            )
 
     def score(self, instructions: pa.Array, responses: pa.Array) -> np.ndarray:
         raw = _quality_features.score(instructions, responses, self.w_hash, self.w_dense, self.bias)
@@ -145,8 +160,11 @@ class QualityScore(MapStep):
             from curate.steps._model_scorers import CausalLMScorer, ClassifierScorer
 
             common = dict(device=p.device, batch_size=p.batch_size, max_length=p.max_length, threads=p.torch_threads)
-            self.scorer = (ClassifierScorer(p.model_path, **common) if p.scorer == "classifier"
-                           else CausalLMScorer(p.scorer, p.model_path, **common))
+            self.scorer = (
+                ClassifierScorer(p.model_path, **common)
+                if p.scorer == "classifier"
+                else CausalLMScorer(p.scorer, p.model_path, **common)
+            )
 
     def process(self, table: pa.Table) -> StepOutput:
         self.setup()
@@ -159,7 +177,10 @@ class QualityScore(MapStep):
         out = set_column(table, "quality_score", pa.array(scores.astype(np.float32), pa.float32(), from_pandas=True))
         reason, detail = [None] * n, [None] * n
         lo, hi = self.params.min_score, self.params.max_score
-        for limit, code, op, bad in ((lo, "low_quality", "<", lambda s: s < lo), (hi, "high_score", ">", lambda s: s > hi)):
+        for limit, code, op, bad in (
+            (lo, "low_quality", "<", lambda s: s < lo),
+            (hi, "high_score", ">", lambda s: s > hi),
+        ):
             if limit is None:
                 continue
             out_of = np.nonzero(bad(scores) & ~np.isnan(scores))[0]  # unscored rows are not judged

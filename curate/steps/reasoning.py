@@ -54,30 +54,54 @@ DEFAULT_DELIMITERS = (
 )
 
 # Checked in this order; a row gets the first that applies.
-REASONS = ("reasoning_in_user_turn", "reasoning_unclosed", "reasoning_unopened", "reasoning_multiple",
-           "reasoning_no_answer", "reasoning_missing", "reasoning_empty", "reasoning_forbidden",
-           "reasoning_too_long", "reasoning_too_short")
+REASONS = (
+    "reasoning_in_user_turn",
+    "reasoning_unclosed",
+    "reasoning_unopened",
+    "reasoning_multiple",
+    "reasoning_no_answer",
+    "reasoning_missing",
+    "reasoning_empty",
+    "reasoning_forbidden",
+    "reasoning_too_long",
+    "reasoning_too_short",
+)
 
 
 class ReasoningParams(Params):
     delimiters: list[tuple[str, str]] = Field(
-        list(DEFAULT_DELIMITERS), min_length=1, max_length=32,
-        description="[open, close] pairs that enclose a trace inside assistant content")
+        list(DEFAULT_DELIMITERS),
+        min_length=1,
+        max_length=32,
+        description="[open, close] pairs that enclose a trace inside assistant content",
+    )
     policy: Literal["any", "require", "forbid"] = Field(
-        "any", description="any | require (thinking-on: the final assistant turn has a non-empty trace) | forbid (thinking-off: no non-empty trace)")
-    implicit_open: bool = Field(True, description="a closing delimiter alone means the trace began at the start of the turn (R1 style)")
-    strip_non_final: bool = Field(False, description="drop reasoning of assistant turns before the last user turn, as chat templates do")
+        "any",
+        description="any | require (thinking-on: the final assistant turn has a non-empty trace) | forbid (thinking-off: no non-empty trace)",
+    )
+    implicit_open: bool = Field(
+        True, description="a closing delimiter alone means the trace began at the start of the turn (R1 style)"
+    )
+    strip_non_final: bool = Field(
+        False, description="drop reasoning of assistant turns before the last user turn, as chat templates do"
+    )
     min_reasoning_tokens: int | None = Field(None, ge=0, description="reject rows that reason with fewer tokens")
     max_reasoning_tokens: int | None = Field(None, ge=1, description="reject rows whose reasoning has more tokens")
-    tokenizer: str | None = Field(None, description="tokenizer.json (or a folder holding one) for the token columns; none: estimate")
-    chars_per_token: float = Field(4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token")
+    tokenizer: str | None = Field(
+        None, description="tokenizer.json (or a folder holding one) for the token columns; none: estimate"
+    )
+    chars_per_token: float = Field(
+        4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token"
+    )
 
     @field_validator("delimiters")
     @classmethod
     def _delimiters(cls, v):
         for open_, close in v:
             if not open_ or not close or open_ == close:
-                raise ValueError(f"each delimiter is [open, close], two different non-empty strings (got {[open_, close]})")
+                raise ValueError(
+                    f"each delimiter is [open, close], two different non-empty strings (got {[open_, close]})"
+                )
         return v
 
     @field_validator("tokenizer")
@@ -137,13 +161,15 @@ class Reasoning(MapStep):
         given = f.field("reasoning_content")
         has_given = given.is_valid().to_numpy(zero_copy_only=False)
         calls = f.field("tool_calls")
-        has_calls = (pc.fill_null(pc.list_value_length(calls), 0).to_numpy(zero_copy_only=False) > 0)
+        has_calls = pc.fill_null(pc.list_value_length(calls), 0).to_numpy(zero_copy_only=False) > 0
         assistant, user = role == "assistant", role == "user"
 
         opens = np.zeros((len(p.delimiters), len(role)), np.int64)
         closes = np.zeros_like(opens)
         # One RE2 pass finds the turns that hold any delimiter; only those are counted per delimiter.
-        candidates = np.nonzero(pc.match_substring_regex(content, self._any_delimiter).to_numpy(zero_copy_only=False))[0]
+        candidates = np.nonzero(pc.match_substring_regex(content, self._any_delimiter).to_numpy(zero_copy_only=False))[
+            0
+        ]
         if len(candidates):
             sub = content.take(pa.array(candidates))
             for k, (open_, close) in enumerate(p.delimiters):
@@ -217,7 +243,11 @@ class Reasoning(MapStep):
         raw = content  # rejected rows are reported with their original text
         for code in REASONS:
             first = row_reasons.get(code)
-            rows = np.nonzero(first >= 0)[0] if first is not None else np.nonzero(reasons_too.get(code, np.zeros(n, bool)))[0]
+            rows = (
+                np.nonzero(first >= 0)[0]
+                if first is not None
+                else np.nonzero(reasons_too.get(code, np.zeros(n, bool)))[0]
+            )
             for r in rows:
                 if rejected[r]:
                     continue
@@ -228,15 +258,20 @@ class Reasoning(MapStep):
                     span[r], detail[r] = self._describe(code, raw[i].as_py(), p.delimiters, turn[r])
                 else:
                     bound = p.max_reasoning_tokens if code == "reasoning_too_long" else p.min_reasoning_tokens
-                    detail[r] = f"{int(reasoning_tokens[r]):,} reasoning tokens ({'max' if code == 'reasoning_too_long' else 'min'} {bound:,})"
+                    detail[r] = (
+                        f"{int(reasoning_tokens[r]):,} reasoning tokens ({'max' if code == 'reasoning_too_long' else 'min'} {bound:,})"
+                    )
         counters["turns_split"] = int(split_done.sum())
         counters["rows_with_reasoning"] = int((per_row_sum(has_trace, f) > 0).sum())
 
         # Kept rows get the split turns; rejected rows keep what they had.
         keep_old = pa.array(rejected[f.row])
-        out = with_fields(table, f,
-                          content=pc.if_else(keep_old, f.field("content"), new_content),
-                          reasoning_content=pc.if_else(keep_old, given, new_trace))
+        out = with_fields(
+            table,
+            f,
+            content=pc.if_else(keep_old, f.field("content"), new_content),
+            reasoning_content=pc.if_else(keep_old, given, new_trace),
+        )
         out = set_column(out, "reasoning_tokens", pa.array(np.minimum(reasoning_tokens, 2**31 - 1), pa.int32()))
         out = set_column(out, "answer_tokens", pa.array(np.minimum(answer_tokens, 2**31 - 1), pa.int32()))
         return StepOutput(out, reason=reason, detail=detail, span=span, turn=turn, counters=counters)

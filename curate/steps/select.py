@@ -33,11 +33,18 @@ from curate.textkey import TurnSelection, joined_turns
 class SelectParams(Params):
     score_column: str = Field("quality_score", description="the column ranked (an earlier step's score)")
     rows: int | None = Field(None, ge=0, le=10**12, description="keep this many rows (per group with `per`)")
-    fraction: float | None = Field(None, ge=0.0, le=1.0, description="keep this fraction of the live rows, rounded half up (default 0.1)")
+    fraction: float | None = Field(
+        None, ge=0.0, le=1.0, description="keep this fraction of the live rows, rounded half up (default 0.1)"
+    )
     per: str | None = Field(None, description="a column: the budget applies to each of its values (e.g. source_file)")
     ascending: bool = Field(False, description="keep the lowest scores instead (e.g. perplexity)")
     partitions: int = Field(16, ge=1, le=4096, description="with per: group partitions ranked in parallel")
-    min_distance: float | None = Field(None, gt=0.0, le=1.0, description="diversity (Deita): skip a row whose cosine distance to a row already selected is below this")
+    min_distance: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="diversity (Deita): skip a row whose cosine distance to a row already selected is below this",
+    )
     turns: TurnSelection = Field("all", description="with min_distance: which turns are embedded (wordllama)")
     dim: int = Field(256, ge=64, le=256, description="with min_distance: embedding dimensions")
 
@@ -79,7 +86,8 @@ class Select(GlobalStep):
         if name not in live.column_names:
             raise UserError(
                 f"select: {what} '{name}' is not a column; an earlier step must add it "
-                f"(columns: {', '.join(c for c in live.column_names if not c.startswith('_'))})")
+                f"(columns: {', '.join(c for c in live.column_names if not c.startswith('_'))})"
+            )
         return live.column(name)
 
     def summarize(self, live: pa.Table) -> pa.Table:
@@ -92,15 +100,21 @@ class Select(GlobalStep):
         if p.per:
             group = pc.cast(self._column(live, p.per, "per"), pa.string())
             cols["_group"] = group
-            values_, inverse = np.unique(pc.fill_null(group, "").to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+            values_, inverse = np.unique(
+                pc.fill_null(group, "").to_numpy(zero_copy_only=False).astype(str), return_inverse=True
+            )
             part = np.array([zlib.crc32(v.encode("utf-8", "surrogatepass")) % p.partitions for v in values_], np.int32)
             cols["_partition"] = pa.array(part[inverse] if len(inverse) else np.zeros(0, np.int32))
         else:
             cols["_partition"] = pa.array(np.zeros(live.num_rows, np.int32))
         if p.min_distance is not None:
             self.setup()
-            quant = np.clip(np.rint(self.embedder.embed(joined_turns(live, p.turns, "\n")) * 127), -127, 127).astype(np.int8)
-            cols["_emb"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(p.dim), live.num_rows, [None, pa.py_buffer(quant.tobytes())])
+            quant = np.clip(np.rint(self.embedder.embed(joined_turns(live, p.turns, "\n")) * 127), -127, 127).astype(
+                np.int8
+            )
+            cols["_emb"] = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(p.dim), live.num_rows, [None, pa.py_buffer(quant.tobytes())]
+            )
         return pa.table(cols)
 
     def resolve_partition(self, summaries: pa.Table) -> pa.Table:
@@ -139,11 +153,18 @@ class Select(GlobalStep):
                 _diverse(order[a:b], emb, int(budget[g[a]]), 1.0 - p.min_distance, selected, similar_to, sim)
         rejected = ~selected
         n_of = size[group]
-        score_text = pc.if_else(pa.array(nulls), pa.scalar("none"),
-                                pc.cast(pc.round(pa.array(score), 4), pa.string()))
+        score_text = pc.if_else(pa.array(nulls), pa.scalar("none"), pc.cast(pc.round(pa.array(score), 4), pa.string()))
         detail = pc.binary_join_element_wise(
-            "rank ", pc.cast(pa.array(rank), pa.string()), " of ", pc.cast(pa.array(n_of), pa.string()),
-            ", score ", score_text, ", budget ", pc.cast(pa.array(budget[group]), pa.string()), "")
+            "rank ",
+            pc.cast(pa.array(rank), pa.string()),
+            " of ",
+            pc.cast(pa.array(n_of), pa.string()),
+            ", score ",
+            score_text,
+            ", budget ",
+            pc.cast(pa.array(budget[group]), pa.string()),
+            "",
+        )
         if p.min_distance is not None:
             ids = summaries.column("id").to_numpy(zero_copy_only=False)
             too_close = np.nonzero(similar_to >= 0)[0]
@@ -152,17 +173,26 @@ class Select(GlobalStep):
                 detail[i] += f", too similar to {ids[similar_to[i]]} (cosine {sim[i]:.3f})"
             detail = pa.array(detail, pa.string())
         reason = pc.if_else(pa.array(rejected), pa.scalar("not_selected"), pa.scalar(None, pa.string()))
-        return pa.table({
-            KEY: pa.array(keys, pa.int64()),
-            DROP_REASON: reason,
-            DROP_DETAIL: pc.if_else(pa.array(rejected), detail, pa.scalar(None, pa.string())),
-            "select_rank": pa.array(rank, pa.int64()),
-        })
+        return pa.table(
+            {
+                KEY: pa.array(keys, pa.int64()),
+                DROP_REASON: reason,
+                DROP_DETAIL: pc.if_else(pa.array(rejected), detail, pa.scalar(None, pa.string())),
+                "select_rank": pa.array(rank, pa.int64()),
+            }
+        )
 
 
-
-def _diverse(order: np.ndarray, emb: np.ndarray, budget: int, max_cos: float, selected: np.ndarray,
-             similar_to: np.ndarray, sim: np.ndarray, chunk: int = 256) -> None:
+def _diverse(
+    order: np.ndarray,
+    emb: np.ndarray,
+    budget: int,
+    max_cos: float,
+    selected: np.ndarray,
+    similar_to: np.ndarray,
+    sim: np.ndarray,
+    chunk: int = 256,
+) -> None:
     """Deita's score-first, diversity-aware selection over one group (rows in score order): take a
     row unless its cosine to a row already taken exceeds max_cos; stop at the budget. Candidates are
     checked in chunks against the taken rows with one matrix product, then in order within the chunk."""

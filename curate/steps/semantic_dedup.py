@@ -54,7 +54,11 @@ class SemanticDedup(GlobalStep):
 
     name = "semantic_dedup"
     Params = SemanticDedupParams
-    columns = {"semantic_duplicate_of": pa.string(), "semantic_cluster": pa.string(), "semantic_similarity": pa.float32()}
+    columns = {
+        "semantic_duplicate_of": pa.string(),
+        "semantic_cluster": pa.string(),
+        "semantic_similarity": pa.float32(),
+    }
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
@@ -82,19 +86,24 @@ class SemanticDedup(GlobalStep):
         bits = (emb @ self.planes > 0).reshape(n, p.bands, p.bits)
         weights = np.left_shift(np.uint64(1), np.arange(p.bits, dtype=np.uint64))
         code = (bits.astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)  # (n, bands)
-        bucket = (code * np.uint64(0x9E3779B97F4A7C15)) ^ np.arange(p.bands, dtype=np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+        bucket = (code * np.uint64(0x9E3779B97F4A7C15)) ^ np.arange(p.bands, dtype=np.uint64) * np.uint64(
+            0xC2B2AE3D27D4EB4F
+        )
         bucket = bucket.reshape(-1)
         quant = np.clip(np.rint(emb * 127), -127, 127).astype(np.int8)
         row = pa.array(np.repeat(np.nonzero(has)[0], p.bands))
-        return pa.table({
-            KEY: live.column(KEY).take(row),
-            "id": live.column("id").take(row),
-            "_bucket": pa.array(bucket.view(np.int64)),
-            "_partition": pa.array((bucket % np.uint64(p.partitions)).astype(np.int32)),
-            "_emb": pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(p.dim), n * p.bands, [None, pa.py_buffer(np.repeat(quant, p.bands, axis=0).tobytes())]),
-            "_rank": keep_rank(live, text, p.keep, p.score_column, self.name).take(row),
-        })
+        return pa.table(
+            {
+                KEY: live.column(KEY).take(row),
+                "id": live.column("id").take(row),
+                "_bucket": pa.array(bucket.view(np.int64)),
+                "_partition": pa.array((bucket % np.uint64(p.partitions)).astype(np.int32)),
+                "_emb": pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(p.dim), n * p.bands, [None, pa.py_buffer(np.repeat(quant, p.bands, axis=0).tobytes())]
+                ),
+                "_rank": keep_rank(live, text, p.keep, p.score_column, self.name).take(row),
+            }
+        )
 
     def resolve_partition(self, summaries: pa.Table) -> pa.Table:
         if summaries.num_rows == 0:
@@ -124,12 +133,18 @@ class SemanticDedup(GlobalStep):
         ok = sim >= p.threshold  # of the int8 vectors: within ~0.005 of the float cosine
         src, dst, sim = src[ok], dst[ok], np.minimum(sim[ok], 1.0)
         ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
-        return pa.table({
-            "src": pa.array(keys[src], pa.int64()), "dst": pa.array(keys[dst], pa.int64()),
-            "src_id": ids.take(pa.array(src)), "dst_id": ids.take(pa.array(dst)),
-            "src_rank": pa.array(rank[src], pa.float64()), "dst_rank": pa.array(rank[dst], pa.float64()),
-            "sim": pa.array(sim, pa.float32()),
-        }, schema=edges_schema())
+        return pa.table(
+            {
+                "src": pa.array(keys[src], pa.int64()),
+                "dst": pa.array(keys[dst], pa.int64()),
+                "src_id": ids.take(pa.array(src)),
+                "dst_id": ids.take(pa.array(dst)),
+                "src_rank": pa.array(rank[src], pa.float64()),
+                "dst_rank": pa.array(rank[dst], pa.float64()),
+                "sim": pa.array(sim, pa.float32()),
+            },
+            schema=edges_schema(),
+        )
 
     def finalize(self, partials: list[pa.Table]) -> pa.Table:
         c = clusters(partials)
@@ -140,12 +155,24 @@ class SemanticDedup(GlobalStep):
         kept_ids = c.id[c.kept[member]]
         removed = c.kept[member] != member
         best = c.best[member]
-        return concat_or_empty([pa.table({
-            KEY: pa.array(c.key[member], pa.int64()),
-            DROP_REASON: pa.array(np.where(removed, "semantic_duplicate", None).tolist(), pa.string()),
-            DROP_DETAIL: pa.array([f"semantic duplicate of {k} (cosine {s:.3f})" if r else None
-                                   for k, s, r in zip(kept_ids, best, removed)], pa.string()),
-            "semantic_duplicate_of": pa.array(np.where(removed, kept_ids, None).tolist(), pa.string()),
-            "semantic_cluster": pa.array(kept_ids, pa.string()),
-            "semantic_similarity": pa.array(best, pa.float32()),
-        })], self.decision_schema())
+        return concat_or_empty(
+            [
+                pa.table(
+                    {
+                        KEY: pa.array(c.key[member], pa.int64()),
+                        DROP_REASON: pa.array(np.where(removed, "semantic_duplicate", None).tolist(), pa.string()),
+                        DROP_DETAIL: pa.array(
+                            [
+                                f"semantic duplicate of {k} (cosine {s:.3f})" if r else None
+                                for k, s, r in zip(kept_ids, best, removed)
+                            ],
+                            pa.string(),
+                        ),
+                        "semantic_duplicate_of": pa.array(np.where(removed, kept_ids, None).tolist(), pa.string()),
+                        "semantic_cluster": pa.array(kept_ids, pa.string()),
+                        "semantic_similarity": pa.array(best, pa.float32()),
+                    }
+                )
+            ],
+            self.decision_schema(),
+        )

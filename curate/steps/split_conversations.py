@@ -41,13 +41,23 @@ _SUB_INDEX = MAX_PIECES - 1
 
 
 class SplitParams(Params):
-    max_tokens: int = Field(2048, ge=16, le=10_000_000, description="token budget per sample (the training context length)")
-    tokenizer: str | None = Field(None, description="path to a tokenizer.json (or a model folder holding one); none: estimate")
-    chars_per_token: float = Field(4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token")
-    turn_overhead: int = Field(6, ge=0, le=1000, description="tokens added per turn for the chat template's role markers")
+    max_tokens: int = Field(
+        2048, ge=16, le=10_000_000, description="token budget per sample (the training context length)"
+    )
+    tokenizer: str | None = Field(
+        None, description="path to a tokenizer.json (or a model folder holding one); none: estimate"
+    )
+    chars_per_token: float = Field(
+        4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token"
+    )
+    turn_overhead: int = Field(
+        6, ge=0, le=1000, description="tokens added per turn for the chat template's role markers"
+    )
     repeat_system: bool = Field(True, description="start every piece with the conversation's system turn")
     oversized: Literal["reject", "keep"] = Field(
-        "reject", description="an exchange over max_tokens on its own: reject that piece with a reason, or keep it marked")
+        "reject",
+        description="an exchange over max_tokens on its own: reject that piece with a reason, or keep it marked",
+    )
 
     @field_validator("tokenizer")
     @classmethod
@@ -106,7 +116,9 @@ class SplitConversations(MapStep):
         long_rows = np.nonzero(row_tokens > p.max_tokens)[0]
         counters: Counter = Counter()
         if not len(long_rows):
-            return StepOutput(self._annotate(table, None, None, None, np.where(counted, row_tokens, -1)), counters=counters)
+            return StepOutput(
+                self._annotate(table, None, None, None, np.where(counted, row_tokens, -1)), counters=counters
+            )
 
         # Plan: for every output row, its parent row, its turn indices (flat) and its verdict.
         parent, turn_lists, part, parts, piece_tokens, reason, detail = [], [], [], [], [], [], []
@@ -129,8 +141,12 @@ class SplitConversations(MapStep):
             pieces = self._pieces(t.role[lo:hi], tokens[lo:hi])
             if len(pieces) > MAX_PIECES:
                 counters["rejected_too_many_pieces"] += 1
-                whole(r, int(row_tokens[r]), "split_too_many_pieces",
-                      f"{row_tokens[r]:,} tokens would make {len(pieces)} pieces of <= {p.max_tokens}; at most {MAX_PIECES}")
+                whole(
+                    r,
+                    int(row_tokens[r]),
+                    "split_too_many_pieces",
+                    f"{row_tokens[r]:,} tokens would make {len(pieces)} pieces of <= {p.max_tokens}; at most {MAX_PIECES}",
+                )
                 continue
             counters["rows_split"] += 1
             counters["pieces"] += len(pieces)
@@ -159,7 +175,9 @@ class SplitConversations(MapStep):
         split = part_arr >= 0
         new_ids = [f"{ids[r]}_{k}" if k is not None else ids[r] for r, k in zip(parent, part)]
         out = out.set_column(out.schema.get_field_index("id"), "id", pa.array(new_ids, pa.string()))
-        out = out.set_column(out.schema.get_field_index(KEY), KEY, pa.array(keys[parent_arr] + np.where(split, part_arr, 0)))
+        out = out.set_column(
+            out.schema.get_field_index(KEY), KEY, pa.array(keys[parent_arr] + np.where(split, part_arr, 0))
+        )
         split_of = pa.array([ids[r] if k is not None else None for r, k in zip(parent, part)], pa.string())
         out = self._annotate(out, split_of, part, parts, np.asarray(piece_tokens))
         return StepOutput(out, reason=reason, detail=detail, counters=counters)
@@ -198,7 +216,11 @@ class SplitConversations(MapStep):
     def _annotate(self, table: pa.Table, split_of, part, parts, tokens) -> pa.Table:
         n = table.num_rows
         table = set_column(table, "split_of", split_of if split_of is not None else pa.nulls(n, pa.string()))
-        table = set_column(table, "split_part", pa.array(part, pa.int32()) if part is not None else pa.nulls(n, pa.int32()))
-        table = set_column(table, "split_parts", pa.array(parts, pa.int32()) if parts is not None else pa.nulls(n, pa.int32()))
+        table = set_column(
+            table, "split_part", pa.array(part, pa.int32()) if part is not None else pa.nulls(n, pa.int32())
+        )
+        table = set_column(
+            table, "split_parts", pa.array(parts, pa.int32()) if parts is not None else pa.nulls(n, pa.int32())
+        )
         tokens = np.minimum(tokens, 2**31 - 1)
         return set_column(table, "split_tokens", pa.array(tokens, pa.int32(), mask=tokens < 0))

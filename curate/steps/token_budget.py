@@ -36,19 +36,35 @@ from curate.steps._messages import excerpt, flatten, per_row_sum
 from curate.steps._tokens import TokenCounter, tokenizer_file
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
-BUDGETS = (("total", "over_total_tokens"), ("completion", "over_completion_tokens"),
-           ("prompt", "over_prompt_tokens"), ("reasoning", "over_reasoning_tokens"))
+BUDGETS = (
+    ("total", "over_total_tokens"),
+    ("completion", "over_completion_tokens"),
+    ("prompt", "over_prompt_tokens"),
+    ("reasoning", "over_reasoning_tokens"),
+)
 
 
 class TokenBudgetParams(Params):
-    chat_template: str | None = Field(None, description="tokenizer_config.json, .jinja file or model folder; none: per-turn counts")
-    tokenizer: str | None = Field(None, description="tokenizer.json (or a folder holding one); none: the character estimate")
-    template_vars: dict[str, str | int | float | bool] = Field({}, description="extra variables for the template (e.g. enable_thinking: false)")
+    chat_template: str | None = Field(
+        None, description="tokenizer_config.json, .jinja file or model folder; none: per-turn counts"
+    )
+    tokenizer: str | None = Field(
+        None, description="tokenizer.json (or a folder holding one); none: the character estimate"
+    )
+    template_vars: dict[str, str | int | float | bool] = Field(
+        {}, description="extra variables for the template (e.g. enable_thinking: false)"
+    )
     max_total_tokens: int | None = Field(16384, ge=1, description="reject rows with more tokens in all (Nemotron: 16k)")
-    max_completion_tokens: int | None = Field(8192, ge=1, description="reject rows whose completion is longer (Nemotron: 8k)")
+    max_completion_tokens: int | None = Field(
+        8192, ge=1, description="reject rows whose completion is longer (Nemotron: 8k)"
+    )
     max_prompt_tokens: int | None = Field(None, ge=1, description="reject rows whose prompt is longer")
-    max_reasoning_tokens: int | None = Field(None, ge=1, description="reject rows whose completion's reasoning is longer")
-    chars_per_token: float = Field(4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token")
+    max_reasoning_tokens: int | None = Field(
+        None, ge=1, description="reject rows whose completion's reasoning is longer"
+    )
+    chars_per_token: float = Field(
+        4.0, gt=0, le=20, description="the estimate without a tokenizer: ASCII characters per token"
+    )
     turn_overhead: int = Field(6, ge=0, le=1000, description="without a template: tokens per turn for role markers")
 
     @field_validator("tokenizer")
@@ -73,8 +89,12 @@ class TokenBudget(MapStep):
 
     name = "token_budget"
     Params = TokenBudgetParams
-    columns = {"tokens_prompt": pa.int32(), "tokens_completion": pa.int32(), "tokens_reasoning": pa.int32(),
-               "tokens_total": pa.int32()}
+    columns = {
+        "tokens_prompt": pa.int32(),
+        "tokens_completion": pa.int32(),
+        "tokens_reasoning": pa.int32(),
+        "tokens_total": pa.int32(),
+    }
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
@@ -95,8 +115,9 @@ class TokenBudget(MapStep):
         # The completion starts after the last user turn (or at the first assistant turn without one).
         cut = self._cut(role, f)
         in_completion = f.position >= cut[f.row]
-        reasoning = per_row_sum(np.where(in_completion & (role == "assistant"),
-                                         self._counter.count(f.field("reasoning_content")), 0), f)
+        reasoning = per_row_sum(
+            np.where(in_completion & (role == "assistant"), self._counter.count(f.field("reasoning_content")), 0), f
+        )
         if self._template is not None:
             prompt, total, errors = self._rendered(table, cut)
         else:
@@ -116,7 +137,9 @@ class TokenBudget(MapStep):
             for r in np.nonzero(got[what] > limit)[0]:
                 if reason[r] is None:
                     reason[r] = code
-                    detail[r] = f"{int(got[what][r]):,} {what} tokens > {limit:,} ({int(prompt[r]):,} prompt + {int(completion[r]):,} completion, {int(reasoning[r]):,} reasoning)"
+                    detail[r] = (
+                        f"{int(got[what][r]):,} {what} tokens > {limit:,} ({int(prompt[r]):,} prompt + {int(completion[r]):,} completion, {int(reasoning[r]):,} reasoning)"
+                    )
         out = table
         for what in ("prompt", "completion", "reasoning", "total"):
             vals = np.minimum(got[what], 2**31 - 1)
@@ -164,8 +187,12 @@ class TokenBudget(MapStep):
         return counts[0::2], counts[1::2], errors
 
     def _render(self, msgs, tools, generation_prompt: bool) -> str:
-        return self._template.render(messages=msgs, tools=tools, add_generation_prompt=generation_prompt,
-                                     **{**self._special, **self.params.template_vars})
+        return self._template.render(
+            messages=msgs,
+            tools=tools,
+            add_generation_prompt=generation_prompt,
+            **{**self._special, **self.params.template_vars},
+        )
 
     def _per_turn(self, table: pa.Table, f, in_completion: np.ndarray):
         count = self._counter.count
@@ -178,8 +205,14 @@ class TokenBudget(MapStep):
             call_tokens = np.bincount(parents, weights=per_call, minlength=len(calls)).astype(np.int64)
         else:
             call_tokens = np.zeros(len(calls), np.int64)
-        per_turn = count(f.field("content")) + count(f.field("reasoning_content")) + call_tokens + self.params.turn_overhead
-        tools = table.column("tools").combine_chunks() if "tools" in table.column_names else pa.nulls(table.num_rows, pa.string())
+        per_turn = (
+            count(f.field("content")) + count(f.field("reasoning_content")) + call_tokens + self.params.turn_overhead
+        )
+        tools = (
+            table.column("tools").combine_chunks()
+            if "tools" in table.column_names
+            else pa.nulls(table.num_rows, pa.string())
+        )
         tools_tokens = self._counter.count_distinct(tools)
         prompt = per_row_sum(np.where(in_completion, 0, per_turn), f) + tools_tokens
         total = per_row_sum(per_turn, f) + tools_tokens

@@ -48,18 +48,35 @@ from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 JSON_TYPES = {"object", "array", "string", "integer", "number", "boolean", "null"}
 # Python type names (BFCL, APIGen / xLAM) -> JSON-schema types.
-TYPE_ALIASES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "set": "array", "str": "string",
-                "int": "integer", "bool": "boolean"}
+TYPE_ALIASES = {
+    "dict": "object",
+    "float": "number",
+    "tuple": "array",
+    "list": "array",
+    "set": "array",
+    "str": "string",
+    "int": "integer",
+    "bool": "boolean",
+}
 # jsonschema's validator keyword -> our reason.
-SCHEMA_REASONS = {"required": "tool_argument_missing", "type": "tool_argument_type", "enum": "tool_argument_enum",
-                  "const": "tool_argument_enum", "additionalProperties": "tool_argument_unexpected"}
+SCHEMA_REASONS = {
+    "required": "tool_argument_missing",
+    "type": "tool_argument_type",
+    "enum": "tool_argument_enum",
+    "const": "tool_argument_enum",
+    "additionalProperties": "tool_argument_unexpected",
+}
 
 
 class ToolCallsParams(Params):
     validate_arguments: bool = Field(True, description="check arguments against the function's JSON-schema parameters")
-    declared_only: bool = Field(True, description="reject calls to functions the row's tools do not declare (rows with tools)")
+    declared_only: bool = Field(
+        True, description="reject calls to functions the row's tools do not declare (rows with tools)"
+    )
     open_end: Literal["reject", "keep"] = Field("reject", description="a conversation that ends on unanswered calls")
-    grouped_results: bool = Field(True, description="one id-less tool message may answer all calls of the turn before it")
+    grouped_results: bool = Field(
+        True, description="one id-less tool message may answer all calls of the turn before it"
+    )
 
 
 def _json_type(name: str) -> str | None:
@@ -157,7 +174,9 @@ class ToolCalls(MapStep):
         f = flatten(table)
         n = table.num_rows
         role = f.role()
-        ncalls = pc.fill_null(pc.list_value_length(f.field("tool_calls")), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        ncalls = (
+            pc.fill_null(pc.list_value_length(f.field("tool_calls")), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        )
         calls_per_row = np.bincount(f.row, weights=ncalls, minlength=n).astype(np.int64)
         tool_turns = np.bincount(f.row, weights=role == "tool", minlength=n)
         tools = table.column("tools").combine_chunks() if "tools" in table.column_names else pa.nulls(n, pa.string())
@@ -210,7 +229,11 @@ class ToolCalls(MapStep):
                 if cid is not None:
                     hit = next((j for j, c in enumerate(open_calls) if c[0] == cid), None)
                     if hit is None:
-                        why = "answers a call already answered" if cid in answered else "answers no call of this conversation"
+                        why = (
+                            "answers a call already answered"
+                            if cid in answered
+                            else "answers no call of this conversation"
+                        )
                         return "tool_result_orphan", i, f"turn {i}: tool result for id {cid!r} {why}", cid
                     answered.add(open_calls.pop(hit)[0])
                     continue
@@ -268,7 +291,10 @@ class ToolCalls(MapStep):
             return None
         if name not in functions:
             if self.params.declared_only:
-                return "tool_call_unknown_function", f"{name!r} is not among the row's tools ({', '.join(sorted(functions)[:10])})"
+                return (
+                    "tool_call_unknown_function",
+                    f"{name!r} is not among the row's tools ({', '.join(sorted(functions)[:10])})",
+                )
             return None
         validator = functions[name]
         if validator is None:
@@ -277,4 +303,6 @@ class ToolCalls(MapStep):
         if error is None:
             return None
         where = "/".join(str(x) for x in error.absolute_path)
-        return SCHEMA_REASONS.get(error.validator, "tool_arguments_invalid"), excerpt(error.message, 200) + (f" (at {where})" if where else "")
+        return SCHEMA_REASONS.get(error.validator, "tool_arguments_invalid"), excerpt(error.message, 200) + (
+            f" (at {where})" if where else ""
+        )

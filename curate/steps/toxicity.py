@@ -42,20 +42,35 @@ DOWNLOAD_HINT = "run `curate models download detoxify-original` on a machine wit
 
 class ToxicityParams(Params):
     backend: Literal["auto", "fasttext", "wordlist", "detoxify"] = Field(
-        "auto", description="auto: detoxify when checkpoint is set and exists, else fasttext (said in stats)")
+        "auto", description="auto: detoxify when checkpoint is set and exists, else fasttext (said in stats)"
+    )
     checkpoint: str | None = Field(None, description="detoxify checkpoint file (.ckpt) on local disk")
     hf_config: str | None = Field(None, description="local Hugging Face config + tokenizer folder for the checkpoint")
     thresholds: dict[str, float] = Field({}, description="label -> threshold (rules/toxicity.yaml gives the defaults)")
-    parts: list[Part] = parts_param(["user", "assistant", "reasoning"], "what is scored (a refusal to a toxic request may be worth keeping: parts: [assistant])")
+    parts: list[Part] = parts_param(
+        ["user", "assistant", "reasoning"],
+        "what is scored (a refusal to a toxic request may be worth keeping: parts: [assistant])",
+    )
     mode: Literal["drop", "flag"] = Field("drop", description="drop rows over a threshold, or only annotate")
-    batch_size: int = Field(8, ge=1, le=4096, description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)")
+    batch_size: int = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="detoxify: texts per forward pass (sorted by length; 8 measured fastest on one CPU thread)",
+    )
     torch_threads: int = Field(1, ge=1, le=256, description="detoxify: torch threads per actor")
     device: Literal["cpu", "cuda"] = Field("cpu", description="detoxify: cuda runs fp16 on a GPU")
-    gpus: float = Field(1.0, gt=0, le=8, description="detoxify on cuda: GPUs per worker; a fraction (0.5) lets workers share one GPU")
+    gpus: float = Field(
+        1.0, gt=0, le=8, description="detoxify on cuda: GPUs per worker; a fraction (0.5) lets workers share one GPU"
+    )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
-        "auto", description="detoxify on CPU: auto = bf16 where the CPU computes it natively (avx512_bf16/AMX), else fp32; "
-                            "int8 = dynamic quantisation of the linear layers")
-    max_length: int = Field(256, ge=16, le=512, description="detoxify: tokens per window; longer turns are scored in windows")
+        "auto",
+        description="detoxify on CPU: auto = bf16 where the CPU computes it natively (avx512_bf16/AMX), else fp32; "
+        "int8 = dynamic quantisation of the linear layers",
+    )
+    max_length: int = Field(
+        256, ge=16, le=512, description="detoxify: tokens per window; longer turns are scored in windows"
+    )
 
 
 class _FastText:
@@ -67,7 +82,9 @@ class _FastText:
         path = MODELS / "toxicity_fasttext.ftz"
         meta_path = path.with_suffix(".json")
         if not path.exists() or not meta_path.exists():
-            raise UserError(f"toxicity: the offline model is missing: {path if not path.exists() else meta_path} (reinstall curate)")
+            raise UserError(
+                f"toxicity: the offline model is missing: {path if not path.exists() else meta_path} (reinstall curate)"
+            )
         fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
         self.model = fasttext.load_model(str(path))
         # the model's sidecar: the word list its `__lexicon__` feature was trained with and the Platt
@@ -75,7 +92,9 @@ class _FastText:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         self.lexicon = lexicon_pattern(meta["lexicon"])
         self.calibration = (meta["calibration"]["a"], meta["calibration"]["b"])
-        prepare(pa.array(["load the compiled kernel"]), self.lexicon)  # numba's one-off load lands in setup, once per worker
+        prepare(
+            pa.array(["load the compiled kernel"]), self.lexicon
+        )  # numba's one-off load lands in setup, once per worker
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
         raw = toxic_probability(self.model, prepare(texts, self.lexicon).to_pylist())
@@ -118,7 +137,9 @@ class _Detoxify:
         if not ckpt.is_file():
             raise UserError(f"toxicity: detoxify checkpoint not found: {ckpt}; {DOWNLOAD_HINT}")
         if not p.hf_config or not Path(p.hf_config).is_dir():
-            raise UserError(f"toxicity: hf_config must be a local folder with the model's config and tokenizer (got {p.hf_config}); {DOWNLOAD_HINT}")
+            raise UserError(
+                f"toxicity: hf_config must be a local folder with the model's config and tokenizer (got {p.hf_config}); {DOWNLOAD_HINT}"
+            )
         torch.set_num_threads(p.torch_threads)
         loaded = torch.load(ckpt, map_location="cpu", weights_only=False)
         if "config" not in loaded or "state_dict" not in loaded:
@@ -128,7 +149,9 @@ class _Detoxify:
         args = dict(loaded["config"]["arch"]["args"])
         # detoxify reads the base config from model_type (a hub name); point it at the local folder
         args["model_type"] = str(p.hf_config)
-        model, self.tokenizer = get_model_and_tokenizer(**args, state_dict=loaded["state_dict"], huggingface_config_path=str(p.hf_config))
+        model, self.tokenizer = get_model_and_tokenizer(
+            **args, state_dict=loaded["state_dict"], huggingface_config_path=str(p.hf_config)
+        )
         model.eval()
         if p.device == "cuda":
             model = model.half().to("cuda")
@@ -146,8 +169,15 @@ class _Detoxify:
         order = np.argsort([len(v) for v in values], kind="stable")  # similar lengths share a batch: less padding
         for start in range(0, len(order), p.batch_size):
             idx = order[start : start + p.batch_size]
-            enc = self.tokenizer([values[i] or "" for i in idx], truncation=True, max_length=p.max_length, padding=True,
-                                 return_overflowing_tokens=True, stride=p.max_length // 8, return_tensors="pt")
+            enc = self.tokenizer(
+                [values[i] or "" for i in idx],
+                truncation=True,
+                max_length=p.max_length,
+                padding=True,
+                return_overflowing_tokens=True,
+                stride=p.max_length // 8,
+                return_tensors="pt",
+            )
             owner = enc.pop("overflow_to_sample_mapping").numpy()
             enc = {k: v.to(p.device) for k, v in enc.items()}
             # autocast keeps layer norms and softmax in fp32; only matrix products drop to bf16
@@ -202,8 +232,11 @@ class Toxicity(MapStep):
 
     def setup(self) -> None:
         if self.backend is None:
-            self.backend = {"fasttext": _FastText, "wordlist": lambda: _WordList(Path(self.ctx.rules_dir)),
-                            "detoxify": lambda: _Detoxify(self.params)}[self.kind]()
+            self.backend = {
+                "fasttext": _FastText,
+                "wordlist": lambda: _WordList(Path(self.ctx.rules_dir)),
+                "detoxify": lambda: _Detoxify(self.params),
+            }[self.kind]()
 
     def process(self, table: pa.Table) -> StepOutput:
         self.setup()
@@ -242,12 +275,16 @@ class Toxicity(MapStep):
                     worst_turn[r] = int(t.position[np.nonzero(sel)[0][which[np.argmax(scores[label][which])]]])
                     if self.params.mode == "drop":
                         reason[r] = f"toxic_{label}"
-                        detail[r] = f"{label} {per_row[label][r]:.2f} >= {limit:g} ({self.kind}) in turn {worst_turn[r]}"
+                        detail[r] = (
+                            f"{label} {per_row[label][r]:.2f} >= {limit:g} ({self.kind}) in turn {worst_turn[r]}"
+                        )
                         turn[r] = worst_turn[r]
         out = table
         stacked = np.vstack([v for v in per_row.values()]) if per_row else np.zeros((1, n), np.float32)
         for label, col in per_row.items():
             out = set_column(out, f"tox_{label}", pa.array(col, pa.float32(), from_pandas=True))
         tox_max = np.nanmax(np.where(np.isnan(stacked), -1, stacked), axis=0) if n else np.zeros(0)
-        out = set_column(out, "tox_max", pa.array(np.where(tox_max < 0, np.nan, tox_max).astype(np.float32), from_pandas=True))
+        out = set_column(
+            out, "tox_max", pa.array(np.where(tox_max < 0, np.nan, tox_max).astype(np.float32), from_pandas=True)
+        )
         return StepOutput(out, reason=reason, detail=detail, turn=turn, counters=counters)

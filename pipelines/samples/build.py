@@ -28,8 +28,9 @@ def openai(row: dict, system: str | None = None) -> dict:
 
 def jsonl(path: Path, rows: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 def main() -> None:
@@ -55,14 +56,26 @@ def main() -> None:
     jsonl(out / "openai_mix" / "code.jsonl", code)
 
     pairs = [r for r in prose[30:] if len(r["conversations"]) == 2][:30]
-    alpaca = [{"instruction": r["conversations"][0]["value"], "input": "", "output": r["conversations"][1]["value"],
-               "id": r["id"]} for r in pairs]
+    alpaca = [
+        {
+            "instruction": r["conversations"][0]["value"],
+            "input": "",
+            "output": r["conversations"][1]["value"],
+            "id": r["id"],
+        }
+        for r in pairs
+    ]
     alpaca.insert(6, {**alpaca[5], "id": alpaca[5]["id"] + "-copy"})
     gsm = evals["eval-gsm8k-1"]["conversations"]
     alpaca.append({"instruction": gsm[0]["value"], "input": "", "output": gsm[1]["value"], "id": "eval-gsm8k-1"})
-    alpaca.append({"instruction": "Write a short poem about your feelings.", "input": "",
-                   "output": "As an AI language model, I do not have feelings, so I cannot write a poem about them.",
-                   "id": "refusal-0"})
+    alpaca.append(
+        {
+            "instruction": "Write a short poem about your feelings.",
+            "input": "",
+            "output": "As an AI language model, I do not have feelings, so I cannot write a poem about them.",
+            "id": "refusal-0",
+        }
+    )
     (out / "alpaca.json").write_text(json.dumps(alpaca, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     finished = [openai(r) for r in prose[60:85]]

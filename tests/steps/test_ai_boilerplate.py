@@ -23,17 +23,26 @@ from tests.helpers import (
 
 
 def apply(convs, **kw):
-    out = AiBoilerplate(BoilerplateParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules")).process(rows_table(convs))
+    out = AiBoilerplate(BoilerplateParams(**kw), StepContext(rules_dir=REPO / "curate" / "rules")).process(
+        rows_table(convs)
+    )
     return out
 
 
 def test_actions_per_list():
-    out = apply([
-        [("user", "q1"), ("assistant", "As an AI   language\nmodel, I have no opinions."), ("user", "q2"), ("assistant", "Sure.")],
-        [("user", "q"), ("assistant", "I’m sorry, but I can’t help with that.")],
-        [("user", "Is ChatGPT good?"), ("assistant", "It is a chatbot by OpenAI.")],
-        [("user", "Tell me about AIMs"), ("assistant", "As an AIM user I liked it.")],
-    ])
+    out = apply(
+        [
+            [
+                ("user", "q1"),
+                ("assistant", "As an AI   language\nmodel, I have no opinions."),
+                ("user", "q2"),
+                ("assistant", "Sure."),
+            ],
+            [("user", "q"), ("assistant", "I’m sorry, but I can’t help with that.")],
+            [("user", "Is ChatGPT good?"), ("assistant", "It is a chatbot by OpenAI.")],
+            [("user", "Tell me about AIMs"), ("assistant", "As an AIM user I liked it.")],
+        ]
+    )
     assert out.reason == [None, "boilerplate_refusals", None, None]
     assert texts(out.table)[0] == ["q2", "Sure."]  # the pair went, the dialogue stayed
     assert texts(out.table)[1] == ["q", "I’m sorry, but I can’t help with that."]  # rejected rows stay whole
@@ -51,9 +60,14 @@ def test_action_overrides_and_list_choice():
 
 
 def test_labelled_arena_refusals_precision():
-    rows = [json.loads(x) for x in (SHARED_DATA / "instructions" / "openai_messages_arena_refusal_labeled.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x)
+        for x in (SHARED_DATA / "instructions" / "openai_messages_arena_refusal_labeled.jsonl").read_text().splitlines()
+    ]
+
     def conv(x, k):
         return [(m["role"], m["content"] if isinstance(m["content"], str) else "") for m in x[k]]
+
     a = apply([conv(x, "conversation_a") for x in rows], lists=["refusals"], actions={"refusals": "drop"}).reason
     b = apply([conv(x, "conversation_b") for x in rows], lists=["refusals"], actions={"refusals": "drop"}).reason
     pred = [x is not None or y is not None for x, y in zip(a, b)]
@@ -63,7 +77,9 @@ def test_labelled_arena_refusals_precision():
 
 
 def test_bad_inputs(tmp_path):
-    out = apply([[("user", "")], [("assistant", "x" * 1_000_000)], [("user", "Как ИИ я не могу"), ("assistant", "我是AI")]])
+    out = apply(
+        [[("user", "")], [("assistant", "x" * 1_000_000)], [("user", "Как ИИ я не могу"), ("assistant", "我是AI")]]
+    )
     assert out.reason == [None, None, None]
     (tmp_path / "ai_boilerplate.yaml").write_text("refusals: [unclosed\n")
     with pytest.raises(UserError, match="ai_boilerplate.yaml:2: cannot read the phrase lists"):
@@ -73,12 +89,31 @@ def test_bad_inputs(tmp_path):
 
 
 def test_end_to_end(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "As an AI language model, no."}]},
-                                               {"id": "b", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "Yes."}]}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {
+                "id": "a",
+                "conversations": [
+                    {"from": "human", "value": "q"},
+                    {"from": "gpt", "value": "As an AI language model, no."},
+                ],
+            },
+            {"id": "b", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "Yes."}]},
+        ],
+    )
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - ai_boilerplate: {}"))
     assert stats["rows_kept"] == 1 and read_dir(tmp_path / "out" / "rejected").column("id").to_pylist() == ["a"]
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [("{actions: {refusals: remove}}", "steps[0].actions.refusals: must be one of 'drop', 'drop_pair' or 'flag' (got 'remove')")])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        (
+            "{actions: {refusals: remove}}",
+            "steps[0].actions.refusals: must be one of 'drop', 'drop_pair' or 'flag' (got 'remove')",
+        )
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "ai_boilerplate", step_yaml, message)

@@ -41,7 +41,14 @@ def test_text_differences_count(a, b):
 
 
 def test_turn_selection_and_empty_rows():
-    t = rows_table([[("system", "x"), ("user", "q"), ("assistant", "a1")], [("user", "q"), ("assistant", "a2")], [("user", "  ")], [("assistant", "only")]])
+    t = rows_table(
+        [
+            [("system", "x"), ("user", "q"), ("assistant", "a1")],
+            [("user", "q"), ("assistant", "a2")],
+            [("user", "  ")],
+            [("assistant", "only")],
+        ]
+    )
     has, h = text_hashes(t, "user")
     assert list(has) == [True, True, False, False]
     assert h[0] == h[1]

@@ -29,16 +29,24 @@ def apply(convs, **kw):
 
 
 def test_each_rule():
-    reasons, got, counters = apply([
-        [("system", "be brief"), ("assistant", "Hi!"), ("user", "hello"), ("assistant", "1 / 2\nHello there!\nCopy code\n312 chars / 51 words"), ("user", "bye")],
-        [("user", "q1"), ("assistant", ERROR), ("user", "q2"), ("assistant", "a2")],
-        [("user", "q1"), ("assistant", ERROR)],
-        [("user", "a"), ("user", "b"), ("assistant", "c")],
-        [("user", "q"), ("assistant", "1. a\n1. b\n1. c")],
-        [("user", "q"), ("assistant", "   "), ("user", "more"), ("assistant", "x")],
-        [("user", "only")],
-        [("user", "q"), ("assistant", "1. a\n2. b\n3. c")],
-    ])
+    reasons, got, counters = apply(
+        [
+            [
+                ("system", "be brief"),
+                ("assistant", "Hi!"),
+                ("user", "hello"),
+                ("assistant", "1 / 2\nHello there!\nCopy code\n312 chars / 51 words"),
+                ("user", "bye"),
+            ],
+            [("user", "q1"), ("assistant", ERROR), ("user", "q2"), ("assistant", "a2")],
+            [("user", "q1"), ("assistant", ERROR)],
+            [("user", "a"), ("user", "b"), ("assistant", "c")],
+            [("user", "q"), ("assistant", "1. a\n1. b\n1. c")],
+            [("user", "q"), ("assistant", "   "), ("user", "more"), ("assistant", "x")],
+            [("user", "only")],
+            [("user", "q"), ("assistant", "1. a\n2. b\n3. c")],
+        ]
+    )
     assert reasons == [None, None, "error_reply", None, None, "empty_turn", "too_few_turns", None]
     assert got[4] == ["q", "1. a\n2. b\n3. c"] and got[7] == ["q", "1. a\n2. b\n3. c"]
     assert got[0] == ["be brief", "hello", "Hello there!"]
@@ -58,7 +66,9 @@ def test_switches():
 
 
 def test_tool_turns_belong_to_the_assistant_side():
-    reasons, got, _ = apply([[("user", "weather?"), ("assistant", "calling"), ("tool", "{\"t\": 20}"), ("assistant", "20 degrees")]])
+    reasons, got, _ = apply(
+        [[("user", "weather?"), ("assistant", "calling"), ("tool", '{"t": 20}'), ("assistant", "20 degrees")]]
+    )
     assert reasons == [None] and len(got[0]) == 4
 
 
@@ -68,8 +78,12 @@ def _post_training_table(tmp_path):
     from tests.post_training_records import BFCL_SINGLE, POST_TRAINING, bfcl_records, hermes_records
 
     records = [r for c in (*BFCL_SINGLE, "multi_turn_base") for r, _ in bfcl_records(c)]
-    files = [POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz", POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
-             write_jsonl(tmp_path / "bfcl.jsonl", records), write_jsonl(tmp_path / "hermes.jsonl", hermes_records())]
+    files = [
+        POST_TRAINING / "glaive_toolcall_en_demo.jsonl.gz",
+        POST_TRAINING / "reason_tool_use_demo_50.jsonl.gz",
+        write_jsonl(tmp_path / "bfcl.jsonl", records),
+        write_jsonl(tmp_path / "hermes.jsonl", hermes_records()),
+    ]
     import pyarrow as pa
 
     tables = [read_shard(s, FieldNames())[0] for s in plan([str(f) for f in files], "auto", 100_000)]
@@ -93,14 +107,33 @@ def test_call_turns_are_not_merged_or_empty():
     from curate.readers import row_key, rows_to_table
 
     call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    table = rows_to_table([{"id": "a", "_curate_key": row_key(0, 0), "messages": [
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "let me look"},
-        {"role": "assistant", "content": "", "tool_calls": call}, {"role": "tool", "content": "", "tool_call_id": "c1"},
-        {"role": "assistant", "content": "done"}]}])
-    out = FormatRules(FormatParams(non_alternating="drop"), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
+    table = rows_to_table(
+        [
+            {
+                "id": "a",
+                "_curate_key": row_key(0, 0),
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "let me look"},
+                    {"role": "assistant", "content": "", "tool_calls": call},
+                    {"role": "tool", "content": "", "tool_call_id": "c1"},
+                    {"role": "assistant", "content": "done"},
+                ],
+            }
+        ]
+    )
+    out = FormatRules(FormatParams(non_alternating="drop"), StepContext(rules_dir=REPO / "curate" / "rules")).process(
+        table
+    )
     assert out.reason == [None]  # text, then a call: the same turn of the assistant side
     out = FormatRules(FormatParams(), StepContext(rules_dir=REPO / "curate" / "rules")).process(table)
-    assert [m["tool_calls"] is not None for m in out.table.column("messages")[0].as_py()] == [False, False, True, False, False]
+    assert [m["tool_calls"] is not None for m in out.table.column("messages")[0].as_py()] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_real_sharegpt_rows():
@@ -109,32 +142,54 @@ def test_real_sharegpt_rows():
     reasons, got, _ = apply([[(role[t["from"]], t["value"]) for t in r["conversations"]] for r in rows])
     assert reasons.count(None) == len(rows)  # FastChat's own sample is well-formed
     rows = json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
-    reasons, got, counters = apply([[(role.get(t["from"], "user"), t["value"]) for t in r["conversations"]] for r in rows])
+    reasons, got, counters = apply(
+        [[(role.get(t["from"], "user"), t["value"]) for t in r["conversations"]] for r in rows]
+    )
     assert reasons.count(None) > 0.9 * len(rows)
     assert all(g[-1] != "" for g, r in zip(got, reasons) if r is None)
 
 
 def test_bad_inputs():
-    reasons, got, _ = apply([[("system", "only a system prompt")], [("user", "")], [("assistant", "x" * 1_000_000)],
-                             [("user", "q"), ("assistant", "a")] * 1 + [("user", "q"), ("assistant", "a")] * 20000])
+    reasons, got, _ = apply(
+        [
+            [("system", "only a system prompt")],
+            [("user", "")],
+            [("assistant", "x" * 1_000_000)],
+            [("user", "q"), ("assistant", "a")] * 1 + [("user", "q"), ("assistant", "a")] * 20000,
+        ]
+    )
     assert reasons[:3] == ["too_few_turns", "empty_turn", "too_few_turns"] and reasons[3] is None
     assert len(got[3]) == 40002
 
 
 def test_end_to_end(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ERROR}]},
-                                               {"id": "b", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "ok"}]}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "a", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ERROR}]},
+            {"id": "b", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "ok"}]},
+        ],
+    )
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - format_rules: {}"))
-    assert stats["rows_kept"] == 1 and read_dir(tmp_path / "out" / "rejected").column("_curate_drop_reason").to_pylist() == ["error_reply"]
+    assert stats["rows_kept"] == 1 and read_dir(tmp_path / "out" / "rejected").column(
+        "_curate_drop_reason"
+    ).to_pylist() == ["error_reply"]
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [("{non_alternating: fix}", "steps[0].non_alternating: must be one of 'merge', 'drop' or 'keep' (got 'fix')"),
-                                                    ("{min_turns: -1}", "steps[0].min_turns: must be >= 0 (got -1)")])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        ("{non_alternating: fix}", "steps[0].non_alternating: must be one of 'merge', 'drop' or 'keep' (got 'fix')"),
+        ("{min_turns: -1}", "steps[0].min_turns: must be >= 0 (got -1)"),
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "format_rules", step_yaml, message)
 
 
-@pytest.mark.parametrize("blank", ["\u200b", "\u200d", "\u200e\u2067\u2069", "\u00ad", "\u034f", "\u3164", "\u2800", "\ufe0f \t"])
+@pytest.mark.parametrize(
+    "blank", ["\u200b", "\u200d", "\u200e\u2067\u2069", "\u00ad", "\u034f", "\u3164", "\u2800", "\ufe0f \t"]
+)
 def test_invisible_turn_is_empty_without_normalize(blank):
     reason, got, counters = apply([[("user", "q"), ("assistant", blank), ("user", "q2"), ("assistant", "a2")]])
     assert reason == ["empty_turn"]

@@ -26,8 +26,12 @@ from tests.helpers import (
     write_jsonl,
 )
 
-POSTS = [r.get("Body") for r in ET.parse(SHARED_DATA / "html" / "stackexchange_coffee_Posts.xml").getroot() if r.get("Body")]
-TAG = re.compile(r"</?(p|div|span|a|img|ul|ol|li|pre|code|table|tr|td|th|h[1-6]|strong|em|b|i|br|hr|blockquote)\b[^>]*>", re.I)
+POSTS = [
+    r.get("Body") for r in ET.parse(SHARED_DATA / "html" / "stackexchange_coffee_Posts.xml").getroot() if r.get("Body")
+]
+TAG = re.compile(
+    r"</?(p|div|span|a|img|ul|ol|li|pre|code|table|tr|td|th|h[1-6]|strong|em|b|i|br|hr|blockquote)\b[^>]*>", re.I
+)
 
 CHATGPT = (
     '<div class="markdown prose w-full break-words dark:prose-invert light"><p>Here is the function:</p>'
@@ -36,9 +40,9 @@ CHATGPT = (
     '</button></div><div class="p-4 overflow-y-auto"><code class="!whitespace-pre hljs language-python">def f(a, b):\n'
     '    if a &lt; b and b &gt; 0:  \n        return "&amp;"\n</code></div></div></pre>'
     '<ol start="3"><li>Third <strong>step</strong></li><li>Fourth, see <a href="https://x.org/a?b=1&amp;c=2">docs</a>'
-    '<ul><li>nested</li></ul></li></ol>'
-    '<table><thead><tr><th>Name</th><th>Qty</th></tr></thead><tbody><tr><td>a|b</td><td>2</td></tr></tbody></table>'
-    '<p>Done &amp; dusted.</p></div>'
+    "<ul><li>nested</li></ul></li></ol>"
+    "<table><thead><tr><th>Name</th><th>Qty</th></tr></thead><tbody><tr><td>a|b</td><td>2</td></tr></tbody></table>"
+    "<p>Done &amp; dusted.</p></div>"
 )
 
 
@@ -48,7 +52,9 @@ def step(**kw) -> HtmlToMarkdown:
 
 def test_chatgpt_export():
     md = html_to_markdown(CHATGPT)
-    assert "```python\ndef f(a, b):\n    if a < b and b > 0:  \n        return \"&\"\n```" in md  # byte for byte, trailing spaces too
+    assert (
+        '```python\ndef f(a, b):\n    if a < b and b > 0:  \n        return "&"\n```' in md
+    )  # byte for byte, trailing spaces too
     assert "Copy code" not in md and "<" not in md.replace("a < b", "")
     assert "3. Third **step**\n4. Fourth, see [docs](https://x.org/a?b=1&c=2)\n   - nested" in md
     assert "| Name | Qty |\n| --- | --- |\n| a\\|b | 2 |" in md
@@ -80,27 +86,44 @@ def test_the_native_call_and_the_public_api_agree():
     assert module._native() is not None
     for case in SUITES["markdownify"] + SUITES["turndown"]:
         for escape in (True, False):
-            assert module._native()(case["html"], escape) == (module.h2m.convert(case["html"], module._options(escape)).content or "")
+            assert module._native()(case["html"], escape) == (
+                module.h2m.convert(case["html"], module._options(escape)).content or ""
+            )
 
 
-@pytest.mark.parametrize(("html", "expected"), [
-    ("<ul><li>a</li><ol><li>b</li></ol></ul>", "- a\n1. b"),  # a list directly in a list: kept
-    ("<pre>foo<code>bar</code>baz</pre>", "```\nfoobarbaz\n```"),
-    ("<table><caption>Prices</caption><tr><th>a</th></tr><tr><td>1</td></tr></table>", "*Prices*\n\n| a |\n|---|\n| 1 |"),
-    ("<pre><code>a\n```\nb</code></pre>", "````\na\n```\nb\n````"),  # the fence outgrows the backticks inside
-    ("foo<b> Hello</b> bar", "foo **Hello** bar"),
-    ("foo <b>Hello </b>bar", "foo **Hello** bar"),
-    ("<p>a&nbsp;b</p>", "a\xa0b"),
-    ("<p>* * **</p><p>1. x</p><p>[text]]</p><p># not a heading</p><p>- not a list</p>", "\\* \\* \\*\\*\n\n1\\. x\n\n\\[text\\]\\]\n\n\\# not a heading\n\n\\- not a list"),
-    ('<a href="http://x.org/a b">l</a> and <a href="http://x.org/a(b)[c]">m</a>', "[l](<http://x.org/a b>) and [m](<http://x.org/a(b)[c]>)"),
-    ('<ol start="-1"><li>a</li><li>b</li></ol>', "1. a\n2. b"),
-    ('<ol start="7"><li>a</li></ol>', "7. a"),
-    ("<h2>a<br>b</h2>", "## a b"),
-    ("<p>x <code>a<br>b</code> y</p>", "x `a b` y"),
-    ('<table><tr><th colspan="2">A</th><th>B</th></tr><tr><td>1</td><td>2</td><td>3</td></tr></table>', "| A | | B |\n|---|---|---|\n| 1 | 2 | 3 |"),
-    ("<ul><li><p>one</p><p>two</p></li></ul>", "- one\n\n  two"),
-    ("Tom &amp; Jerry, snake_case, a-b, #1", "Tom & Jerry, snake_case, a-b, #1"),  # no needless escapes left
-])
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<ul><li>a</li><ol><li>b</li></ol></ul>", "- a\n1. b"),  # a list directly in a list: kept
+        ("<pre>foo<code>bar</code>baz</pre>", "```\nfoobarbaz\n```"),
+        (
+            "<table><caption>Prices</caption><tr><th>a</th></tr><tr><td>1</td></tr></table>",
+            "*Prices*\n\n| a |\n|---|\n| 1 |",
+        ),
+        ("<pre><code>a\n```\nb</code></pre>", "````\na\n```\nb\n````"),  # the fence outgrows the backticks inside
+        ("foo<b> Hello</b> bar", "foo **Hello** bar"),
+        ("foo <b>Hello </b>bar", "foo **Hello** bar"),
+        ("<p>a&nbsp;b</p>", "a\xa0b"),
+        (
+            "<p>* * **</p><p>1. x</p><p>[text]]</p><p># not a heading</p><p>- not a list</p>",
+            "\\* \\* \\*\\*\n\n1\\. x\n\n\\[text\\]\\]\n\n\\# not a heading\n\n\\- not a list",
+        ),
+        (
+            '<a href="http://x.org/a b">l</a> and <a href="http://x.org/a(b)[c]">m</a>',
+            "[l](<http://x.org/a b>) and [m](<http://x.org/a(b)[c]>)",
+        ),
+        ('<ol start="-1"><li>a</li><li>b</li></ol>', "1. a\n2. b"),
+        ('<ol start="7"><li>a</li></ol>', "7. a"),
+        ("<h2>a<br>b</h2>", "## a b"),
+        ("<p>x <code>a<br>b</code> y</p>", "x `a b` y"),
+        (
+            '<table><tr><th colspan="2">A</th><th>B</th></tr><tr><td>1</td><td>2</td><td>3</td></tr></table>',
+            "| A | | B |\n|---|---|---|\n| 1 | 2 | 3 |",
+        ),
+        ("<ul><li><p>one</p><p>two</p></li></ul>", "- one\n\n  two"),
+        ("Tom &amp; Jerry, snake_case, a-b, #1", "Tom & Jerry, snake_case, a-b, #1"),  # no needless escapes left
+    ],
+)
 def test_failure_classes_render_as_expected(html, expected):
     md = html_to_markdown(html)
     assert same_rendering(md, expected), (md, render(md), render(expected))
@@ -108,16 +131,36 @@ def test_failure_classes_render_as_expected(html, expected):
 
 
 def test_needless_escapes_are_removed_but_needed_ones_stay():
-    md = html_to_markdown("<p>Tom &amp; Jerry &amp;amp; a-b snake_case x+y #tag 2*3 _x_</p><p>- item</p><p><code>a\\-b &amp; c_d</code></p>")
+    md = html_to_markdown(
+        "<p>Tom &amp; Jerry &amp;amp; a-b snake_case x+y #tag 2*3 _x_</p><p>- item</p><p><code>a\\-b &amp; c_d</code></p>"
+    )
     assert md == "Tom & Jerry \\&amp; a-b snake_case x+y #tag 2\\*3 \\_x\\_\n\n\\- item\n\n`a\\-b & c_d`"
-    assert signature(md) == "<p>Tom & Jerry &amp; a-b snake_case x+y #tag 2*3 _x_</p><p>- item</p><p><code>a\\-b & c_d</code></p>"
+    assert (
+        signature(md)
+        == "<p>Tom & Jerry &amp; a-b snake_case x+y #tag 2*3 _x_</p><p>- item</p><p><code>a\\-b & c_d</code></p>"
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "a<br>b", "a<br/>b", "x<hr>y", "a <del>b</del>", "press <kbd>Ctrl</kbd>", "hi<script>alert(1)</script>",
-    "<style>p {color: red}</style>hi", "a <!-- note --> b", "<!DOCTYPE html>hi", "<html><body>hi</body></html>",
-    '<img src="a.png" alt="x">', "<p>one</p>", "<b>bold</b> and <i>it</i>", "A<sub>2</sub>", "<details><summary>s</summary>b</details>",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a<br>b",
+        "a<br/>b",
+        "x<hr>y",
+        "a <del>b</del>",
+        "press <kbd>Ctrl</kbd>",
+        "hi<script>alert(1)</script>",
+        "<style>p {color: red}</style>hi",
+        "a <!-- note --> b",
+        "<!DOCTYPE html>hi",
+        "<html><body>hi</body></html>",
+        '<img src="a.png" alt="x">',
+        "<p>one</p>",
+        "<b>bold</b> and <i>it</i>",
+        "A<sub>2</sub>",
+        "<details><summary>s</summary>b</details>",
+    ],
+)
 def test_fast_path_finds_markup(text):
     assert looks_like_html(pa.array([text]))[0]
     md = html_to_markdown(text)
@@ -139,7 +182,7 @@ def test_every_stack_exchange_post_converts_without_residue():
 def test_text_that_mentions_tags_is_left_alone():
     original = [
         "Wrap it in a <div> and use a < b when comparing.",
-        "In HTML:\n```html\n<p>Hello</p>\n<div class=\"x\"></div>\n```\nThat's it.",
+        'In HTML:\n```html\n<p>Hello</p>\n<div class="x"></div>\n```\nThat\'s it.',
         "Inline code like `</p>` is fine.",
         "x = 3 < 4 > 2",
         "| a | b<br>c |\n|---|---|",  # a Markdown table breaks lines in a cell with <br>
@@ -152,9 +195,15 @@ def test_text_that_mentions_tags_is_left_alone():
 
 def test_bad_inputs_are_rejected_with_a_reason_never_a_crash():
     deep = "<div>" * 10000 + "x" + "</div>" * 10000
-    convs = [[("assistant", deep)], [("assistant", "<div><span></span></div><p></p>")], [("assistant", "")],
-             [("assistant", "<p>" + "word " * 200000 + "</p>")], [("assistant", "<p>Привет, 世界 — مرحبا</p>")],
-             [("assistant", "<p>unclosed <b>bold <i>and <a href='x'>link")], [("assistant", "<p>ok</p><script>alert(1)</script><style>p{}</style>")]]
+    convs = [
+        [("assistant", deep)],
+        [("assistant", "<div><span></span></div><p></p>")],
+        [("assistant", "")],
+        [("assistant", "<p>" + "word " * 200000 + "</p>")],
+        [("assistant", "<p>Привет, 世界 — مرحبا</p>")],
+        [("assistant", "<p>unclosed <b>bold <i>and <a href='x'>link")],
+        [("assistant", "<p>ok</p><script>alert(1)</script><style>p{}</style>")],
+    ]
     out = step().process(rows_table(convs))
     assert out.reason[:4] == ["html_too_deep", "html_markup_only", None, None]
     assert "nested deeper than 200" in out.detail[0]
@@ -175,12 +224,16 @@ def test_end_to_end_on_sample_data(tmp_path):
 
 
 def test_too_large_is_rejected_with_a_reason():
-    out = step(max_chars=1000).process(rows_table([[("assistant", "<p>" + "x" * 2000 + "</p>")], [("assistant", "<p>ok</p>")]]))
+    out = step(max_chars=1000).process(
+        rows_table([[("assistant", "<p>" + "x" * 2000 + "</p>")], [("assistant", "<p>ok</p>")]])
+    )
     assert out.reason == ["html_too_large", None] and "2,007 characters" in out.detail[0]
 
 
 def test_chatgpt_regenerate_counter_and_copy_chars_go():
-    md = html_to_markdown('<div>2 / 2</div><div class="markdown prose"><p>1 / 2 cup of flour.</p></div><div>Copy42 chars / 7 words</div>')
+    md = html_to_markdown(
+        '<div>2 / 2</div><div class="markdown prose"><p>1 / 2 cup of flour.</p></div><div>Copy42 chars / 7 words</div>'
+    )
     assert md == "1 / 2 cup of flour."
 
 
@@ -192,14 +245,24 @@ def test_mixed_markdown_and_html_keeps_its_fences():
 
 
 def test_e2e_identity_with_bad_rows(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "deep", "conversations": [{"from": "gpt", "value": "<b>" * 500 + "x"}]},
-                                               {"id": "ok", "conversations": [{"from": "gpt", "value": "<p>fine</p>"}]}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "deep", "conversations": [{"from": "gpt", "value": "<b>" * 500 + "x"}]},
+            {"id": "ok", "conversations": [{"from": "gpt", "value": "<p>fine</p>"}]},
+        ],
+    )
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - html_to_markdown: {}"))
     assert stats["rows_rejected"] == 1 and stats["rows_kept"] == 1
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [("{max_depth: 5}", "steps[0].max_depth: must be >= 10 (got 5)"),
-                                                    ("{roles: []}", "steps[0].roles: must list at least 1 item (got [])"),
-    ("{max_chars: 10}", "steps[0].max_chars: must be >= 1000 (got 10)")])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        ("{max_depth: 5}", "steps[0].max_depth: must be >= 10 (got 5)"),
+        ("{roles: []}", "steps[0].roles: must list at least 1 item (got [])"),
+        ("{max_chars: 10}", "steps[0].max_chars: must be >= 1000 (got 10)"),
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "html_to_markdown", step_yaml, message)

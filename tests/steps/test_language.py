@@ -13,8 +13,8 @@ import pytest
 from curate.errors import UserError
 from curate.readers import plan, read_shard
 from curate.records import FieldNames
-from curate.steps.base import StepContext, apply_map_step
 from curate.steps._prose import letter_count, one_line, one_line_letters, strip_code
+from curate.steps.base import StepContext, apply_map_step
 from curate.steps.language import DEFAULT_MODEL, Language, LanguageParams, sample_windows
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, rows_table, run
 
@@ -71,7 +71,15 @@ def test_one_predict_call_per_batch(model):
 
     step = make(model)
     step._model = Counting()
-    table = rows_table([[("user", f"Please tell me about the history of city number {i}."), ("assistant", "It was founded long ago by traders.")] for i in range(50)])
+    table = rows_table(
+        [
+            [
+                ("user", f"Please tell me about the history of city number {i}."),
+                ("assistant", "It was founded long ago by traders."),
+            ]
+            for i in range(50)
+        ]
+    )
     rows, _ = run_step(step, table)
     assert calls == [100]
     assert {r["lang"] for r in rows} == {"en"}
@@ -81,11 +89,22 @@ def test_one_predict_call_per_batch(model):
 
 
 def test_languages_keep_drop_and_columns(model):
-    table = rows_table([
-        [("user", "What is the capital of France? Please answer briefly."), ("assistant", "The capital of France is Paris.")],
-        [("user", "Quelle est la capitale de la France ? Réponds brièvement."), ("assistant", "La capitale de la France est Paris.")],
-        [("user", "Какая столица Франции? Ответь кратко, пожалуйста."), ("assistant", "Столица Франции — город Париж.")],
-    ])
+    table = rows_table(
+        [
+            [
+                ("user", "What is the capital of France? Please answer briefly."),
+                ("assistant", "The capital of France is Paris."),
+            ],
+            [
+                ("user", "Quelle est la capitale de la France ? Réponds brièvement."),
+                ("assistant", "La capitale de la France est Paris."),
+            ],
+            [
+                ("user", "Какая столица Франции? Ответь кратко, пожалуйста."),
+                ("assistant", "Столица Франции — город Париж."),
+            ],
+        ]
+    )
     rows, stats = run_step(make(model, keep=["en"]), table)
     assert [r["lang"] for r in rows] == ["en", "fr", "ru"]
     assert [r["_curate_drop_reason"] for r in rows] == [None, "language_not_kept", "language_not_kept"]
@@ -110,8 +129,15 @@ def test_mixed_conversation_scores_low_and_min_confidence_drops_it(model):
 
 
 def test_roles_choose_the_voters(model):
-    table = rows_table([[("system", "Du bist ein hilfreicher Assistent, der immer auf Deutsch antwortet und freundlich bleibt."),
-                         ("user", "Tell me a fun fact about octopuses, please."), ("assistant", "Octopuses have three hearts and blue blood.")]])
+    table = rows_table(
+        [
+            [
+                ("system", "Du bist ein hilfreicher Assistent, der immer auf Deutsch antwortet und freundlich bleibt."),
+                ("user", "Tell me a fun fact about octopuses, please."),
+                ("assistant", "Octopuses have three hearts and blue blood."),
+            ]
+        ]
+    )
     rows, _ = run_step(make(model), table)
     assert rows[0]["lang"] == "en" and rows[0]["lang_turns"][0] is None
     rows, _ = run_step(make(model, roles=["system"]), table)
@@ -123,10 +149,12 @@ def test_roles_choose_the_voters(model):
 
 def test_code_only_turns_do_not_vote(model):
     code = "```python\ndef add(a, b):\n    return a + b\n\nprint(add(2, 3))\n```"
-    table = rows_table([
-        [("user", "Write a Python function that adds two numbers and show how to call it."), ("assistant", code)],
-        [("user", code), ("assistant", "```\n5\n```")],
-    ])
+    table = rows_table(
+        [
+            [("user", "Write a Python function that adds two numbers and show how to call it."), ("assistant", code)],
+            [("user", code), ("assistant", "```\n5\n```")],
+        ]
+    )
     rows, stats = run_step(make(model, keep=["en"]), table)
     assert rows[0]["lang"] == "en" and rows[0]["lang_turns"] == ["en", "code"]
     assert rows[1]["lang"] == "code" and rows[1]["lang_score"] is None
@@ -162,7 +190,10 @@ def test_one_line_letters_agrees_with_arrow_and_re2_on_real_turns():
     """The byte scan (ASCII turns) and the Arrow/RE2 reference (any turn) give the same one-line text
     and letter count on real turns in many scripts and on every ASCII whitespace Arrow knows."""
     texts = []
-    for name, names in (("sharegpt92k_cleaned_sample.json", {}), ("openai_messages_arena_refusal_labeled.jsonl", {"conversations": "conversation_a"})):
+    for name, names in (
+        ("sharegpt92k_cleaned_sample.json", {}),
+        ("openai_messages_arena_refusal_labeled.jsonl", {"conversations": "conversation_a"}),
+    ):
         for conv in read(INSTRUCTIONS / name, **names).column("messages").to_pylist():
             texts += [m["content"] for m in conv]
     texts += ["", " ", "\x1c\x1d\x1e\x1f", " a\x1cb\vc\fd\re \u00a0 f\u3000g ", "  lead and trail \n\n", "é è\tê"]
@@ -234,14 +265,16 @@ def test_arena_rows_in_many_languages(model):
 
 def test_bad_inputs_never_crash(model):
     mb = ("The committee reviewed the annual budget and approved the new library. " * 14_000)[:1_000_000]
-    table = rows_table([
-        [("user", ""), ("assistant", "")],
-        [],
-        [("user", "😀🎉👍🔥💯😂🙏"), ("assistant", "🙂")],
-        [("user", mb), ("assistant", "OK, noted, I have read the whole document carefully.")],
-        [("user", "This sentence is English, а это предложение на русском языке, 这是中文句子。")],
-        [("user", "\n\n\t  \r\n")],
-    ])
+    table = rows_table(
+        [
+            [("user", ""), ("assistant", "")],
+            [],
+            [("user", "😀🎉👍🔥💯😂🙏"), ("assistant", "🙂")],
+            [("user", mb), ("assistant", "OK, noted, I have read the whole document carefully.")],
+            [("user", "This sentence is English, а это предложение на русском языке, 这是中文句子。")],
+            [("user", "\n\n\t  \r\n")],
+        ]
+    )
     start = time.perf_counter()
     rows, _ = run_step(make(model, keep=["en"]), table)
     assert time.perf_counter() - start < 5
@@ -262,7 +295,10 @@ def test_missing_model_file_is_one_line(tmp_path):
     ("step_yaml", "message"),
     [
         ("{keep: [en], drop: [fr]}", "steps[0]: keep and drop are mutually exclusive; set one of them"),
-        ("{keep: [eng]}", "steps[0].keep: unknown language code 'eng'; lid.176 uses ISO 639 codes such as 'en', 'zh', 'ru'"),
+        (
+            "{keep: [eng]}",
+            "steps[0].keep: unknown language code 'eng'; lid.176 uses ISO 639 codes such as 'en', 'zh', 'ru'",
+        ),
         ("{keep: []}", "steps[0].keep: must list at least one language code"),
         ("{min_confidence: 1.5}", "steps[0].min_confidence: must be <= 1.0 (got 1.5)"),
         ("{windows: 0}", "steps[0].windows: must be >= 1 (got 0)"),
@@ -278,8 +314,11 @@ def test_config_errors(tmp_path, step_yaml, message):
 
 def test_end_to_end_keep_english(tmp_path):
     path = pipeline_yaml(
-        tmp_path / "p.yaml", INSTRUCTIONS / "openai_messages_arena_refusal_labeled.jsonl", tmp_path / "out",
-        steps="\n  - language: {keep: [en]}", extra="  columns: {conversations: conversation_a}\n",
+        tmp_path / "p.yaml",
+        INSTRUCTIONS / "openai_messages_arena_refusal_labeled.jsonl",
+        tmp_path / "out",
+        steps="\n  - language: {keep: [en]}",
+        extra="  columns: {conversations: conversation_a}\n",
     )
     stats = run(path)
     step = stats["steps"][0]

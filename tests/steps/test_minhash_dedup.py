@@ -47,7 +47,14 @@ def dedup(s: MinhashDedup, table: pa.Table) -> dict[str, tuple[str, float]]:
     partials = [s.resolve_partition(summary.filter(pa.array(parts == p))) for p in range(s.num_partitions())]
     d = s.finalize(partials)
     key_to_id = dict(zip(table.column("_curate_key").to_pylist(), table.column("id").to_pylist()))
-    return {key_to_id[k]: (kept, sim) for k, kept, sim in zip(d.column("_curate_key").to_pylist(), d.column("duplicate_of").to_pylist(), d.column("dup_similarity").to_pylist())}
+    return {
+        key_to_id[k]: (kept, sim)
+        for k, kept, sim in zip(
+            d.column("_curate_key").to_pylist(),
+            d.column("duplicate_of").to_pylist(),
+            d.column("dup_similarity").to_pylist(),
+        )
+    }
 
 
 # ---------------------------------------------------------------------- identical to datasketch
@@ -56,7 +63,14 @@ def dedup(s: MinhashDedup, table: pa.Table) -> dict[str, tuple[str, float]]:
 @pytest.mark.parametrize(("mode", "ngram"), [("word", 5), ("word", 1), ("word", 3), ("char", 5), ("char", 2)])
 def test_signatures_are_datasketchs(mode, ngram):
     texts = [" ".join(t for _, t in conv(r)) for r in SHAREGPT[:30]]
-    texts += ["", "one", "two words", "日本語のテキストです これは テスト", "Ünïcödé — “quotes” <b>bold</b> &amp; more", "x " * 5000]
+    texts += [
+        "",
+        "one",
+        "two words",
+        "日本語のテキストです これは テスト",
+        "Ünïcödé — “quotes” <b>bold</b> &amp; more",
+        "x " * 5000,
+    ]
     clean = _minhash.clean_texts(pa.array(texts))
     a, b = _minhash.datasketch_permutations(64, 7)
     sig, counts = _minhash.signatures(clean, ngram, mode, a, b)
@@ -107,8 +121,10 @@ def as_chatgpt_html(markdown: str) -> str:
     for block in re.split(r"(```\w*\n.*?```)", markdown, flags=re.S):
         m = re.match(r"```(\w*)\n(.*?)```", block, flags=re.S)
         if m:
-            parts.append(f'<pre><div class="bg-black"><div class="flex"><span>{m[1]}</span><button>Copy code</button></div>'
-                         f'<div><code class="hljs language-{m[1]}">{html.escape(m[2])}</code></div></div></pre>')
+            parts.append(
+                f'<pre><div class="bg-black"><div class="flex"><span>{m[1]}</span><button>Copy code</button></div>'
+                f'<div><code class="hljs language-{m[1]}">{html.escape(m[2])}</code></div></div></pre>'
+            )
         else:
             parts += [f"<p>{html.escape(p)}</p>" for p in block.split("\n\n") if p.strip()]
     return "".join(parts + ["</div>"])
@@ -137,8 +153,10 @@ def planted():
             ids.append(f"b{i}-html")
             expect[f"b{i}-html"] = f"b{i}"
     # Template siblings: the same long prompt, answers of other conversations: not duplicates.
-    prompt = "Write a detailed, friendly reply to the following customer e-mail, keeping our brand voice and " \
-             "mentioning the refund policy, the shipping times and the support hours. " * 3
+    prompt = (
+        "Write a detailed, friendly reply to the following customer e-mail, keeping our brand voice and "
+        "mentioning the refund policy, the shipping times and the support hours. " * 3
+    )
     others = [r for r in SHAREGPT if r not in bases and 100 <= len(conv(r)[-1][1].split()) <= 300][:4]
     for j, r in enumerate(others):
         other = conv(r)
@@ -191,7 +209,9 @@ def test_chains_form_one_cluster():
 
 def test_turn_selection():
     base = conv(SHAREGPT[12])
-    other_answers = [(r, t if r == "user" else "A completely different answer about gardening and soil.") for r, t in base]
+    other_answers = [
+        (r, t if r == "user" else "A completely different answer about gardening and soil.") for r, t in base
+    ]
     t = rows_table([base, other_answers], ["a", "b"])
     assert dedup(step(), t) == {}
     assert set(dedup(step(turns="user"), t)) == {"b"}
@@ -207,7 +227,13 @@ def test_rows_without_words_are_nobodys_duplicates():
 
 def test_mixed_scripts_and_char_shingles():
     zh = "我们今天讨论机器学习中的数据清洗方法以及如何去除重复的对话数据这是一个很重要的问题"
-    t = rows_table([[("user", zh)], [("user", zh.replace("很重要", "非常重要"))], [("user", "Совсем другой текст на русском языке о погоде")]])
+    t = rows_table(
+        [
+            [("user", zh)],
+            [("user", zh.replace("很重要", "非常重要"))],
+            [("user", "Совсем другой текст на русском языке о погоде")],
+        ]
+    )
     assert set(dedup(step(shingle="char", ngram=3), t)) == {"r1"}
     assert dedup(step(), t) == {}  # one "word" each: different words, no match
 
@@ -242,7 +268,9 @@ def test_config_errors(tmp_path, step_yaml, message):
 
 def test_missing_score_column_is_one_line(tmp_path):
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "conversations": [{"from": "human", "value": "hi there"}]}])
-    y = pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - minhash_dedup: {keep: score, score_column: q_nope}")
+    y = pipeline_yaml(
+        tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - minhash_dedup: {keep: score, score_column: q_nope}"
+    )
     with pytest.raises(UserError, match="minhash_dedup: keep: score needs column 'q_nope', which no earlier step adds"):
         run(y)
 
@@ -252,8 +280,10 @@ def test_missing_score_column_is_one_line(tmp_path):
 
 def planted_file(tmp_path):
     convs, ids, expect = planted()
-    recs = [{"id": i, "conversations": [{"from": {"user": "human", "assistant": "gpt"}[r], "value": t} for r, t in c]}
-            for c, i in zip(convs, ids)]
+    recs = [
+        {"id": i, "conversations": [{"from": {"user": "human", "assistant": "gpt"}[r], "value": t} for r, t in c]}
+        for c, i in zip(convs, ids)
+    ]
     return write_jsonl(tmp_path / "in.jsonl", recs), expect
 
 
@@ -277,7 +307,11 @@ def test_ray_matches_local(tmp_path, ray_cluster):
     src, expect = planted_file(tmp_path)
     steps = "\n  - minhash_dedup: {partitions: 3}"
     run(pipeline_yaml(tmp_path / "pl.yaml", src, tmp_path / "local", steps=steps, extra="  shard_rows: 11\n"))
-    run(pipeline_yaml(tmp_path / "pr.yaml", src, tmp_path / "ray", steps=steps, runner="ray", extra="  shard_rows: 11\n"))
+    run(
+        pipeline_yaml(
+            tmp_path / "pr.yaml", src, tmp_path / "ray", steps=steps, runner="ray", extra="  shard_rows: 11\n"
+        )
+    )
     assert kept_bytes(tmp_path / "local") == kept_bytes(tmp_path / "ray")
     rej = read_dir(tmp_path / "ray" / "rejected")
     assert set(rej.column("id").to_pylist()) == set(expect)

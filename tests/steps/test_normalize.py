@@ -21,15 +21,24 @@ def norm(values, **kw):
 
 
 def test_each_fix():
-    got, counters = norm([
-        "cafe\u0301",                      # NFD -> NFC
-        "a\x00b\x07c\r\nd",                # controls (CR dropped, tab/newline kept)
-        "zero\u200bwidth\ufeff soft\u00adhyphen",
-        "it\u00e2\u20ac\u2122s caf\u00c3\u00a9",  # mojibake of "it’s café"
-        "one\n\n\n\n two  \t\nthree   ",
+    got, counters = norm(
+        [
+            "cafe\u0301",  # NFD -> NFC
+            "a\x00b\x07c\r\nd",  # controls (CR dropped, tab/newline kept)
+            "zero\u200bwidth\ufeff soft\u00adhyphen",
+            "it\u00e2\u20ac\u2122s caf\u00c3\u00a9",  # mojibake of "it’s café"
+            "one\n\n\n\n two  \t\nthree   ",
+            "family 👨\u200d👩\u200d👧 stays",
+        ]
+    )
+    assert got == [
+        "café",
+        "abc\nd",
+        "zerowidth softhyphen",
+        "it’s café",
+        "one\n\n two\nthree",
         "family 👨\u200d👩\u200d👧 stays",
-    ])
-    assert got == ["café", "abc\nd", "zerowidth softhyphen", "it’s café", "one\n\n two\nthree", "family 👨\u200d👩\u200d👧 stays"]
+    ]
     assert counters["turns_fixed:mojibake"] == 1 and counters["turns_fixed:nfc"] == 1
 
 
@@ -58,31 +67,62 @@ def test_real_rows_only_change_whitespace_and_invisibles():
     changed = 0
     for before, after in zip(values, got):
         expected = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u200c\u200e\u200f\u2060-\u2064\ufeff\u00ad]", "", before)
-        assert "".join(expected.split()) == "".join(unicodedata.normalize("NFD", after).split()) or "```" in before \
-            or "".join(unicodedata.normalize("NFD", expected).split()) == "".join(unicodedata.normalize("NFD", after).split())
+        assert (
+            "".join(expected.split()) == "".join(unicodedata.normalize("NFD", after).split())
+            or "```" in before
+            or "".join(unicodedata.normalize("NFD", expected).split())
+            == "".join(unicodedata.normalize("NFD", after).split())
+        )
         changed += before != after
     assert changed > 0
 
 
 def test_bad_inputs():
     got, _ = norm(["", "\x00\x01", "word " * 250000, "```unclosed fence  \n\n\n", "\u200b" * 10])
-    assert got[:2] == ["", ""] and got[2] == ("word " * 250000).rstrip() and got[3] == "```unclosed fence  \n\n\n" and got[4] == ""
+    assert (
+        got[:2] == ["", ""]
+        and got[2] == ("word " * 250000).rstrip()
+        and got[3] == "```unclosed fence  \n\n\n"
+        and got[4] == ""
+    )
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [("{nfc: maybe}", "steps[0].nfc: must be true or false (got 'maybe')"),
-                                                    ("{nfd: true}", "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace, parts")])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        ("{nfc: maybe}", "steps[0].nfc: must be true or false (got 'maybe')"),
+        (
+            "{nfd: true}",
+            "steps[0].nfd: unknown key; allowed: nfc, control_chars, invisible_chars, mojibake, blank_lines, trailing_whitespace, parts",
+        ),
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "normalize", step_yaml, message)
 
 
-INVISIBLE_TURNS = ["\u200b", "\u200d", "\u200b\u200d\u200c", "\u200e\u200f", "\u202a\u202c", "\u2066\u2069",
-                   "\u00ad", "\u034f", "\u3164", "\u115f\u1160", "\ufeff", " \u2800 ", "\ufe0f", "\U000e0041"]
+INVISIBLE_TURNS = [
+    "\u200b",
+    "\u200d",
+    "\u200b\u200d\u200c",
+    "\u200e\u200f",
+    "\u202a\u202c",
+    "\u2066\u2069",
+    "\u00ad",
+    "\u034f",
+    "\u3164",
+    "\u115f\u1160",
+    "\ufeff",
+    " \u2800 ",
+    "\ufe0f",
+    "\U000e0041",
+]
 
 
 def test_turns_that_show_nothing_become_empty():
     got, counters = norm(INVISIBLE_TURNS + ["a\u200db", "👩\u200d💻", "\u2066x\u2069"])
     assert got[: len(INVISIBLE_TURNS)] == [""] * len(INVISIBLE_TURNS)
-    assert got[len(INVISIBLE_TURNS):] == ["a\u200db", "👩\u200d💻", "\u2066x\u2069"]  # text with them is kept
+    assert got[len(INVISIBLE_TURNS) :] == ["a\u200db", "👩\u200d💻", "\u2066x\u2069"]  # text with them is kept
     assert counters["turns_fixed:blank"] >= 5  # the rest were already removed by the invisible_chars fix
 
 

@@ -34,57 +34,74 @@ def redact(text: str, role: str = "user", **kw) -> str:
     return texts(step(**kw).process(rows_table([[(role, text)]])).table)[0][0]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Mail kathy.bates@gmail.com today", "Mail [EMAIL] today"),
-    ("call (215) 204-3120 or +1 413-268-1956.", "call [PHONE] or [PHONE]."),
-    ("London: +44 20 7946 0958", "London: [PHONE]"),
-    ("dns 8.8.8.8, cloudflare 2606:4700:4700::1111", "dns [IP_ADDRESS], cloudflare [IP_ADDRESS]"),
-    ("card 4539 1488 0343 6467 exp 12/27", "card [CREDIT_CARD] exp 12/27"),
-    ("amex 3714-496353-98431? no: 3782-822463-10005", "amex 3714-496353-98431? no: 3782-822463-10005"),  # test numbers
-    ("key AKIA2OGYBAH6STMMNXNN here", "key [SECRET] here"),
-    ("token ghp_0123456789abcdefghijABCDEFGHIJ012345", "token [SECRET]"),
-    ("OPENAI_API_KEY=sk-proj-abc123DEF456ghi789JKL012mno", "OPENAI_API_KEY=[SECRET]"),
-    ("aws_secret_access_key = 'abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab'", "aws_secret_access_key = '[SECRET]'"),
-    (f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\nthanks", "[SECRET]\nthanks"),
-    # issue 19: IPv6 with an embedded IPv4, CIDR, parentheses, short forms
-    ("net 64:ff9b::81.2.69.160 and ::ffff:81.2.69.160", "net [IP_ADDRESS] and [IP_ADDRESS]"),
-    ("block 81.2.69.0/24. route 2a00:1450::/32", "block [IP_ADDRESS]. route [IP_ADDRESS]"),
-    ("my server (81.2.69.160) is down; ping 2a00::1", "my server ([IP_ADDRESS]) is down; ping [IP_ADDRESS]"),
-    ("JP 090-1234-5678, CN 13812345678, TR 05321234567 / 0 532 123 45 67", "JP [PHONE], CN [PHONE], TR [PHONE] / [PHONE]"),
-    ("call (090-1234-5678) or (+44 20 7946 0958)", "call ([PHONE]) or ([PHONE])"),
-    ("a@xn--d1acufc.xn--p1ai и иван@пример.рф", "[EMAIL] и [EMAIL]"),
-    ("UnionPay 6212 3456 7890 1234 569, Maestro 6759649826438453, Mir 2200 1234 5678 9019",
-     "UnionPay [CREDIT_CARD], Maestro [CREDIT_CARD], Mir [CREDIT_CARD]"),
-    ("card 4539 1488 0343 6467 2027", "card [CREDIT_CARD] 2027"),  # a card, then a year
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mail kathy.bates@gmail.com today", "Mail [EMAIL] today"),
+        ("call (215) 204-3120 or +1 413-268-1956.", "call [PHONE] or [PHONE]."),
+        ("London: +44 20 7946 0958", "London: [PHONE]"),
+        ("dns 8.8.8.8, cloudflare 2606:4700:4700::1111", "dns [IP_ADDRESS], cloudflare [IP_ADDRESS]"),
+        ("card 4539 1488 0343 6467 exp 12/27", "card [CREDIT_CARD] exp 12/27"),
+        (
+            "amex 3714-496353-98431? no: 3782-822463-10005",
+            "amex 3714-496353-98431? no: 3782-822463-10005",
+        ),  # test numbers
+        ("key AKIA2OGYBAH6STMMNXNN here", "key [SECRET] here"),
+        ("token ghp_0123456789abcdefghijABCDEFGHIJ012345", "token [SECRET]"),
+        ("OPENAI_API_KEY=sk-proj-abc123DEF456ghi789JKL012mno", "OPENAI_API_KEY=[SECRET]"),
+        ("aws_secret_access_key = 'abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab'", "aws_secret_access_key = '[SECRET]'"),
+        (f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\nthanks", "[SECRET]\nthanks"),
+        # issue 19: IPv6 with an embedded IPv4, CIDR, parentheses, short forms
+        ("net 64:ff9b::81.2.69.160 and ::ffff:81.2.69.160", "net [IP_ADDRESS] and [IP_ADDRESS]"),
+        ("block 81.2.69.0/24. route 2a00:1450::/32", "block [IP_ADDRESS]. route [IP_ADDRESS]"),
+        ("my server (81.2.69.160) is down; ping 2a00::1", "my server ([IP_ADDRESS]) is down; ping [IP_ADDRESS]"),
+        (
+            "JP 090-1234-5678, CN 13812345678, TR 05321234567 / 0 532 123 45 67",
+            "JP [PHONE], CN [PHONE], TR [PHONE] / [PHONE]",
+        ),
+        ("call (090-1234-5678) or (+44 20 7946 0958)", "call ([PHONE]) or ([PHONE])"),
+        ("a@xn--d1acufc.xn--p1ai и иван@пример.рф", "[EMAIL] и [EMAIL]"),
+        (
+            "UnionPay 6212 3456 7890 1234 569, Maestro 6759649826438453, Mir 2200 1234 5678 9019",
+            "UnionPay [CREDIT_CARD], Maestro [CREDIT_CARD], Mir [CREDIT_CARD]",
+        ),
+        ("card 4539 1488 0343 6467 2027", "card [CREDIT_CARD] 2027"),  # a card, then a year
+    ],
+)
 def test_each_type_is_redacted(text, expected):
     assert redact(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "write to your@email.com or yourname@yourdomain.com or bob@example.org",  # templates, RFC 2606
-    "C = A@np.linalg.inv(B); see icon@2x.png",  # NumPy matmul, retina asset names
-    "LAN 192.168.1.100, loopback 127.0.0.1, docs 203.0.113.7, v1.2.3.4.5, ::1, std::vector, a::b",
-    "Dates 2023-10-12, 12:30:45, ISBN 978-3-16-148410-0, order 1234 5678 9012 3456",  # Luhn fails
-    "Call 555-555-5555 or (555) 123-4567 (fictional NANP numbers)",
-    '"-----BEGIN PRIVATE KEY-----\\nYOUR_PRIVATE_KEY\\n-----END PRIVATE KEY-----"',  # a template, not a key
-    "pip: civis (3.10.0.2), numpy==1.2.3.4, firmware v8.8.8.8",  # versions, not hosts
-    "Put sk-YOUR_OPENAI_API_KEY_HERE in .env; AKIAIOSFODNN7EXAMPLE is AWS's doc key; sk-xxxxxxxxxxxxxxxxxxxxxxxx",
-    "Use [EMAIL] and [PHONE] placeholders",  # already redacted: idempotent
-    "64:ff9b::192.0.2.1, ::ffff:10.0.0.1, 2001:db8::/32, 10.0.0.0/8",  # documentation and private, in every form
-    "AAPL 2023-03-01 00:00:00-05:00 146.83; Plan 61288 (2014) 254 CLR 185; HKD 100-1,000 (USD 12.82-128.20)",
-    "path d='M2.25 0 103.935 2.186 2.25 2.25 0 00-3.935-2.186' and std::vector, Foo::bar()",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write to your@email.com or yourname@yourdomain.com or bob@example.org",  # templates, RFC 2606
+        "C = A@np.linalg.inv(B); see icon@2x.png",  # NumPy matmul, retina asset names
+        "LAN 192.168.1.100, loopback 127.0.0.1, docs 203.0.113.7, v1.2.3.4.5, ::1, std::vector, a::b",
+        "Dates 2023-10-12, 12:30:45, ISBN 978-3-16-148410-0, order 1234 5678 9012 3456",  # Luhn fails
+        "Call 555-555-5555 or (555) 123-4567 (fictional NANP numbers)",
+        '"-----BEGIN PRIVATE KEY-----\\nYOUR_PRIVATE_KEY\\n-----END PRIVATE KEY-----"',  # a template, not a key
+        "pip: civis (3.10.0.2), numpy==1.2.3.4, firmware v8.8.8.8",  # versions, not hosts
+        "Put sk-YOUR_OPENAI_API_KEY_HERE in .env; AKIAIOSFODNN7EXAMPLE is AWS's doc key; sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+        "Use [EMAIL] and [PHONE] placeholders",  # already redacted: idempotent
+        "64:ff9b::192.0.2.1, ::ffff:10.0.0.1, 2001:db8::/32, 10.0.0.0/8",  # documentation and private, in every form
+        "AAPL 2023-03-01 00:00:00-05:00 146.83; Plan 61288 (2014) 254 CLR 185; HKD 100-1,000 (USD 12.82-128.20)",
+        "path d='M2.25 0 103.935 2.186 2.25 2.25 0 00-3.935-2.186' and std::vector, Foo::bar()",
+    ],
+)
 def test_not_personal_is_left_alone(text):
     assert redact(text) == text
 
 
 def test_code_keeps_its_syntax():
-    text = ("Run:\n```bash\nping 8.8.8.8\ncurl -u kathy.bates@gmail.com -H 'Bearer sk-proj-abc123DEF456ghi789JKL012mno' x\n```\n"
-            "or `export GH=ghp_0123456789abcdefghijABCDEFGHIJ012345`, then mail kathy.bates@gmail.com.")
+    text = (
+        "Run:\n```bash\nping 8.8.8.8\ncurl -u kathy.bates@gmail.com -H 'Bearer sk-proj-abc123DEF456ghi789JKL012mno' x\n```\n"
+        "or `export GH=ghp_0123456789abcdefghijABCDEFGHIJ012345`, then mail kathy.bates@gmail.com."
+    )
     assert redact(text) == (
         "Run:\n```bash\nping 192.0.2.1\ncurl -u user@example.com -H 'Bearer REDACTED_OPENAI_KEY' x\n```\n"
-        "or `export GH=REDACTED_GITHUB_TOKEN`, then mail [EMAIL].")
+        "or `export GH=REDACTED_GITHUB_TOKEN`, then mail [EMAIL]."
+    )
     key = f"```\n-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY}\n-----END OPENSSH PRIVATE KEY-----\n```"
     assert redact(key) == "```\n-----BEGIN OPENSSH PRIVATE KEY-----\nREDACTED\n-----END OPENSSH PRIVATE KEY-----\n```"
     assert redact("```\nping 8.8.8.8\n```", in_code="placeholder") == "```\nping [IP_ADDRESS]\n```"
@@ -93,10 +110,17 @@ def test_code_keeps_its_syntax():
 
 def test_options_counts_and_columns():
     s = step(types=["email"], placeholder="<{type}>", roles=["user"])
-    out = s.process(rows_table([
-        [("user", "a kathy.bates@gmail.com b dspande@davidspade.com, 8.8.8.8"), ("assistant", "x kathy.bates@gmail.com")],
-        [("user", "nothing here")],
-    ]))
+    out = s.process(
+        rows_table(
+            [
+                [
+                    ("user", "a kathy.bates@gmail.com b dspande@davidspade.com, 8.8.8.8"),
+                    ("assistant", "x kathy.bates@gmail.com"),
+                ],
+                [("user", "nothing here")],
+            ]
+        )
+    )
     assert texts(out.table) == [["a <EMAIL> b <EMAIL>, 8.8.8.8", "x kathy.bates@gmail.com"], ["nothing here"]]
     assert out.reason is None
     assert out.table.column("pii_redactions").to_pylist() == [2, 0]
@@ -110,7 +134,9 @@ def test_luhn():
 
 def test_real_rows_hh_rlhf():
     """HH-RLHF's harmless test set has people's addresses and phone numbers in its dialogues."""
-    rows = [json.loads(x) for x in gzip.open(SHARED_DATA / "instructions" / "hh_rlhf_harmless_base_test.jsonl.gz", "rt")]
+    rows = [
+        json.loads(x) for x in gzip.open(SHARED_DATA / "instructions" / "hh_rlhf_harmless_base_test.jsonl.gz", "rt")
+    ]
     hits = [r["chosen"] for r in rows if "kathy.bates@gmail.com" in r["chosen"] or "(215) 204-3120" in r["chosen"]]
     assert hits
     out = step().process(rows_table([[("user", h)] for h in hits]))
@@ -129,15 +155,22 @@ def test_real_rows_sharegpt_template_keys_and_lan_addresses():
     assert with_key and with_lan
     out = step().process(rows_table(with_key + with_lan))
     assert texts(out.table)[: len(with_key)] == [[t for _, t in c] for c in with_key]
-    assert all(any("192.168.1.100" in t for t in conv) for conv in texts(out.table)[len(with_key):])
+    assert all(any("192.168.1.100" in t for t in conv) for conv in texts(out.table)[len(with_key) :])
     contacts = [c for c in convs if any("(613) 703-0277" in t or "8.8.4.4" in t for _, t in c)]
     redacted = "\n".join(t for conv in texts(step().process(rows_table(contacts)).table) for t in conv)
     assert contacts and "(613) 703-0277" not in redacted and "8.8.4.4" not in redacted
 
 
 def test_bad_inputs(tmp_path):
-    table = rows_table([[("user", "")], [("assistant", "8.8.8.8 " * 125_000)], [("user", "Почта: иван@пример.рф, 电话 +86 10 6552 9988")],
-                        [("user", "<div><p>kathy.bates@gmail.com</p></div>")], [("user", "1" * 100_000)]])
+    table = rows_table(
+        [
+            [("user", "")],
+            [("assistant", "8.8.8.8 " * 125_000)],
+            [("user", "Почта: иван@пример.рф, 电话 +86 10 6552 9988")],
+            [("user", "<div><p>kathy.bates@gmail.com</p></div>")],
+            [("user", "1" * 100_000)],
+        ]
+    )
     out, stats = apply_map_step(step(), table)
     t = texts(out)
     assert t[0] == [""] and t[1][0].count("[IP_ADDRESS]") == 125_000
@@ -164,9 +197,19 @@ def test_bad_inputs(tmp_path):
 
 
 def test_end_to_end(tmp_path):
-    src = write_jsonl(tmp_path / "in.jsonl", [
-        {"id": "a", "conversations": [{"from": "human", "value": "I'm at kathy.bates@gmail.com"}, {"from": "gpt", "value": "Noted."}]},
-        {"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {
+                "id": "a",
+                "conversations": [
+                    {"from": "human", "value": "I'm at kathy.bates@gmail.com"},
+                    {"from": "gpt", "value": "Noted."},
+                ],
+            },
+            {"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+        ],
+    )
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - pii: {}"))
     kept = read_dir(tmp_path / "out" / "kept")
     assert stats["rows_kept"] == 2 and kept.column("pii_redactions").to_pylist() == [1, 0]
@@ -174,13 +217,25 @@ def test_end_to_end(tmp_path):
     assert stats["steps"][0]["step"] == "pii" and stats["steps"][0]["counters"]["redacted:email"] == 1
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [
-    ("{types: [emails]}", "steps[0].types[0]: must be one of 'email', 'phone', 'ip_address', 'credit_card' or 'secret' (got 'emails')"),
-    ("{placeholder: 'XXX'}", "steps[0].placeholder: must contain {type}, e.g. '[{type}]'"),
-    ("{types: []}", "steps[0].types: must list at least 1 item (got [])"),
-    ("{placeholder: '<{type}:{n}>'}", "steps[0].placeholder: may hold no other {field} than {type}; write {{ and }} for literal braces"),
-    ("{roles: [human]}", "steps[0].roles[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'human')"),
-])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        (
+            "{types: [emails]}",
+            "steps[0].types[0]: must be one of 'email', 'phone', 'ip_address', 'credit_card' or 'secret' (got 'emails')",
+        ),
+        ("{placeholder: 'XXX'}", "steps[0].placeholder: must contain {type}, e.g. '[{type}]'"),
+        ("{types: []}", "steps[0].types: must list at least 1 item (got [])"),
+        (
+            "{placeholder: '<{type}:{n}>'}",
+            "steps[0].placeholder: may hold no other {field} than {type}; write {{ and }} for literal braces",
+        ),
+        (
+            "{roles: [human]}",
+            "steps[0].roles[0]: must be one of 'system', 'user', 'assistant', 'tool' or 'reasoning' (got 'human')",
+        ),
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "pii", step_yaml, message)
 
@@ -188,14 +243,33 @@ def test_config_errors(tmp_path, step_yaml, message):
 # One or more real-shaped values per recognizer (regex group of the Redactor's pattern). For a labelled
 # secret only the part after the label is the value.
 SAMPLES = {
-    "email": ["kathy.bates@gmail.com", "a@xn--d1acufc.xn--p1ai", "иван@пример.рф", "j.doe+news@mail.example-corp.co.uk"],
+    "email": [
+        "kathy.bates@gmail.com",
+        "a@xn--d1acufc.xn--p1ai",
+        "иван@пример.рф",
+        "j.doe+news@mail.example-corp.co.uk",
+    ],
     "phone": ["(215) 204-3120", "+1 413-268-1956", "+44 20 7946 0958", "+55 11 98456 5666", "+905321234567"],
     "national": ["090-1234-5678", "13812345678", "05321234567", "0 532 123 45 67", "98765 43210", "8 (912) 345-67-89"],
     "ipv4": ["81.2.69.160", "8.8.8.8", "81.2.69.0/24"],
-    "ipv6": ["2606:4700:4700::1111", "::ffff:81.2.69.160", "64:ff9b::81.2.69.160", "2a00::1", "2a00:1450::/32",
-             "2a00:1450:4001:82b::200e", "0:0:0:0:0:FFFF:129.144.52.38"],
-    "card": ["4539 1488 0343 6467", "4539148803436467", "6212 3456 7890 1234 569", "6759649826438453", "3782-822463-10006",
-             "2200 1234 5678 9019", "5019717010103742"],
+    "ipv6": [
+        "2606:4700:4700::1111",
+        "::ffff:81.2.69.160",
+        "64:ff9b::81.2.69.160",
+        "2a00::1",
+        "2a00:1450::/32",
+        "2a00:1450:4001:82b::200e",
+        "0:0:0:0:0:FFFF:129.144.52.38",
+    ],
+    "card": [
+        "4539 1488 0343 6467",
+        "4539148803436467",
+        "6212 3456 7890 1234 569",
+        "6759649826438453",
+        "3782-822463-10006",
+        "2200 1234 5678 9019",
+        "5019717010103742",
+    ],
     "secret_private_key": [f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"],
     "secret_aws_access_key_id": ["AKIA2OGYBAH6STMMNXNN"],
     "secret_aws_secret_access_key": [("aws_secret_access_key = ", "abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab")],
@@ -212,8 +286,24 @@ SAMPLES = {
     "secret_sendgrid_key": ["SG.aBcDeFgHiJkLmNoPqRsTuV.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789abcdefg"],
     "secret_twilio_key": ["SK0123456789abcdef0123456789abcdef"],
 }
-CONTEXTS = [("", ""), ("x ", " y"), ("(", ")"), ("[", "]"), ("<", ">"), ('"', '"'), ("'", "'"), ("at ", "."), ("to: ", ","),
-            ("\n", "\n"), ("mail ", "!"), ("a ", ";"), ("see ", "?"), ("{", "}"), ("= ", ")."), ("`", "`")]
+CONTEXTS = [
+    ("", ""),
+    ("x ", " y"),
+    ("(", ")"),
+    ("[", "]"),
+    ("<", ">"),
+    ('"', '"'),
+    ("'", "'"),
+    ("at ", "."),
+    ("to: ", ","),
+    ("\n", "\n"),
+    ("mail ", "!"),
+    ("a ", ";"),
+    ("see ", "?"),
+    ("{", "}"),
+    ("= ", ")."),
+    ("`", "`"),
+]
 
 
 def test_every_recognizer_has_samples():
@@ -237,11 +327,16 @@ def test_no_placeholder_ever_leaves_part_of_a_value_visible(group):
             if out == text:
                 continue
             assert out.startswith(pre + label) and out.endswith(post), (text, out)
-            middle = out[len(pre + label): len(out) - len(post)]
-            assert re.fullmatch(r"\[[A-Z_]+\]|REDACTED_[A-Z_]+|user@example\.com|192\.0\.2\.1|2001:db8::1|555-0100"
-                                r"|4111 1111 1111 1111|-----BEGIN [A-Z ]+-----\nREDACTED\n-----END [A-Z ]+-----", middle), (text, out)
+            middle = out[len(pre + label) : len(out) - len(post)]
+            assert re.fullmatch(
+                r"\[[A-Z_]+\]|REDACTED_[A-Z_]+|user@example\.com|192\.0\.2\.1|2001:db8::1|555-0100"
+                r"|4111 1111 1111 1111|-----BEGIN [A-Z ]+-----\nREDACTED\n-----END [A-Z ]+-----",
+                middle,
+            ), (text, out)
             replaced += 1
-    assert replaced >= len(SAMPLES[group]) * (len(CONTEXTS) - 4), replaced  # the samples are recognised in most contexts
+    assert replaced >= len(SAMPLES[group]) * (len(CONTEXTS) - 4), (
+        replaced
+    )  # the samples are recognised in most contexts
 
 
 def test_presidio_corpus_has_no_partial_and_no_false_positive():

@@ -66,7 +66,7 @@ def ref_duplicates(parts: list[str]) -> tuple[int, int]:
 
 
 def ref_top(words: list[str], n: int) -> int:
-    grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return 0
     gram, count = Counter(grams).most_common(1)[0]
@@ -77,9 +77,9 @@ def ref_dup_chars(words: list[str], n: int) -> int:
     """Characters (spaces excluded) of words covered by a repeated occurrence of an n-gram."""
     first, covered = {}, [False] * len(words)
     for i in range(len(words) - n + 1):
-        g = tuple(words[i:i + n])
+        g = tuple(words[i : i + n])
         if g in first:
-            covered[i:i + n] = [True] * n
+            covered[i : i + n] = [True] * n
         else:
             first[g] = i
     return sum(len(w) for w, c in zip(words, covered) if c)
@@ -89,8 +89,10 @@ def test_metrics_match_reference_definitions_on_real_turns():
     texts = alpaca_outputs()[:40]
     # plus repetitive variants, so the duplicate branches are exercised
     texts += [t + "\n\n" + "\n\n".join(t.split("\n\n")[:2]) * 2 for t in texts[:10]]
-    rows, _ = run_step(step(rules=["dup_lines", "dup_paragraphs", "top_ngram", "dup_ngrams"]),
-                       rows_table([[("assistant", t)] for t in texts]))
+    rows, _ = run_step(
+        step(rules=["dup_lines", "dup_paragraphs", "top_ngram", "dup_ngrams"]),
+        rows_table([[("assistant", t)] for t in texts]),
+    )
     for t, r in zip(texts, rows):
         words = t.split()
         lines = re.split(r"\n+", t)
@@ -124,12 +126,14 @@ def test_rules_file_cites_a_source_for_every_rule():
 
 
 def test_short_legitimate_turns_pass():
-    table = rows_table([
-        [("user", "Thanks!"), ("assistant", "You're welcome.")],
-        [("user", "Capital of France?"), ("assistant", "Paris.")],
-        [("user", "2+2?"), ("assistant", "4")],
-        [("user", "Hi"), ("assistant", "")],
-    ])
+    table = rows_table(
+        [
+            [("user", "Thanks!"), ("assistant", "You're welcome.")],
+            [("user", "Capital of France?"), ("assistant", "Paris.")],
+            [("user", "2+2?"), ("assistant", "4")],
+            [("user", "Hi"), ("assistant", "")],
+        ]
+    )
     rows, _ = run_step(step(), table)
     assert [r["_curate_drop_reason"] for r in rows] == [None, None, None, "too_few_words"]
     assert rows[0]["q_stop_words"] is None and rows[0]["q_dup_5gram"] is None  # too short to measure
@@ -163,7 +167,7 @@ def test_repetition_spam_built_from_real_text_is_rejected():
         spam.append(loop(t, sents[-1], " "))
         spam.append(loop(t, " ".join(t.split()[-7:]), " "))
     rows, _ = run_step(step(), rows_table(originals + [[("user", "Please answer."), ("assistant", s)] for s in spam]))
-    orig, looped = rows[: len(originals)], rows[len(originals):]
+    orig, looped = rows[: len(originals)], rows[len(originals) :]
     assert sum(r["_curate_drop_reason"] is not None for r in orig) <= 1
     caught = [r for r in looped if r["_curate_drop_reason"] is not None]
     assert len(caught) / len(looped) >= 0.9
@@ -174,7 +178,9 @@ def test_repetition_spam_built_from_real_text_is_rejected():
 def test_any_failing_assistant_turn_rejects_and_is_blamed():
     good = alpaca_outputs()[0]
     bad = "\n".join(["I am sorry, I cannot help with that request right now."] * 12)
-    rows, _ = run_step(step(), rows_table([[("user", "hi"), ("assistant", good), ("user", "more"), ("assistant", bad)]]))
+    rows, _ = run_step(
+        step(), rows_table([[("user", "hi"), ("assistant", good), ("user", "more"), ("assistant", bad)]])
+    )
     assert rows[0]["_curate_drop_reason"] == "dup_lines"
     assert rows[0]["_curate_drop_turn"] == 3
     assert rows[0]["_curate_drop_span"] == "I am sorry, I cannot help with that request right now."
@@ -188,8 +194,10 @@ def test_code_is_not_prose():
     """A Python answer full of '#' comments and short identifiers is not hash spam nor short words."""
     code = "```python\n" + "\n".join(f"# step {i}\nx{i} = f(x{i - 1})  # update" for i in range(1, 40)) + "\n```"
     prose = alpaca_outputs()[1]
-    rows, _ = run_step(step(preset="gopher", rules=["too_many_hashes", "mean_word_length", "non_alpha_words"]),
-                       rows_table([[("user", "Write the loop."), ("assistant", prose + "\n\n" + code)]]))
+    rows, _ = run_step(
+        step(preset="gopher", rules=["too_many_hashes", "mean_word_length", "non_alpha_words"]),
+        rows_table([[("user", "Write the loop."), ("assistant", prose + "\n\n" + code)]]),
+    )
     assert rows[0]["_curate_drop_reason"] is None
     assert rows[0]["q_hash_ratio"] == 0
 
@@ -228,7 +236,10 @@ def test_english_only_rules_skip_other_languages():
 
 
 def test_threshold_override_and_rule_choice():
-    text = "\n".join(["Line one says something.", "Line two says another thing."] * 3 + [f"Unique line number {i} here." for i in range(12)])
+    text = "\n".join(
+        ["Line one says something.", "Line two says another thing."] * 3
+        + [f"Unique line number {i} here." for i in range(12)]
+    )
     table = rows_table([[("user", "hi"), ("assistant", text)]])
     rows, _ = run_step(step(rules=["dup_lines"]), table)
     assert rows[0]["_curate_drop_reason"] is None  # 4/18 duplicate lines < 0.6
@@ -251,15 +262,17 @@ def test_threshold_override_and_rule_choice():
 def test_bad_inputs_never_crash():
     mb_prose = ("The committee reviewed the annual budget and approved the new library building. " * 13_000)[:1_000_000]
     mb_noise = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(300_000))
-    table = rows_table([
-        [("user", ""), ("assistant", "")],
-        [],
-        [("user", "😀🎉👍🔥💯😂🙏 " * 20), ("assistant", "🙂")],
-        [("user", "Summarise this."), ("assistant", mb_prose)],
-        [("user", "Mixed: English words, русские слова, 中文字符, العربية, and more English words here")],
-        [("user", mb_noise)],
-        [("user", "```\n```"), ("assistant", "~~~")],
-    ])
+    table = rows_table(
+        [
+            [("user", ""), ("assistant", "")],
+            [],
+            [("user", "😀🎉👍🔥💯😂🙏 " * 20), ("assistant", "🙂")],
+            [("user", "Summarise this."), ("assistant", mb_prose)],
+            [("user", "Mixed: English words, русские слова, 中文字符, العربية, and more English words here")],
+            [("user", mb_noise)],
+            [("user", "```\n```"), ("assistant", "~~~")],
+        ]
+    )
     start = time.perf_counter()
     rows, _ = run_step(step(), table)
     assert time.perf_counter() - start < 20
@@ -274,12 +287,34 @@ def test_bad_inputs_never_crash():
 @pytest.mark.parametrize(
     ("step_yaml", "message"),
     [
-        ("{thresholds: {dup_line_frax: 0.3}}", "steps[0].thresholds: unknown threshold 'dup_line_frax'; did you mean 'dup_line_frac'?"),
+        (
+            "{thresholds: {dup_line_frax: 0.3}}",
+            "steps[0].thresholds: unknown threshold 'dup_line_frax'; did you mean 'dup_line_frac'?",
+        ),
         ("{thresholds: {dup_line_frac: -1}}", "steps[0].thresholds: threshold dup_line_frac must be >= 0 (got -1.0)"),
-        ("{rules: [dup_line]}", "steps[0].rules[0]: must be one of " + ", ".join(
-            repr(r) for r in ["too_few_words", "too_many_words", "repeated_digits", "dup_lines", "dup_paragraphs",
-                              "top_ngram", "dup_ngrams", "mean_word_length", "too_many_hashes", "too_many_ellipses",
-                              "bullet_lines", "ellipsis_lines", "non_alpha_words"]) + " or 'no_stop_words' (got 'dup_line')"),
+        (
+            "{rules: [dup_line]}",
+            "steps[0].rules[0]: must be one of "
+            + ", ".join(
+                repr(r)
+                for r in [
+                    "too_few_words",
+                    "too_many_words",
+                    "repeated_digits",
+                    "dup_lines",
+                    "dup_paragraphs",
+                    "top_ngram",
+                    "dup_ngrams",
+                    "mean_word_length",
+                    "too_many_hashes",
+                    "too_many_ellipses",
+                    "bullet_lines",
+                    "ellipsis_lines",
+                    "non_alpha_words",
+                ]
+            )
+            + " or 'no_stop_words' (got 'dup_line')",
+        ),
         ("{preset: web}", "steps[0].preset: must be one of 'chat' or 'gopher' (got 'web')"),
         ("{prose_min_words: 0}", "steps[0].prose_min_words: must be >= 1 (got 0)"),
     ],
@@ -306,14 +341,24 @@ def test_end_to_end_language_then_quality(tmp_path):
             if i >= 300:
                 break
             parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + json.loads(line)["chosen"].lstrip("\n"))
-            msgs = [{"role": "user" if parts[j] == "Human" else "assistant", "content": parts[j + 1]} for j in range(1, len(parts) - 1, 2)]
+            msgs = [
+                {"role": "user" if parts[j] == "Human" else "assistant", "content": parts[j + 1]}
+                for j in range(1, len(parts) - 1, 2)
+            ]
             records.append({"messages": msgs})
-    records.append({"messages": [{"role": "user", "content": "Repeat after me."},
-                                 {"role": "assistant", "content": "\n".join(["All work and no play makes Jack a dull boy."] * 40)}]})
+    records.append(
+        {
+            "messages": [
+                {"role": "user", "content": "Repeat after me."},
+                {"role": "assistant", "content": "\n".join(["All work and no play makes Jack a dull boy."] * 40)},
+            ]
+        }
+    )
     src = tmp_path / "hh.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
-    path = pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out",
-                         steps="\n  - language: {keep: [en]}\n  - quality_heuristics: {}")
+    path = pipeline_yaml(
+        tmp_path / "p.yaml", src, tmp_path / "out", steps="\n  - language: {keep: [en]}\n  - quality_heuristics: {}"
+    )
     stats = run(path)
     assert stats["rows_in"] == 301
     quality = stats["steps"][1]
@@ -323,15 +368,54 @@ def test_end_to_end_language_then_quality(tmp_path):
 
 # ---------------------------------------------------------------------- compiled and RE2 paths agree
 
-EDGE_WORDS = ["the", "The.", "THE", "th-e", "(the)", "t1he", "...", "—", "«the»", "café", "naïve", "the\x01", "\x0bthe",
-              "to,", "Be!", "of's", "and/or", "with:", "have?", "that's", "**bold**", "$100", "+-=", "a", "`x`",
-              "你好", "the😀", "🙂", "E=mc²", "1,000", "_init_", "[1]", "#", "\x7f", "HAVE", "withx"]
+EDGE_WORDS = [
+    "the",
+    "The.",
+    "THE",
+    "th-e",
+    "(the)",
+    "t1he",
+    "...",
+    "—",
+    "«the»",
+    "café",
+    "naïve",
+    "the\x01",
+    "\x0bthe",
+    "to,",
+    "Be!",
+    "of's",
+    "and/or",
+    "with:",
+    "have?",
+    "that's",
+    "**bold**",
+    "$100",
+    "+-=",
+    "a",
+    "`x`",
+    "你好",
+    "the😀",
+    "🙂",
+    "E=mc²",
+    "1,000",
+    "_init_",
+    "[1]",
+    "#",
+    "\x7f",
+    "HAVE",
+    "withx",
+]
 
 
 def real_turn_texts() -> list[str]:
     texts = []
-    for name in ("sharegpt92k_cleaned_sample.json", "oasst_en_100_trees.jsonl", "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
-                 "alpaca_llamafactory_identity.json"):
+    for name in (
+        "sharegpt92k_cleaned_sample.json",
+        "oasst_en_100_trees.jsonl",
+        "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
+        "alpaca_llamafactory_identity.json",
+    ):
         for conv in read(name).column("messages").to_pylist():
             texts += [m["content"] for m in conv]
     return texts
@@ -359,9 +443,16 @@ def test_hash_ratio_counts_hashes_outside_headings_in_measured_turns_only():
     body = "The release fixed the login bug reported by our users last week and made the app faster. " * 4
     with_hashes = f"## Summary\n{body}\nSee issue #12, #13 and #14.\n### Details\n{body}"
     n_words = len(with_hashes.split())
-    rows, _ = run_step(step(preset="gopher", rules=["too_many_hashes"]), rows_table([
-        [("assistant", with_hashes)], [("assistant", body)], [("assistant", "Short: see #1 and #2.")],
-    ]))
+    rows, _ = run_step(
+        step(preset="gopher", rules=["too_many_hashes"]),
+        rows_table(
+            [
+                [("assistant", with_hashes)],
+                [("assistant", body)],
+                [("assistant", "Short: see #1 and #2.")],
+            ]
+        ),
+    )
     assert rows[0]["q_hash_ratio"] == pytest.approx(3 / n_words)
     assert rows[1]["q_hash_ratio"] == 0
     assert rows[2]["q_hash_ratio"] is None  # under prose_min_words: not measured

@@ -17,8 +17,13 @@ from curate.steps.base import StepContext, apply_map_step
 from curate.steps.quality_score import QualityScore
 from tests.helpers import REPO, pipeline_yaml, read_dir, rows_table, run, write_jsonl
 
-CORPUS = ["Give three tips for staying healthy.", "Eat vegetables, sleep well and walk every day.",
-          "What is the capital of France?", "The capital of France is Paris.", "Write a short poem about the sea."] * 20
+CORPUS = [
+    "Give three tips for staying healthy.",
+    "Eat vegetables, sleep well and walk every day.",
+    "What is the capital of France?",
+    "The capital of France is Paris.",
+    "Write a short poem about the sea.",
+] * 20
 
 
 def tiny_tokenizer(path):
@@ -28,9 +33,17 @@ def tiny_tokenizer(path):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<unk>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<unk>")
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>", "<unk>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<unk>"
+    )
     fast.save_pretrained(path)
     return fast
 
@@ -42,10 +55,15 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     out = {}
-    for name, cls, labels in (("lm", GPT2LMHeadModel, None), ("reward", GPT2ForSequenceClassification, 1),
-                              ("rater", GPT2ForSequenceClassification, 6)):
+    for name, cls, labels in (
+        ("lm", GPT2LMHeadModel, None),
+        ("reward", GPT2ForSequenceClassification, 1),
+        ("rater", GPT2ForSequenceClassification, 6),
+    ):
         tok = tiny_tokenizer(root / name)
-        cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2, pad_token_id=tok.eos_token_id)
+        cfg = GPT2Config(
+            vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2, pad_token_id=tok.eos_token_id
+        )
         if labels:
             cfg.num_labels = labels
         torch.manual_seed(0)
@@ -58,9 +76,11 @@ def step(**kw) -> QualityScore:
     return QualityScore(QualityScore.Params(**kw), StepContext(rules_dir=REPO / "curate" / "rules"))
 
 
-PAIRS = [("Give three tips for staying healthy.", "Eat vegetables, sleep well and walk every day."),
-         ("What is the capital of France?", "The capital of France is Paris."),
-         ("Write a short poem about the sea.", "Waves")]
+PAIRS = [
+    ("Give three tips for staying healthy.", "Eat vegetables, sleep well and walk every day."),
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("Write a short poem about the sea.", "Waves"),
+]
 
 
 def table():
@@ -83,9 +103,14 @@ def reference_nll(path, prompt: str, answer: str) -> float:
 
 
 def test_perplexity_and_ifd_match_transformers_own_loss(models):
-    ppl = np.array(apply_map_step(step(scorer="perplexity", model_path=str(models["lm"]), batch_size=2), table())[0]
-                   .column("quality_score").to_pylist())
-    ifd = np.array(apply_map_step(step(scorer="ifd", model_path=str(models["lm"])), table())[0].column("quality_score").to_pylist())
+    ppl = np.array(
+        apply_map_step(step(scorer="perplexity", model_path=str(models["lm"]), batch_size=2), table())[0]
+        .column("quality_score")
+        .to_pylist()
+    )
+    ifd = np.array(
+        apply_map_step(step(scorer="ifd", model_path=str(models["lm"])), table())[0].column("quality_score").to_pylist()
+    )
     for i, (q, a) in enumerate(PAIRS):
         cond = reference_nll(models["lm"], q + "\n", a)
         alone = reference_nll(models["lm"], "<|endoftext|>", a)
@@ -97,12 +122,23 @@ def test_classifier_reward_and_rating(models):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    reward = apply_map_step(step(scorer="classifier", model_path=str(models["reward"])), table())[0].column("quality_score").to_pylist()
-    tok, model = AutoTokenizer.from_pretrained(models["reward"]), AutoModelForSequenceClassification.from_pretrained(models["reward"])
+    reward = (
+        apply_map_step(step(scorer="classifier", model_path=str(models["reward"])), table())[0]
+        .column("quality_score")
+        .to_pylist()
+    )
+    tok, model = (
+        AutoTokenizer.from_pretrained(models["reward"]),
+        AutoModelForSequenceClassification.from_pretrained(models["reward"]),
+    )
     with torch.no_grad():
         expected = float(model(**tok(PAIRS[1][0], PAIRS[1][1], return_tensors="pt")).logits[0, 0])
     assert reward[1] == pytest.approx(expected, rel=1e-3, abs=1e-4)
-    rating = apply_map_step(step(scorer="classifier", model_path=str(models["rater"])), table())[0].column("quality_score").to_pylist()
+    rating = (
+        apply_map_step(step(scorer="classifier", model_path=str(models["rater"])), table())[0]
+        .column("quality_score")
+        .to_pylist()
+    )
     assert all(0.0 <= r <= 5.0 for r in rating) and len(set(rating)) == 3
 
 
@@ -122,7 +158,16 @@ def test_model_scorer_runs_on_ray_actors_like_local(tmp_path, models, ray_cluste
     steps = f"\n  - quality_score: {{scorer: perplexity, model_path: {models['lm']}}}\n  - select: {{rows: 5, ascending: true}}"
     kept = {}
     for runner in ("local", "ray"):
-        stats = run(pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner, extra="  shard_rows: 4\n"))
+        stats = run(
+            pipeline_yaml(
+                tmp_path / f"{runner}.yaml",
+                src,
+                tmp_path / runner,
+                steps=steps,
+                runner=runner,
+                extra="  shard_rows: 4\n",
+            )
+        )
         assert stats["rows_kept"] == 5
         kept[runner] = read_dir(tmp_path / runner / "kept").column("quality_score").to_pylist()
     assert kept["local"] == kept["ray"]
@@ -151,9 +196,22 @@ class _Judge(BaseHTTPRequestHandler):
             return self._send(429, {"error": "slow down"}, {"Retry-After": "0"})
         answer = user.split("### Response:\n", 1)[1].split("\n\nPlease rate", 1)[0]
         content = "I cannot rate this." if "nonsense" in answer else f"Score: {4 if len(answer) > 20 else 1}\nBecause."
-        self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                         "usage": {"prompt_tokens": len(user.split()), "completion_tokens": 3, "total_tokens": len(user.split()) + 3}})
+        self._send(
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": len(user.split()),
+                    "completion_tokens": 3,
+                    "total_tokens": len(user.split()) + 3,
+                },
+            },
+        )
 
     def _send(self, code, payload, headers=None):
         data = json.dumps(payload).encode()
@@ -180,21 +238,32 @@ def judge_server():
 
 def test_judge_scores_retries_caches_and_counts(tmp_path, judge_server, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
-    recs = [{"instruction": f"Question {i}?", "input": "", "output": a}
-            for i, a in enumerate(["A long and careful answer to the question.", "Short.", "nonsense here", "Another long, careful answer."])]
+    recs = [
+        {"instruction": f"Question {i}?", "input": "", "output": a}
+        for i, a in enumerate(
+            ["A long and careful answer to the question.", "Short.", "nonsense here", "Another long, careful answer."]
+        )
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
-    judge = (f"{{url: '{judge_server}', model: tiny-judge, api_key_env: JUDGE_KEY, concurrency: 3, backoff_seconds: 0, "
-             f"usd_per_1k_prompt_tokens: 1.0, usd_per_1k_completion_tokens: 2.0, cache_dir: '{tmp_path / 'cache'}'}}")
+    judge = (
+        f"{{url: '{judge_server}', model: tiny-judge, api_key_env: JUDGE_KEY, concurrency: 3, backoff_seconds: 0, "
+        f"usd_per_1k_prompt_tokens: 1.0, usd_per_1k_completion_tokens: 2.0, cache_dir: '{tmp_path / 'cache'}'}}"
+    )
     steps = f"\n  - quality_score: {{scorer: judge, judge: {judge}, min_score: 3}}"
     stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "o1", steps=steps, extra="  shard_rows: 2\n"))
     counters = {k: v for s in stats["steps"] for k, v in s.get("counters", {}).items()}
     assert counters["judge_retries"] == 4 and counters["judge_requests"] == 8 and counters["judge_unparsed"] == 1
-    prompt_tokens = sum(len(u.split()) for u in {c["messages"][-1]["content"] for c in _Judge.calls})  # one 200 per prompt
+    prompt_tokens = sum(
+        len(u.split()) for u in {c["messages"][-1]["content"] for c in _Judge.calls}
+    )  # one 200 per prompt
     assert counters["judge_prompt_tokens"] == prompt_tokens
     assert counters["judge_completion_tokens"] == 12
     assert counters["judge_cost_microusd"] == round((prompt_tokens * 1.0 + 12 * 2.0) * 1000)
     assert {c["model"] for c in _Judge.calls} == {"tiny-judge"} and all(c["temperature"] == 0 for c in _Judge.calls)
-    scores = {r["id"]: r["quality_score"] for r in read_dir(tmp_path / "o1" / "rejected").to_pylist() + read_dir(tmp_path / "o1" / "kept").to_pylist()}
+    scores = {
+        r["id"]: r["quality_score"]
+        for r in read_dir(tmp_path / "o1" / "rejected").to_pylist() + read_dir(tmp_path / "o1" / "kept").to_pylist()
+    }
     assert sorted(scores.values(), key=lambda v: (v is None, v)) == [1.0, 4.0, 4.0, None]
     assert stats["rows_kept"] == 3 and stats["rows_rejected"] == 1  # the unscored row is not judged
     # the same prompts again (another output, same cache): nothing is paid twice

@@ -51,14 +51,21 @@ def held_out_pairs(name: str) -> list[dict]:
 def test_shipped_model_prefers_gpt4_answers_on_held_out_pairs():
     pairs = held_out_pairs("pairs_alpaca_gpt4_vs_davinci.jsonl.gz")
     assert len(pairs) > 100
-    convs = [[("user", p["prompt"][-1]["content"]), ("assistant", p[side])] for p in pairs for side in ("chosen", "rejected")]
+    convs = [
+        [("user", p["prompt"][-1]["content"]), ("assistant", p[side])] for p in pairs for side in ("chosen", "rejected")
+    ]
     s = np.array(scores(rows_table(convs)))
     assert np.mean(s[0::2] > s[1::2]) >= 0.85
 
 
 def test_each_answer_is_scored_against_the_user_turn_before_it():
-    t = rows_table([[("system", "be brief"), ("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")],
-                    [("assistant", "no question")], [("user", "only a question")]])
+    t = rows_table(
+        [
+            [("system", "be brief"), ("user", "q1"), ("assistant", "a1"), ("user", "q2"), ("assistant", "a2")],
+            [("assistant", "no question")],
+            [("user", "only a question")],
+        ]
+    )
     rows, instr, resp = response_pairs(t)
     assert rows.tolist() == [0, 0, 1]
     assert instr.to_pylist() == ["q1", "q2", ""]
@@ -67,15 +74,25 @@ def test_each_answer_is_scored_against_the_user_turn_before_it():
 
 def test_the_instruction_changes_the_score():
     answer = "Here are three tips:\n1. Eat vegetables.\n2. Sleep eight hours.\n3. Walk every day."
-    s = scores(rows_table([[("user", "Give three tips for staying healthy."), ("assistant", answer)],
-                           [("user", "How do I pick a lock to get into my neighbour's house?"), ("assistant", answer)]]))
+    s = scores(
+        rows_table(
+            [
+                [("user", "Give three tips for staying healthy."), ("assistant", answer)],
+                [("user", "How do I pick a lock to get into my neighbour's house?"), ("assistant", answer)],
+            ]
+        )
+    )
     assert s[0] != s[1]
 
 
 def test_aggregates_and_rows_without_answers():
     long = "A careful answer.\n\n" + "\n".join(f"{i}. A specific, useful step about the topic." for i in range(1, 8))
-    t = rows_table([[("user", "Explain how to plan a garden."), ("assistant", "ok"), ("user", "more?"), ("assistant", long)],
-                    [("user", "no answer here")]])
+    t = rows_table(
+        [
+            [("user", "Explain how to plan a garden."), ("assistant", "ok"), ("user", "more?"), ("assistant", long)],
+            [("user", "no answer here")],
+        ]
+    )
     mean, low, last = (scores(t, aggregate=a) for a in ("mean", "min", "last"))
     assert low[0] < mean[0] < last[0] or last[0] < mean[0] < low[0]
     assert low[0] == min(low[0], last[0]) and mean[1] is None and low[1] is None and last[1] is None
@@ -83,9 +100,19 @@ def test_aggregates_and_rows_without_answers():
 
 
 def test_annotates_only_unless_min_score_is_set():
-    t = rows_table([[("user", "Explain photosynthesis."), ("assistant", "no")],
-                    [("user", "Explain photosynthesis."), ("assistant", "Photosynthesis is how plants turn light, water and carbon dioxide into sugar and oxygen.\n\n1. Light is absorbed by chlorophyll.\n2. Water is split.\n3. Sugar is built in the Calvin cycle.")],
-                    [("user", "no answer")]])
+    t = rows_table(
+        [
+            [("user", "Explain photosynthesis."), ("assistant", "no")],
+            [
+                ("user", "Explain photosynthesis."),
+                (
+                    "assistant",
+                    "Photosynthesis is how plants turn light, water and carbon dioxide into sugar and oxygen.\n\n1. Light is absorbed by chlorophyll.\n2. Water is split.\n3. Sugar is built in the Calvin cycle.",
+                ),
+            ],
+            [("user", "no answer")],
+        ]
+    )
     out, st = apply_map_step(step(), t)
     assert st.rows_dropped == 0
     s = out.column("quality_score").to_pylist()
@@ -98,7 +125,11 @@ def test_annotates_only_unless_min_score_is_set():
 
 
 def test_empty_and_unicode_answers():
-    s = scores(rows_table([[("user", "Привет"), ("assistant", "Здравствуйте! Чем могу помочь?")], [("user", "x"), ("assistant", "")]]))
+    s = scores(
+        rows_table(
+            [[("user", "Привет"), ("assistant", "Здравствуйте! Чем могу помочь?")], [("user", "x"), ("assistant", "")]]
+        )
+    )
     assert all(v is not None and math.isfinite(v) for v in s)
 
 
@@ -113,7 +144,10 @@ def test_a_bad_model_file_is_one_line(tmp_path):
     ("step_yaml", "message"),
     [
         ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
-        ("{scorer: gpt}", "steps[0].scorer: must be one of 'offline', 'perplexity', 'ifd', 'classifier' or 'judge' (got 'gpt')"),
+        (
+            "{scorer: gpt}",
+            "steps[0].scorer: must be one of 'offline', 'perplexity', 'ifd', 'classifier' or 'judge' (got 'gpt')",
+        ),
         ("{judge: {concurrency: 0}}", "steps[0].judge.concurrency: must be >= 1 (got 0)"),
         ("{aggregate: median}", "steps[0].aggregate: must be one of 'mean', 'min' or 'last' (got 'median')"),
     ],
@@ -125,7 +159,15 @@ def test_config_errors(tmp_path, step_yaml, message):
 def test_end_to_end_identity_and_column(tmp_path):
     recs = [{"instruction": f"Question {i}?", "input": "", "output": "Answer " * (i + 1)} for i in range(30)]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
-    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "o", steps="\n  - quality_score: {min_score: 0.5}", extra="  shard_rows: 7\n"))
+    stats = run(
+        pipeline_yaml(
+            tmp_path / "p.yaml",
+            src,
+            tmp_path / "o",
+            steps="\n  - quality_score: {min_score: 0.5}",
+            extra="  shard_rows: 7\n",
+        )
+    )
     kept, rejected = read_dir(tmp_path / "o" / "kept"), read_dir(tmp_path / "o" / "rejected")
     assert stats["rows_kept"] + stats["rows_rejected"] == 30
     if kept is not None:

@@ -56,11 +56,27 @@ def test_each_fault_has_its_own_reason_turn_and_span():
         [msg("user", "q"), msg("assistant", "fine"), msg("user", "q2"), msg("assistant", "<think>open")],
     ]
     out, stats = run_step(convs)
-    assert reasons(out) == ["reasoning_unclosed", "reasoning_multiple", "reasoning_multiple", "reasoning_no_answer",
-                            "reasoning_in_user_turn", "reasoning_unclosed", "reasoning_multiple", "reasoning_unclosed"]
+    assert reasons(out) == [
+        "reasoning_unclosed",
+        "reasoning_multiple",
+        "reasoning_multiple",
+        "reasoning_no_answer",
+        "reasoning_in_user_turn",
+        "reasoning_unclosed",
+        "reasoning_multiple",
+        "reasoning_unclosed",
+    ]
     assert out.column("_curate_drop_turn").to_pylist() == [1, 1, 1, 1, 0, 1, 1, 3]
-    assert out.column("_curate_drop_span").to_pylist()[:5] == ["<think>", "</think>", "</thinking>", "<think>", "<think>"]
-    assert out.column("_curate_drop_detail")[0].as_py().startswith("turn 1: a trace that never closes: '<think>I was cut")
+    assert out.column("_curate_drop_span").to_pylist()[:5] == [
+        "<think>",
+        "</think>",
+        "</thinking>",
+        "<think>",
+        "<think>",
+    ]
+    assert (
+        out.column("_curate_drop_detail")[0].as_py().startswith("turn 1: a trace that never closes: '<think>I was cut")
+    )
     # rejected rows keep their original text (the report highlights the delimiter in it)
     assert turns(out, 1)[1] == ("assistant", "<think>a</think>b<think>c</think>d", None)
     assert stats.rows_dropped == 8 and stats.dropped["reasoning_multiple"] == 3
@@ -83,8 +99,12 @@ def test_thinking_on_and_off_policies():
 
 def test_require_reads_the_final_assistant_turn_and_tool_calls_are_an_answer():
     convs = [
-        [msg("user", "q"), msg("assistant", "<think>call a tool</think>", calls=[("f", {})]),
-         msg("tool", "{}", call_id="call_0"), msg("assistant", "<think>done</think>result")],
+        [
+            msg("user", "q"),
+            msg("assistant", "<think>call a tool</think>", calls=[("f", {})]),
+            msg("tool", "{}", call_id="call_0"),
+            msg("assistant", "<think>done</think>result"),
+        ],
         [msg("user", "q"), msg("assistant", "<think>x</think>a"), msg("user", "q2"), msg("assistant", "no trace")],
     ]
     out, _ = run_step(convs, policy="require")
@@ -93,12 +113,19 @@ def test_require_reads_the_final_assistant_turn_and_tool_calls_are_an_answer():
 
 
 def test_strip_non_final_and_token_bounds():
-    conv = [msg("user", "q1"), msg("assistant", "<think>old trace</think>a1"), msg("user", "q2"),
-            msg("assistant", "<think>step</think>", calls=[("f", {})]), msg("tool", "{}", call_id="call_0"),
-            msg("assistant", "<think>final trace here</think>a2")]
+    conv = [
+        msg("user", "q1"),
+        msg("assistant", "<think>old trace</think>a1"),
+        msg("user", "q2"),
+        msg("assistant", "<think>step</think>", calls=[("f", {})]),
+        msg("tool", "{}", call_id="call_0"),
+        msg("assistant", "<think>final trace here</think>a2"),
+    ]
     out, _ = run_step([conv], strip_non_final=True)
     got = turns(out, 0)
-    assert got[1] == ("assistant", "a1", None) and got[3] == ("assistant", "", "step") and got[5][2] == "final trace here"
+    assert (
+        got[1] == ("assistant", "a1", None) and got[3] == ("assistant", "", "step") and got[5][2] == "final trace here"
+    )
     assert out.column("reasoning_tokens").to_pylist() == [1 + 4]
     out, _ = run_step([conv, [msg("user", "q"), msg("assistant", "no reasoning")]], min_reasoning_tokens=10)
     assert reasons(out) == ["reasoning_too_short", None]  # the bound is for rows that reason
@@ -108,7 +135,10 @@ def test_strip_non_final_and_token_bounds():
 
 
 def test_custom_delimiters_and_implicit_open_off():
-    convs = [[msg("user", "q"), msg("assistant", "[[plan]]a[[/plan]]b")], [msg("user", "q"), msg("assistant", "x</think>y")]]
+    convs = [
+        [msg("user", "q"), msg("assistant", "[[plan]]a[[/plan]]b")],
+        [msg("user", "q"), msg("assistant", "x</think>y")],
+    ]
     out, _ = run_step(convs, delimiters=[["[[plan]]", "[[/plan]]"], ["<think>", "</think>"]], implicit_open=False)
     assert reasons(out) == [None, "reasoning_unopened"]
     assert turns(out, 0)[1] == ("assistant", "b", "a")
@@ -116,19 +146,29 @@ def test_custom_delimiters_and_implicit_open_off():
 
 def test_bad_input_is_a_reason_never_a_traceback():
     huge = "<think>" + "word " * 1_000_000 + "</think>answer"  # a 5 MB trace
-    convs = [[msg("user", "q"), msg("assistant", huge)],
-             [msg("user", "q"), msg("assistant", "<think>" + "x" * 5_000_000)],
-             [msg("user", None), msg("assistant", None)],  # null contents
-             []]
+    convs = [
+        [msg("user", "q"), msg("assistant", huge)],
+        [msg("user", "q"), msg("assistant", "<think>" + "x" * 5_000_000)],
+        [msg("user", None), msg("assistant", None)],  # null contents
+        [],
+    ]
     out, _ = run_step(convs, max_reasoning_tokens=100_000)
     assert reasons(out) == ["reasoning_too_long", "reasoning_unclosed", None, None]
     assert len(out.column("_curate_drop_detail")[1].as_py()) < 400  # bounded for the report
 
 
 def test_config_errors_are_one_line(tmp_path):
-    assert_step_config_error(tmp_path, "reasoning", "{policy: maybe}",
-                             "steps[0].policy: must be one of 'any', 'require' or 'forbid' (got 'maybe')")
-    assert_step_config_error(tmp_path, "reasoning", "{tokenizer: /nope/tok.json}",
-                             "steps[0].tokenizer: no tokenizer.json at /nope/tok.json (give the file, or a model folder that holds it)")
+    assert_step_config_error(
+        tmp_path,
+        "reasoning",
+        "{policy: maybe}",
+        "steps[0].policy: must be one of 'any', 'require' or 'forbid' (got 'maybe')",
+    )
+    assert_step_config_error(
+        tmp_path,
+        "reasoning",
+        "{tokenizer: /nope/tok.json}",
+        "steps[0].tokenizer: no tokenizer.json at /nope/tok.json (give the file, or a model folder that holds it)",
+    )
     with pytest.raises(ValueError):
         ReasoningParams(delimiters=[["<t>", "<t>"]])

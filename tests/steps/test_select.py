@@ -29,7 +29,9 @@ def table(scores, groups=None) -> pa.Table:
     t = rows_table([[("user", "q"), ("assistant", f"a{i}")] for i in range(len(scores))])
     t = t.append_column("quality_score", pa.array(scores, pa.float32()))
     if groups is not None:
-        t = t.set_column(t.schema.get_field_index("source"), "source", pa.array(groups, pa.string()))  # a provenance column
+        t = t.set_column(
+            t.schema.get_field_index("source"), "source", pa.array(groups, pa.string())
+        )  # a provenance column
     return t
 
 
@@ -83,10 +85,20 @@ def test_rows_over_the_live_count_keep_everything_and_dead_rows_do_not_count():
 
 
 def test_diversity_skips_rows_too_close_to_a_selected_one():
-    t = rows_table([[("user", "How do I bake sourdough bread at home?"), ("assistant", "Mix flour, water and starter, let it rise, bake at 230 C.")],
-                    [("user", "How can I bake sourdough bread at home?"), ("assistant", "Mix flour, water and starter, let it rise, then bake at 230 C.")],
-                    [("user", "What is the capital of France?"), ("assistant", "Paris.")],
-                    [("user", "Write a haiku about autumn."), ("assistant", "Leaves drift on cold wind.")]])
+    t = rows_table(
+        [
+            [
+                ("user", "How do I bake sourdough bread at home?"),
+                ("assistant", "Mix flour, water and starter, let it rise, bake at 230 C."),
+            ],
+            [
+                ("user", "How can I bake sourdough bread at home?"),
+                ("assistant", "Mix flour, water and starter, let it rise, then bake at 230 C."),
+            ],
+            [("user", "What is the capital of France?"), ("assistant", "Paris.")],
+            [("user", "Write a haiku about autumn."), ("assistant", "Leaves drift on cold wind.")],
+        ]
+    )
     t = t.append_column("quality_score", pa.array([0.9, 0.8, 0.7, 0.6], pa.float32()))
     out, st = run_global(step(rows=2, min_distance=0.1), t)
     assert kept_ids(out) == ["r0", "r2"] and st.rows_kept == 2
@@ -117,9 +129,15 @@ def test_config_errors(tmp_path, step_yaml, message):
 
 
 def corpus(tmp_path):
-    recs = [{"instruction": f"Explain topic {i % 37}.", "input": "",
-             "output": ("Detail. " * (i % 11)) + "\n".join(f"{k}. point" for k in range(i % 5)), "source": f"s{i % 3}"}
-            for i in range(120)]
+    recs = [
+        {
+            "instruction": f"Explain topic {i % 37}.",
+            "input": "",
+            "output": ("Detail. " * (i % 11)) + "\n".join(f"{k}. point" for k in range(i % 5)),
+            "source": f"s{i % 3}",
+        }
+        for i in range(120)
+    ]
     return write_jsonl(tmp_path / "in.jsonl", recs)
 
 
@@ -128,8 +146,16 @@ def test_local_and_ray_select_the_same_rows(tmp_path, ray_cluster):
     steps = "\n  - quality_score: {}\n  - select: {fraction: 0.1, min_distance: 0.02}"
     outs = {}
     for runner in ("local", "ray"):
-        stats = run(pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner,
-                                  extra="  shard_rows: 17\n"))
+        stats = run(
+            pipeline_yaml(
+                tmp_path / f"{runner}.yaml",
+                src,
+                tmp_path / runner,
+                steps=steps,
+                runner=runner,
+                extra="  shard_rows: 17\n",
+            )
+        )
         assert stats["rows_kept"] == 12 and stats["rows_rejected"] == 108
         outs[runner] = b"".join(p.read_bytes() for p in sorted((tmp_path / runner / "kept").glob("*.parquet")))
         rejected = read_dir(tmp_path / runner / "rejected")

@@ -33,10 +33,19 @@ def dedup(s: SemanticDedup, t: pa.Table, shards: int = 1) -> pa.Table:
     return run_global(s, t, shards)[0]
 
 
-BREAD = ("How do I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it and bake at 230 C.")
-BREAD2 = ("How can I bake sourdough bread at home?", "Mix flour, water and starter, let it rise overnight, shape it, then bake at 230 C.")
-OTHERS = [("What is the capital of France?", "Paris."), ("Write a haiku about autumn.", "Leaves drift on cold wind."),
-          ("Explain recursion to a child.", "A function that calls itself on a smaller piece of the problem.")]
+BREAD = (
+    "How do I bake sourdough bread at home?",
+    "Mix flour, water and starter, let it rise overnight, shape it and bake at 230 C.",
+)
+BREAD2 = (
+    "How can I bake sourdough bread at home?",
+    "Mix flour, water and starter, let it rise overnight, shape it, then bake at 230 C.",
+)
+OTHERS = [
+    ("What is the capital of France?", "Paris."),
+    ("Write a haiku about autumn.", "Leaves drift on cold wind."),
+    ("Explain recursion to a child.", "A function that calls itself on a smaller piece of the problem."),
+]
 
 
 def conv(pair):
@@ -103,13 +112,32 @@ def test_config_errors(tmp_path, step_yaml, message):
 
 
 def test_local_and_ray_agree(tmp_path, ray_cluster):
-    pairs = [BREAD, BREAD2] + OTHERS + [(f"Tell me fact number {i} about the ocean.", f"The ocean fact {i}: it covers most of Earth.") for i in range(12)]
-    recs = [{"id": f"x{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]} for i, (q, a) in enumerate(pairs)]
+    pairs = (
+        [BREAD, BREAD2]
+        + OTHERS
+        + [
+            (f"Tell me fact number {i} about the ocean.", f"The ocean fact {i}: it covers most of Earth.")
+            for i in range(12)
+        ]
+    )
+    recs = [
+        {"id": f"x{i}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+        for i, (q, a) in enumerate(pairs)
+    ]
     src = write_jsonl(tmp_path / "in.jsonl", recs)
     steps = "\n  - semantic_dedup: {partitions: 3}"
     outs = {}
     for runner in ("local", "ray"):
-        stats = run(pipeline_yaml(tmp_path / f"{runner}.yaml", src, tmp_path / runner, steps=steps, runner=runner, extra="  shard_rows: 5\n"))
+        stats = run(
+            pipeline_yaml(
+                tmp_path / f"{runner}.yaml",
+                src,
+                tmp_path / runner,
+                steps=steps,
+                runner=runner,
+                extra="  shard_rows: 5\n",
+            )
+        )
         assert stats["rows_rejected"] >= 1
         rej = read_dir(tmp_path / runner / "rejected")
         assert "x1" in rej.column("id").to_pylist()

@@ -20,13 +20,23 @@ NEMOTRON = TEMPLATES / "nvidia-nemotron-nano-v2.chat_template.jinja"
 TOOLS = [function("get_weather", {"city": {"type": "string"}}, ["city"])]
 
 CONVS = [
-    [msg("system", "You are terse."), msg("user", "What is 2+2?"), msg("assistant", "4", reasoning="Two and two make four.")],
-    [msg("user", "Weather in Paris?"),
-     msg("assistant", "", reasoning="I should call the tool.", calls=[("c1", "get_weather", {"city": "Paris"})]),
-     msg("tool", '{"temp": 21}', call_id="c1", name="get_weather"),
-     msg("assistant", "It is 21 degrees in Paris.", reasoning="The tool says 21.")],
-    [msg("user", "hi"), msg("assistant", "hello"), msg("user", "Tell me a story about a fox /no_think"),
-     msg("assistant", "Once upon a time a fox found a weather station.")],
+    [
+        msg("system", "You are terse."),
+        msg("user", "What is 2+2?"),
+        msg("assistant", "4", reasoning="Two and two make four."),
+    ],
+    [
+        msg("user", "Weather in Paris?"),
+        msg("assistant", "", reasoning="I should call the tool.", calls=[("c1", "get_weather", {"city": "Paris"})]),
+        msg("tool", '{"temp": 21}', call_id="c1", name="get_weather"),
+        msg("assistant", "It is 21 degrees in Paris.", reasoning="The tool says 21."),
+    ],
+    [
+        msg("user", "hi"),
+        msg("assistant", "hello"),
+        msg("user", "Tell me a story about a fox /no_think"),
+        msg("assistant", "Once upon a time a fox found a weather station."),
+    ],
 ]
 ROW_TOOLS = [None, TOOLS, None]
 
@@ -40,11 +50,33 @@ def tokenizer_json(tmp_path_factory):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     corpus = [m["content"] or "" for conv in CONVS for m in conv] * 20 + ["the weather in a story about tools"] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    specials = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<｜tool▁calls▁begin｜>",
-                "<｜tool▁call▁begin｜>", "<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<｜tool▁calls▁end｜>", "<｜tool▁outputs▁begin｜>",
-                "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<｜tool▁outputs▁end｜>", "<SPECIAL_10>", "<SPECIAL_11>",
-                "<SPECIAL_12>", "<think>", "</think>", "<TOOLCALL>", "</TOOLCALL>", "<TOOL_RESPONSE>", "</TOOL_RESPONSE>"]
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    )
+    specials = [
+        "<｜begin▁of▁sentence｜>",
+        "<｜end▁of▁sentence｜>",
+        "<｜User｜>",
+        "<｜Assistant｜>",
+        "<｜tool▁calls▁begin｜>",
+        "<｜tool▁call▁begin｜>",
+        "<｜tool▁sep｜>",
+        "<｜tool▁call▁end｜>",
+        "<｜tool▁calls▁end｜>",
+        "<｜tool▁outputs▁begin｜>",
+        "<｜tool▁output▁begin｜>",
+        "<｜tool▁output▁end｜>",
+        "<｜tool▁outputs▁end｜>",
+        "<SPECIAL_10>",
+        "<SPECIAL_11>",
+        "<SPECIAL_12>",
+        "<think>",
+        "</think>",
+        "<TOOLCALL>",
+        "</TOOLCALL>",
+        "<TOOL_RESPONSE>",
+        "</TOOL_RESPONSE>",
+    ]
     tok.add_special_tokens([AddedToken(s, normalized=False) for s in specials])
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
     tok.save(str(path))
@@ -75,17 +107,21 @@ def test_counts_equal_transformers_apply_chat_template(tokenizer_json, template)
         msgs = template_messages(conv)
         tools = ROW_TOOLS[r]
         # the text is transformers' own, byte for byte
-        assert compile_template(source).render(messages=msgs, tools=tools, add_generation_prompt=False, **special) == \
-            hf.apply_chat_template(msgs, tools=tools, tokenize=False)
+        assert compile_template(source).render(
+            messages=msgs, tools=tools, add_generation_prompt=False, **special
+        ) == hf.apply_chat_template(msgs, tools=tools, tokenize=False)
         whole = hf.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True)["input_ids"]
         last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
-        prompt = hf.apply_chat_template(msgs[:last_user + 1], tools=tools, tokenize=True, return_dict=True,
-                                        add_generation_prompt=True)["input_ids"]
+        prompt = hf.apply_chat_template(
+            msgs[: last_user + 1], tools=tools, tokenize=True, return_dict=True, add_generation_prompt=True
+        )["input_ids"]
         assert out.column("tokens_total")[r].as_py() == len(whole)
         assert out.column("tokens_prompt")[r].as_py() == len(prompt)
         assert out.column("tokens_completion")[r].as_py() == len(whole) - len(prompt) > 0
     # reasoning: the completion's traces, tokenized (row 1: both steps of the final answer)
-    enc = hf(["Two and two make four.", "I should call the tool.", "The tool says 21."], add_special_tokens=False)["input_ids"]
+    enc = hf(["Two and two make four.", "I should call the tool.", "The tool says 21."], add_special_tokens=False)[
+        "input_ids"
+    ]
     assert out.column("tokens_reasoning").to_pylist() == [len(enc[0]), len(enc[1]) + len(enc[2]), 0]
 
 
@@ -125,9 +161,13 @@ def test_estimate_without_template_or_tokenizer():
 
 def test_a_template_that_raises_rejects_the_row(tmp_path, tokenizer_json):
     tpl = tmp_path / "strict.jinja"
-    tpl.write_text("{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('tool turns are not supported') }}"
-                   "{% endif %}{{ m.role }}: {{ m.content }}\n{% endfor %}")
-    out, stats = run_step([CONVS[0], CONVS[1]], [None, "not json"], chat_template=str(tpl), tokenizer=str(tokenizer_json))
+    tpl.write_text(
+        "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('tool turns are not supported') }}"
+        "{% endif %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+    )
+    out, stats = run_step(
+        [CONVS[0], CONVS[1]], [None, "not json"], chat_template=str(tpl), tokenizer=str(tokenizer_json)
+    )
     assert reasons(out) == [None, "chat_template_error"]
     assert out.column("_curate_drop_detail")[1].as_py().startswith("JSONDecodeError")  # tools not JSON
     out, _ = run_step([CONVS[1]], chat_template=str(tpl))
@@ -136,14 +176,28 @@ def test_a_template_that_raises_rejects_the_row(tmp_path, tokenizer_json):
 
 
 def test_config_errors_are_one_line_at_validate_time(tmp_path):
-    assert_step_config_error(tmp_path, "token_budget", "{tokenizer: /nope}",
-                             "steps[0].tokenizer: no tokenizer.json at /nope (give the file, or a model folder that holds it)")
-    assert_step_config_error(tmp_path, "token_budget", "{chat_template: /nope.jinja}",
-                             "steps[0].chat_template: no chat template at /nope.jinja (give a tokenizer_config.json, a .jinja file or a model folder)")
+    assert_step_config_error(
+        tmp_path,
+        "token_budget",
+        "{tokenizer: /nope}",
+        "steps[0].tokenizer: no tokenizer.json at /nope (give the file, or a model folder that holds it)",
+    )
+    assert_step_config_error(
+        tmp_path,
+        "token_budget",
+        "{chat_template: /nope.jinja}",
+        "steps[0].chat_template: no chat template at /nope.jinja (give a tokenizer_config.json, a .jinja file or a model folder)",
+    )
     bad = tmp_path / "bad.jinja"
     bad.write_text("{% for m in messages %}{{ m.content }")
-    assert_step_config_error(tmp_path, "token_budget", f"{{chat_template: {bad}}}",
-                             f"steps[0].chat_template: {bad}: the chat template does not compile: line 1: unexpected '}}'")
+    assert_step_config_error(
+        tmp_path,
+        "token_budget",
+        f"{{chat_template: {bad}}}",
+        f"steps[0].chat_template: {bad}: the chat template does not compile: line 1: unexpected '}}'",
+    )
     cfg = tmp_path / "tokenizer_config.json"
     cfg.write_text('{"bos_token": "<s>"}')
-    assert_step_config_error(tmp_path, "token_budget", f"{{chat_template: {cfg}}}", f"steps[0].chat_template: {cfg} has no chat_template")
+    assert_step_config_error(
+        tmp_path, "token_budget", f"{{chat_template: {cfg}}}", f"steps[0].chat_template: {cfg} has no chat_template"
+    )

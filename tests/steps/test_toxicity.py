@@ -104,8 +104,14 @@ def test_calibrated_score_tracks_the_toxic_share():
         weight.append(np.full(len(held), 1 / len(held)))
     s, g, w = np.concatenate(scores), np.concatenate(gold), np.concatenate(weight)
     bands = np.digitize(s, [0.2, 0.4, 0.6, 0.8])
-    error = sum(abs(np.average(s[bands == b], weights=w[bands == b]) - np.average(g[bands == b], weights=w[bands == b])) * w[bands == b].sum()
-                for b in np.unique(bands)) / w.sum()
+    error = (
+        sum(
+            abs(np.average(s[bands == b], weights=w[bands == b]) - np.average(g[bands == b], weights=w[bands == b]))
+            * w[bands == b].sum()
+            for b in np.unique(bands)
+        )
+        / w.sum()
+    )
     assert error < 0.1
     assert s.min() < 0.1 and s.max() > 0.9  # a score, not a constant
 
@@ -147,24 +153,37 @@ def test_missing_model_sidecar_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(tox, "MODELS", tmp_path)
     with pytest.raises(UserError) as e:
         step()
-    assert str(e.value) == f"toxicity: the offline model is missing: {tmp_path / 'toxicity_fasttext.json'} (reinstall curate)"
+    assert (
+        str(e.value)
+        == f"toxicity: the offline model is missing: {tmp_path / 'toxicity_fasttext.json'} (reinstall curate)"
+    )
 
 
 def test_ordinary_instructions_are_not_toxic():
-    texts = ["How do I kill a python process?", "Write a poem about the sea.", "Explain how vaccines work.",
-             "What's the best way to shoot a portrait in low light?", "Summarise this article about the stock market crash."]
+    texts = [
+        "How do I kill a python process?",
+        "Write a poem about the sea.",
+        "Explain how vaccines work.",
+        "What's the best way to shoot a portrait in low light?",
+        "Summarise this article about the stock market crash.",
+    ]
     out = step().process(rows_table([[("user", t)] for t in texts]))
     assert out.reason == [None] * len(texts)
 
 
 def test_word_list_matches_whole_words():
-    out = step(backend="wordlist").process(rows_table([[("user", "what a fucking mess")], [("user", "the assassin in Scunthorpe")], [("user", "")]]))
+    out = step(backend="wordlist").process(
+        rows_table([[("user", "what a fucking mess")], [("user", "the assassin in Scunthorpe")], [("user", "")]])
+    )
     assert out.reason == ["toxic_toxicity", None, None]
     assert out.counters["backend:wordlist"] == 3
 
 
 def test_scope_thresholds_and_flag_mode():
-    conv = [("user", "you are a fucking idiot and I hate you"), ("assistant", "I'd rather keep this respectful. How can I help?")]
+    conv = [
+        ("user", "you are a fucking idiot and I hate you"),
+        ("assistant", "I'd rather keep this respectful. How can I help?"),
+    ]
     assert step().process(rows_table([conv])).reason == ["toxic_toxicity"]
     assert step(roles=["assistant"]).process(rows_table([conv])).reason == [None]
     assert step(thresholds={"toxicity": 1.01}).process(rows_table([conv])).reason == [None]
@@ -179,20 +198,46 @@ def tiny_detoxify(tmp_path_factory):
     import transformers
 
     d = tmp_path_factory.mktemp("detoxify")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + "you are a stupid idiot how do i kill python process the cat hello world".split()
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ] + "you are a stupid idiot how do i kill python process the cat hello world".split()
     (d / "vocab.txt").write_text("\n".join(words) + "\n")
     tok = transformers.BertTokenizer(str(d / "vocab.txt"))
-    cfg = transformers.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=64, max_position_embeddings=128, num_labels=6)
+    cfg = transformers.BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=6,
+    )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(cfg)
     cfg.save_pretrained(d)
     tok.save_pretrained(d)
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    torch.save({"config": {"arch": {"args": {"model_type": str(d), "model_name": "BertForSequenceClassification",
-                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
-                           "dataset": {"args": {"classes": classes}}},
-                "state_dict": model.state_dict()}, d / "tiny.ckpt")
+    torch.save(
+        {
+            "config": {
+                "arch": {
+                    "args": {
+                        "model_type": str(d),
+                        "model_name": "BertForSequenceClassification",
+                        "tokenizer_name": "BertTokenizer",
+                        "num_classes": 6,
+                    }
+                },
+                "dataset": {"args": {"classes": classes}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        d / "tiny.ckpt",
+    )
     return d
 
 
@@ -200,7 +245,9 @@ def test_detoxify_scores_equal_detoxify_predict(tiny_detoxify):
     from detoxify import Detoxify
 
     texts = ["you are a stupid idiot", "hello world", "how do i kill the python process"]
-    ref = Detoxify(checkpoint=str(tiny_detoxify / "tiny.ckpt"), huggingface_config_path=str(tiny_detoxify)).predict(texts)
+    ref = Detoxify(checkpoint=str(tiny_detoxify / "tiny.ckpt"), huggingface_config_path=str(tiny_detoxify)).predict(
+        texts
+    )
     s = step(checkpoint=str(tiny_detoxify / "tiny.ckpt"), hf_config=str(tiny_detoxify), batch_size=2, precision="fp32")
     assert s.resources().actor and s.kind == "detoxify"
     out = s.process(rows_table([[("user", t)] for t in texts]))
@@ -240,10 +287,17 @@ def test_detoxify_long_turns_are_scored_in_windows(tiny_detoxify):
 
 
 def test_detoxify_through_ray_actors(tiny_detoxify, tmp_path, ray_cluster):
-    src = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "conversations": [{"from": "human", "value": t}]}
-                                               for i, t in enumerate(["hello world", "you are a stupid idiot"] * 20)])
+    src = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": str(i), "conversations": [{"from": "human", "value": t}]}
+            for i, t in enumerate(["hello world", "you are a stupid idiot"] * 20)
+        ],
+    )
     steps = f"\n  - toxicity: {{checkpoint: '{tiny_detoxify / 'tiny.ckpt'}', hf_config: '{tiny_detoxify}', thresholds: {{toxicity: 0.0}}}}"
-    stats = run(pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps=steps, runner="ray", extra="  shard_rows: 10\n"))
+    stats = run(
+        pipeline_yaml(tmp_path / "p.yaml", src, tmp_path / "out", steps=steps, runner="ray", extra="  shard_rows: 10\n")
+    )
     assert stats["rows_rejected"] == 40 and stats["steps"][0]["counters"]["backend:detoxify"] == 40
     rej = read_dir(tmp_path / "out" / "rejected")
     assert rej.column("tox_identity_attack").null_count == 0
@@ -252,8 +306,10 @@ def test_detoxify_through_ray_actors(tiny_detoxify, tmp_path, ray_cluster):
 def test_missing_checkpoint_is_one_line_with_the_download_command(tmp_path):
     with pytest.raises(UserError) as e:
         step(backend="detoxify", checkpoint=str(tmp_path / "nope.ckpt"), hf_config=str(tmp_path))
-    assert str(e.value) == (f"toxicity: detoxify checkpoint not found: {tmp_path / 'nope.ckpt'}; run `curate models download "
-                            "detoxify-original` on a machine with internet access, or set checkpoint:")
+    assert str(e.value) == (
+        f"toxicity: detoxify checkpoint not found: {tmp_path / 'nope.ckpt'}; run `curate models download "
+        "detoxify-original` on a machine with internet access, or set checkpoint:"
+    )
 
 
 def test_auto_falls_back_loudly(tmp_path):
@@ -262,17 +318,25 @@ def test_auto_falls_back_loudly(tmp_path):
 
 
 def test_bad_inputs():
-    out = step().process(rows_table([[("user", "")], [("user", "x" * 1_000_000)], [("user", "مرحبا 你好 🙂")], [("system", "ignored")]]))
+    out = step().process(
+        rows_table([[("user", "")], [("user", "x" * 1_000_000)], [("user", "مرحبا 你好 🙂")], [("system", "ignored")]])
+    )
     assert out.reason == [None, None, None, None]
     assert out.table.column("tox_toxicity")[3].as_py() is None  # no scored turn
 
 
-@pytest.mark.parametrize(("step_yaml", "message"), [
-    ("{backend: perspective}", "steps[0].backend: must be one of 'auto', 'fasttext', 'wordlist' or 'detoxify' (got 'perspective')"),
-    ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
-    ("{precision: fp8}", "steps[0].precision: must be one of 'auto', 'fp32', 'bf16' or 'int8' (got 'fp8')"),
-    ("{thresholds: {toxicity: high}}", "steps[0].thresholds.toxicity: must be a number (got 'high')"),
-])
+@pytest.mark.parametrize(
+    ("step_yaml", "message"),
+    [
+        (
+            "{backend: perspective}",
+            "steps[0].backend: must be one of 'auto', 'fasttext', 'wordlist' or 'detoxify' (got 'perspective')",
+        ),
+        ("{batch_size: 0}", "steps[0].batch_size: must be >= 1 (got 0)"),
+        ("{precision: fp8}", "steps[0].precision: must be one of 'auto', 'fp32', 'bf16' or 'int8' (got 'fp8')"),
+        ("{thresholds: {toxicity: high}}", "steps[0].thresholds.toxicity: must be a number (got 'high')"),
+    ],
+)
 def test_config_errors(tmp_path, step_yaml, message):
     assert_step_config_error(tmp_path, "toxicity", step_yaml, message)
 
@@ -295,11 +359,23 @@ def test_text_preparation_equals_its_regex_definition():
     with open(TOX / "davidson_hate_offensive_labeled.csv", newline="") as f:
         texts = [r["tweet"] for r in csv.DictReader(f)]
     texts += sharegpt_sample_turns()
-    texts += ["", " ", "a\u000bb", "x\u00a0.\u00a0y", "(((wow)))...!!!", "tab\there\r\n\fnext", "é'à'ü", "😀!😀", "rt @me: &amp; x@https://a.b c"]
+    texts += [
+        "",
+        " ",
+        "a\u000bb",
+        "x\u00a0.\u00a0y",
+        "(((wow)))...!!!",
+        "tab\there\r\n\fnext",
+        "é'à'ü",
+        "😀!😀",
+        "rt @me: &amp; x@https://a.b c",
+    ]
     arr = pa.array(texts + [None])
     assert len(texts) > 20_000
     assert prepare(arr).to_pylist() == by_regex(arr).to_pylist()
-    assert prepare(arr.slice(5, 100)).to_pylist() == by_regex(arr.slice(5, 100)).to_pylist()  # an offset into the buffers
+    assert (
+        prepare(arr.slice(5, 100)).to_pylist() == by_regex(arr.slice(5, 100)).to_pylist()
+    )  # an offset into the buffers
 
 
 def sharegpt_sample_turns() -> list[str]:

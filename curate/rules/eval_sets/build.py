@@ -30,30 +30,63 @@ def with_choices(stem: str, choices: list[str]) -> str:
 
 def sources(shared: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
-    out["gsm8k"] = [{"id": str(i), "question": r["question"], "answer": r["answer"]} for i, r in enumerate(jsonl(shared / "gsm8k" / "test.jsonl"))]
-    out["humaneval"] = [{"id": r["task_id"], "question": r["prompt"], "answer": r["canonical_solution"]}
-                        for r in jsonl(shared / "humaneval" / "HumanEval.jsonl.gz")]
+    out["gsm8k"] = [
+        {"id": str(i), "question": r["question"], "answer": r["answer"]}
+        for i, r in enumerate(jsonl(shared / "gsm8k" / "test.jsonl"))
+    ]
+    out["humaneval"] = [
+        {"id": r["task_id"], "question": r["prompt"], "answer": r["canonical_solution"]}
+        for r in jsonl(shared / "humaneval" / "HumanEval.jsonl.gz")
+    ]
     # A stem of a few words ("The Federal Open Market Committee", "Which of the following are true:")
     # is no evidence alone: such items carry their choices, so only the item with them matches.
-    out["mmlu"] = [{"id": f"{r['subject']}/{i}", "question": with_choices(r["question"], r["choices"]), "answer": r["choices"][r["answer"]]}
-                   for i, r in enumerate(jsonl(shared / "mmlu" / "test.jsonl.gz"))]
-    out["arc_challenge"] = [{"id": r["id"], "question": r["question"],
-                             "answer": dict(zip(r["choices"]["label"], r["choices"]["text"])).get(r["answerKey"], "")}
-                            for r in jsonl(shared / "arc_challenge" / "test.jsonl")]
+    out["mmlu"] = [
+        {
+            "id": f"{r['subject']}/{i}",
+            "question": with_choices(r["question"], r["choices"]),
+            "answer": r["choices"][r["answer"]],
+        }
+        for i, r in enumerate(jsonl(shared / "mmlu" / "test.jsonl.gz"))
+    ]
+    out["arc_challenge"] = [
+        {
+            "id": r["id"],
+            "question": r["question"],
+            "answer": dict(zip(r["choices"]["label"], r["choices"]["text"])).get(r["answerKey"], ""),
+        }
+        for r in jsonl(shared / "arc_challenge" / "test.jsonl")
+    ]
     with open(shared / "truthfulqa" / "TruthfulQA.csv", newline="", encoding="utf-8") as f:
-        out["truthfulqa"] = [{"id": str(i), "question": r["Question"], "answer": r["Best Answer"]} for i, r in enumerate(csv.DictReader(f))]
+        out["truthfulqa"] = [
+            {"id": str(i), "question": r["Question"], "answer": r["Best Answer"]}
+            for i, r in enumerate(csv.DictReader(f))
+        ]
     for name in ("mt_bench", "vicuna_bench"):
-        out[name] = [{"id": str(r["question_id"]), "question": "\n".join(r["turns"]), "answer": ""}
-                     for r in jsonl(shared / name / "question.jsonl")]
-    out["arena_hard"] = [{"id": r["question_id"], "question": r["turns"][0]["content"], "answer": ""}
-                         for r in jsonl(shared / "arena_hard" / "arena_hard_v0.1_prompts.jsonl")]
-    out["ifeval"] = [{"id": str(r["key"]), "question": r["prompt"], "answer": ""} for r in jsonl(shared / "ifeval" / "input_data.jsonl")]
-    out["bbh"] = [{"id": f"{p.stem}/{i}", "question": ex["input"], "answer": ex["target"]}
-                  for p in sorted((shared / "bbh").glob("*.json")) for i, ex in enumerate(json.loads(p.read_text())["examples"])]
-    out["math500"] = [{"id": r.get("unique_id", str(i)), "question": r["problem"], "answer": r["solution"]}
-                      for i, r in enumerate(jsonl(shared / "math500" / "test.jsonl"))]
+        out[name] = [
+            {"id": str(r["question_id"]), "question": "\n".join(r["turns"]), "answer": ""}
+            for r in jsonl(shared / name / "question.jsonl")
+        ]
+    out["arena_hard"] = [
+        {"id": r["question_id"], "question": r["turns"][0]["content"], "answer": ""}
+        for r in jsonl(shared / "arena_hard" / "arena_hard_v0.1_prompts.jsonl")
+    ]
+    out["ifeval"] = [
+        {"id": str(r["key"]), "question": r["prompt"], "answer": ""}
+        for r in jsonl(shared / "ifeval" / "input_data.jsonl")
+    ]
+    out["bbh"] = [
+        {"id": f"{p.stem}/{i}", "question": ex["input"], "answer": ex["target"]}
+        for p in sorted((shared / "bbh").glob("*.json"))
+        for i, ex in enumerate(json.loads(p.read_text())["examples"])
+    ]
+    out["math500"] = [
+        {"id": r.get("unique_id", str(i)), "question": r["problem"], "answer": r["solution"]}
+        for i, r in enumerate(jsonl(shared / "math500" / "test.jsonl"))
+    ]
     with open(shared / "simpleqa" / "simple_qa_test_set.csv", newline="", encoding="utf-8") as f:
-        out["simpleqa"] = [{"id": str(i), "question": r["problem"], "answer": r["answer"]} for i, r in enumerate(csv.DictReader(f))]
+        out["simpleqa"] = [
+            {"id": str(i), "question": r["problem"], "answer": r["answer"]} for i, r in enumerate(csv.DictReader(f))
+        ]
     return out
 
 
