@@ -26,6 +26,24 @@ def edges_schema() -> pa.Schema:
     )
 
 
+def edges_table(summaries: pa.Table, keys: np.ndarray, src: np.ndarray, dst: np.ndarray, sim: np.ndarray) -> pa.Table:
+    """Verified edges between rows src[i] and dst[i] of a partition's summaries (their `id` and
+    `_rank` columns), with the rows' keys and the pair's similarity."""
+    ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
+    return pa.table(
+        {
+            "src": pa.array(keys[src], pa.int64()),
+            "dst": pa.array(keys[dst], pa.int64()),
+            "src_id": ids.take(pa.array(src)),
+            "dst_id": ids.take(pa.array(dst)),
+            "src_rank": pa.array(rank[src], pa.float64()),
+            "dst_rank": pa.array(rank[dst], pa.float64()),
+            "sim": pa.array(sim, pa.float32()),
+        },
+        schema=edges_schema(),
+    )
+
+
 @dataclass
 class Clusters:
     """Per node (a row in at least one edge): its key, id, the node its cluster keeps, its best

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from curate.registry import register
 from curate.schema import DROP_DETAIL, DROP_REASON, KEY
 from curate.steps import _minhash
-from curate.steps._clusters import clusters, edges_schema, keep_rank
+from curate.steps._clusters import clusters, edges_schema, edges_table, keep_rank
 from curate.steps.base import GlobalStep, Params
 from curate.textkey import TurnSelection, joined_turns
 
@@ -157,19 +157,7 @@ class MinhashDedup(GlobalStep):
         sim = _minhash.estimated_jaccard(sketches[src], sketches[dst])
         ok = sim >= self.params.min_similarity
         src, dst, sim = src[ok], dst[ok], sim[ok]
-        ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
-        return pa.table(
-            {
-                "src": pa.array(keys[src], pa.int64()),
-                "dst": pa.array(keys[dst], pa.int64()),
-                "src_id": ids.take(pa.array(src)),
-                "dst_id": ids.take(pa.array(dst)),
-                "src_rank": pa.array(rank[src], pa.float64()),
-                "dst_rank": pa.array(rank[dst], pa.float64()),
-                "sim": pa.array(sim, pa.float32()),
-            },
-            schema=edges_schema(),
-        )
+        return edges_table(summaries, keys, src, dst, sim)
 
     def finalize(self, partials: list[pa.Table]) -> pa.Table:
         c = clusters(partials)

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from curate.registry import register
 from curate.schema import DROP_DETAIL, DROP_REASON, KEY
-from curate.steps._clusters import clusters, edges_schema, keep_rank
+from curate.steps._clusters import clusters, edges_schema, edges_table, keep_rank
 from curate.steps.base import GlobalStep, Params, concat_or_empty
 from curate.textkey import TurnSelection, joined_turns
 
@@ -132,19 +132,7 @@ class SemanticDedup(GlobalStep):
         sim = np.einsum("ij,ij->i", emb[src].astype(np.float32), emb[dst].astype(np.float32)) / (127.0 * 127.0)
         ok = sim >= p.threshold  # of the int8 vectors: within ~0.005 of the float cosine
         src, dst, sim = src[ok], dst[ok], np.minimum(sim[ok], 1.0)
-        ids, rank = summaries.column("id"), summaries.column("_rank").to_numpy()
-        return pa.table(
-            {
-                "src": pa.array(keys[src], pa.int64()),
-                "dst": pa.array(keys[dst], pa.int64()),
-                "src_id": ids.take(pa.array(src)),
-                "dst_id": ids.take(pa.array(dst)),
-                "src_rank": pa.array(rank[src], pa.float64()),
-                "dst_rank": pa.array(rank[dst], pa.float64()),
-                "sim": pa.array(sim, pa.float32()),
-            },
-            schema=edges_schema(),
-        )
+        return edges_table(summaries, keys, src, dst, sim)
 
     def finalize(self, partials: list[pa.Table]) -> pa.Table:
         c = clusters(partials)
