@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -69,15 +71,17 @@ def _wait_for_job_agent(env: dict, deadline: float) -> None:
         time.sleep(2)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")  # no token of the user's own is read, none is written
-    token = secrets.token_hex(32)
+@contextmanager
+def token_cluster(tmp: Path):
+    """A Ray head on loopback with token authentication, ready for jobs: (GCS address, dashboard
+    URL, the environment a driver needs). `ray start --block` makes this process its owner, so
+    stopping it stops only this cluster (`ray stop` would stop every Ray on the machine, other test
+    runs' included). Also used by benchmarks/stress."""
+    home = tmp / "home"  # no token of the user's own is read, none is written
+    home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     gcs, dash = _free_port(), _free_port()
-    # --block: this process owns the cluster, and stopping it stops only this cluster's processes
-    # (`ray stop` would stop every Ray on the machine, other test runs' included).
     head = subprocess.Popen(
         [
             "ray",
@@ -92,7 +96,7 @@ def cluster(tmp_path_factory):
             f"--dashboard-port={dash}",
             *_own_ports(),
             "--disable-usage-stats",
-            f"--temp-dir={tmp_path_factory.mktemp('ray')}",
+            f"--temp-dir={tmp / 'ray'}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -112,6 +116,12 @@ def cluster(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with token_cluster(tmp_path_factory.mktemp("cluster-head")) as head:
+        yield head
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,9 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from tests.test_cluster import _free_port, _own_ports  # noqa: E402 (the cluster test's own port choice)
-
-READY_TIMEOUT_S = 300
+from tests.test_cluster import token_cluster  # noqa: E402 (the cluster test's own head, ports and readiness wait)
 
 
 def _spin(stop) -> None:
@@ -82,51 +78,9 @@ def _main_command(runs: int, tmp: Path, runner: str | None = None) -> dict:
 
 
 def _cluster_jobs(jobs: int, tmp: Path) -> dict:
-    import socket
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(HOME=str(tmp), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    gcs, dash = _free_port(), _free_port()
-    head = subprocess.Popen(
-        [
-            "ray",
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            f"--port={gcs}",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dash}",
-            *_own_ports(),
-            "--disable-usage-stats",
-            f"--temp-dir={tmp / 'ray'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    job_env = dict(env, RAY_ADDRESS=f"http://127.0.0.1:{dash}")
     failed, unpublished, seconds, first_error = 0, 0, [], ""
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", gcs), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "head did not start"
-                time.sleep(0.5)
-        while (
-            subprocess.run(
-                ["ray", "job", "submit", "--", sys.executable, "-c", "pass"], env=job_env, capture_output=True
-            ).returncode
-            != 0
-        ):
-            assert time.monotonic() < deadline, "job agent not ready"
-            time.sleep(2)
+    with token_cluster(tmp) as (_, dashboard, env):
+        job_env = dict(env, RAY_ADDRESS=dashboard)
         pipeline = (REPO / "pipelines" / "sharegpt.yaml").resolve()
         for i in range(jobs):
             out = tmp / "job"
@@ -162,9 +116,6 @@ def _cluster_jobs(jobs: int, tmp: Path) -> dict:
             if (r.returncode != 0 or not ok_pub) and not first_error:
                 first_error = ((r.stderr + r.stdout).strip().splitlines() or ["(no output)"])[-1][:200]
             print(f"  job {i + 1}/{jobs}: exit {r.returncode}, published {ok_pub}, {seconds[-1]:.1f} s", flush=True)
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=120)
     return {
         "what": "ray job submit -- python -m curate run (token-authenticated head)",
         "runs": jobs,
