@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,9 +49,10 @@ def _run(args, env, timeout=300):
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def _wait_for_port(port: int, head: subprocess.Popen, deadline: float) -> None:
+def _wait_for_port(port: int, head: subprocess.Popen, log: Path, deadline: float) -> None:
     while time.monotonic() < deadline:
-        assert head.poll() is None, "ray start --head exited early"
+        if head.poll() is not None:
+            raise AssertionError(f"ray start --head exited with {head.returncode}: {log.read_text()[-3000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -81,41 +83,55 @@ def token_cluster(tmp: Path):
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env.update(HOME=str(home), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    # Ray's session directory holds Unix sockets, whose paths may not exceed 107 bytes. Under
+    # pytest's deep tmp_path the session name and `/sockets/plasma_store` went past that as soon
+    # as the run counter reached three digits (`pytest-272` in CI), and the head exited at start.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="curate-ray-", dir="/tmp"))
+    log = tmp / "head.log"
     gcs, dash = _free_port(), _free_port()
-    head = subprocess.Popen(
-        [
-            "ray",
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            f"--port={gcs}",
-            "--num-cpus=2",
-            "--include-dashboard=true",
-            "--dashboard-host=127.0.0.1",
-            f"--dashboard-port={dash}",
-            *_own_ports(),
-            "--disable-usage-stats",
-            f"--temp-dir={tmp / 'ray'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    with log.open("w") as log_file:
+        head = subprocess.Popen(
+            [
+                "ray",
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                f"--port={gcs}",
+                "--num-cpus=2",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dash}",
+                *_own_ports(),
+                "--disable-usage-stats",
+                f"--temp-dir={ray_tmp}",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        _wait_for_port(gcs, head, deadline)
+        _wait_for_port(gcs, head, log, deadline)
         dashboard = f"http://127.0.0.1:{dash}"
         _wait_for_job_agent(dict(env, RAY_ADDRESS=dashboard), deadline)
         yield f"127.0.0.1:{gcs}", dashboard, env
     finally:
+        _stop(head)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _stop(head: subprocess.Popen) -> None:
+    """Stop the head's whole process group; it may have exited on its own already."""
+    try:
         os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        head.wait(timeout=60)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
 
 
 @pytest.fixture(scope="module")
