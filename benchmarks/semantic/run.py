@@ -40,7 +40,10 @@ from curate.steps.semantic_dedup import SemanticDedup, pair_scores  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "semantic"
 MRPC = ("string1", "string2", lambda r: int(r["quality"]))
 STSB = ("sentence1", "sentence2", lambda r: int(r["score"] >= 4))
-VALIDATION = {"MRPC train": ("mrpc_msr_paraphrase_train.jsonl.gz", *MRPC), "STS-B train": ("stsb_sts_train.jsonl.gz", *STSB)}
+VALIDATION = {
+    "MRPC train": ("mrpc_msr_paraphrase_train.jsonl.gz", *MRPC),
+    "STS-B train": ("stsb_sts_train.jsonl.gz", *STSB),
+}
 TEST = {"MRPC test": ("mrpc_msr_paraphrase_test.jsonl.gz", *MRPC), "STS-B test": ("stsb_sts_test.jsonl.gz", *STSB)}
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 OLD_DEFAULT = 0.9  # cosine alone

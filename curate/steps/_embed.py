@@ -6,10 +6,9 @@ downloads off. Every embedder maps an Arrow string array to L2-normalised float3
 `WordLlama.load()` looks for its weights in a cache folder and downloads them when they are not
 there; its wheel carries them in the package folder, so it is loaded from there with downloads off.
 Pooling is done here over the flattened token ids of a batch (one gather and one reduceat), not by
-`WordLlama.embed`, which pads every batch to its longest text. Tried and not kept (no gain on MRPC /
-STS-B, benchmarks/semantic): removing the mean and first principal direction of a reference corpus.
-Random pairs of texts already have cosine ~0 (p99 0.31 on STS-B sentences): no centring is needed
-for hyperplane LSH.
+`WordLlama.embed`, which pads every batch to its longest text. Tried and not kept (lower ROC AUC on
+MRPC / STS-B train, docs/semantic_dedup.md): IDF or SIF token weights, counting each token once,
+removing the mean and first principal direction of a reference corpus.
 """
 
 from __future__ import annotations

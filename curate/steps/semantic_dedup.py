@@ -195,7 +195,7 @@ class SemanticDedup(GlobalStep):
                         DROP_REASON: pa.array(np.where(removed, "semantic_duplicate", None).tolist(), pa.string()),
                         DROP_DETAIL: pa.array(
                             [
-                                f"semantic duplicate of {k} (cosine {s:.3f})" if r else None
+                                f"semantic duplicate of {k} (score {s:.3f})" if r else None
                                 for k, s, r in zip(kept_ids, best, removed)
                             ],
                             pa.string(),
