@@ -187,5 +187,5 @@ def test_select_pipeline_report_shows_scores_examples_and_semantic_clusters(tmp_
     assert stats["rows_kept"] == int(live * 0.2 + 0.5) >= 3  # 20% of the rows left, rounded half up
     plain = text_of((tmp_path / "out" / "report.html").read_text())
     assert "What the scores prefer" in plain and "quality_score · top" in plain and "quality_score · bottom" in plain
-    assert "Duplicate clusters" in plain and "kept: s0" in plain and "cosine 0.9" in plain
+    assert "Duplicate clusters" in plain and "kept: s0" in plain and "semantic score 0.9" in plain
     assert "not_selected" in plain

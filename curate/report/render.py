@@ -291,7 +291,7 @@ def _clusters(data: ReportData) -> list[str]:
         removed = "".join(
             f"<div><b>{e(m['id'])}</b> · {e(m['_curate_drop_step'])}"
             + (f" · similarity {m['dup_similarity']:.2f}" if m.get("dup_similarity") is not None else "")
-            + (f" · cosine {m['semantic_similarity']:.3f}" if m.get("semantic_similarity") is not None else "")
+            + (f" · semantic score {m['semantic_similarity']:.3f}" if m.get("semantic_similarity") is not None else "")
             + f"<div class=text>{e(m['first_text'])}</div></div>"
             for m in members
         )
