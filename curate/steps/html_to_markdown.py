@@ -106,6 +106,28 @@ _PRE_BLOCK = re.compile(r"<pre\b.*?</pre\s*>", re.S | re.I)
 _MD_FENCE_LINE = re.compile(r"(?m)^ {0,3}(```|~~~)")
 _MD_FENCE_BLOCK = re.compile(r"(?ms)^ {0,3}(`{3,}|~{3,})[^\n]*\n.*?^ {0,3}\1[`~]*[ \t]*$")
 
+# Which of _convert's passes can change a turn, decided for a whole batch by RE2 passes (no per-turn Python).
+# Each pattern finds a superset of what its pass looks for: its literals ("0;" stands for "a0;", "A0;" and
+# "#160;"), or the start of the tag its regex opens with (Python's case-insensitive "pre", "ol" and "code" match
+# ASCII letters only). A clear bit skips a pass that could not have changed the turn; a set bit runs the pass
+# as before; the output is the same. One literal per pass: RE2 scans for a pattern's first byte with memchr,
+# which an alternation or a case-insensitive flag turns off (3x slower).
+_MAY_FENCE, _MAY_PRE, _MAY_OL, _MAY_BR, _MAY_CODE, _MAY_NBSP, _MAY_SVG = 1, 2, 4, 8, 16, 32, 64
+_MAY_ALL = 127
+_MAY_PATTERNS = (
+    (_MAY_FENCE, "```"),  # Markdown fences: a mixed turn
+    (_MAY_FENCE, "~~~"),
+    (_MAY_PRE, "<[pP][rR][eE]"),  # _CHATGPT_HEAD (and the tail, which follows a head)
+    (_MAY_OL, "<[oO][lL]"),  # _OL_START
+    (_MAY_BR, "<br|<BR"),  # a <br> inside <code>
+    (_MAY_CODE, "<[cC][oO][dD][eE]"),
+    (_MAY_NBSP, "\xa0"),  # a no-break space to keep
+    (_MAY_NBSP, "nbsp;"),
+    (_MAY_NBSP, "NBSP;"),
+    (_MAY_NBSP, "0;"),
+    (_MAY_SVG, "<[sS\u017f][vV][gG]"),  # SVG icons to strip (the converter's strip_tags costs ~3% when set)
+)
+
 
 class HtmlParams(Params):
     max_depth: int = Field(200, ge=10, le=1000, description="deeper markup is rejected (html_too_deep)")
@@ -130,11 +152,12 @@ def _max_depth(html: str, limit: int) -> int:
     return top
 
 
-@lru_cache(maxsize=2)
-def _options(escape: bool) -> h2m.ConversionOptions:
+@lru_cache(maxsize=4)
+def _options(escape: bool, strip_svg: bool = True) -> h2m.ConversionOptions:
     """Everything visible stays (no clean-up pass: navigation, forms and button labels are kept); nothing is
     added that the page did not show (no front matter from <title>, no expanded abbreviations, no citation
-    URLs, no ==mark==); SVG icons go (strip_tags is ~40% cheaper than the CSS-selector route)."""
+    URLs, no ==mark==); SVG icons go (strip_tags is ~40% cheaper than the CSS-selector route; without an
+    <svg> in the text, the options without it give the same Markdown ~3% faster)."""
     return h2m.ConversionOptions(
         escape_asterisks=escape,
         escape_underscores=escape,
@@ -143,7 +166,7 @@ def _options(escape: bool) -> h2m.ConversionOptions:
         expand_abbreviations=False,
         include_blockquote_citations=False,
         highlight_style="none",
-        strip_tags=["svg"],
+        strip_tags=["svg"] if strip_svg else [],
         max_depth=1024,
         compact_tables=True,
         preprocessing=h2m.PreprocessingOptions(enabled=False),
@@ -160,15 +183,16 @@ def _native():
         from html_to_markdown import _html_to_markdown as native
         from html_to_markdown.api import _to_rust_conversion_options as build
 
-        built = {escape: build(_options(escape)) for escape in (True, False)}
-        return lambda html, escape: native.convert(html=html, options=built[escape], visitor=None).content or ""
+        built = {key: build(_options(*key)) for key in ((e, s) for e in (True, False) for s in (True, False))}
+        convert = native.convert
+        return lambda html, escape, strip_svg=True: convert(html, built[escape, strip_svg], None).content or ""
     except (ImportError, AttributeError, TypeError):
         return None
 
 
-def _h2m(html: str, escape: bool) -> str:
+def _h2m(html: str, escape: bool, strip_svg: bool = True) -> str:
     fast = _native()
-    return fast(html, escape) if fast else (h2m.convert(html, _options(escape)).content or "")
+    return fast(html, escape, strip_svg) if fast else (h2m.convert(html, _options(escape, strip_svg)).content or "")
 
 
 def _valid_start(m: re.Match) -> str:
@@ -195,20 +219,37 @@ def _fewer_escapes(md: str) -> str:
     return md.replace(_BACKSLASH, "\\\\") if literal else md
 
 
-def _convert(html: str, escape: bool) -> str:
-    html, headers = _CHATGPT_HEAD.subn("<pre>", html)
-    if headers:
-        html = _CHATGPT_TAIL.sub("</code></pre>", html)
-    html = _OL_START.sub(_valid_start, html)
-    if "<br" in html or "<BR" in html:  # a <br> in code is a newline of the code, not the end of the code span
-        html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)
+def may_change(texts: pa.Array) -> np.ndarray:
+    """Per text, the _MAY_* bits of the passes of _convert that can change it (one RE2 pass per bit)."""
+    texts = pc.fill_null(texts, "")
+    bits = np.zeros(len(texts), np.uint8)
+    for bit, pattern in _MAY_PATTERNS:
+        bits[pc.match_substring_regex(texts, pattern).to_numpy(zero_copy_only=False)] |= bit
+    return bits
+
+
+def _convert(html: str, escape: bool, may: int = _MAY_ALL) -> str:
+    if may & _MAY_PRE:
+        html, headers = _CHATGPT_HEAD.subn("<pre>", html)
+        if headers:
+            html = _CHATGPT_TAIL.sub("</code></pre>", html)
+    if may & _MAY_OL:
+        html, starts = _OL_START.subn(_valid_start, html)
+        if starts:
+            may = _MAY_ALL  # a dropped attribute joins the text around it: the bits no longer hold
+    if may & _MAY_BR and may & _MAY_CODE and ("<br" in html or "<BR" in html):
+        html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)  # a <br> in code is a newline of it
     keep_nbsp = (
-        "\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html
-    ) and _KEEP_NBSP not in html  # substring tests first: `&#x27;` is in most escaped HTML
+        may & _MAY_NBSP
+        and (
+            "\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html
+        )
+        and _KEEP_NBSP not in html
+    )
     if keep_nbsp:
         html = _NBSP.sub(_KEEP_NBSP, html)
     try:
-        md = _h2m(html, escape)
+        md = _h2m(html, escape, bool(may & _MAY_SVG))
     except Exception:  # noqa: BLE001 (the converter's own error types; beautifulsoup4 repairs the markup, one more try)
         from bs4 import BeautifulSoup
 
@@ -224,16 +265,21 @@ def _convert(html: str, escape: bool) -> str:
     return _REGENERATE.sub("", md.strip("\n")).strip("\n")
 
 
-def html_to_markdown(html: str) -> str:
-    """One HTML text to Markdown. Markdown fences outside <pre> mark a mixed turn: they stay as they are
-    and the text between them is converted without escaping."""
-    if ("```" not in html and "~~~" not in html) or not _MD_FENCE_LINE.search(_PRE_BLOCK.sub("", html)):
-        return _convert(html, escape=True)
-    pieces, at = [], 0
+def html_to_markdown(html: str, may: int | None = None) -> str:
+    """One HTML text to Markdown (`may`: its may_change bits, when the caller has them for a batch).
+    Markdown fences outside <pre> mark a mixed turn: they stay as they are and the text between them is
+    converted without escaping."""
+    if may is None:
+        may = int(may_change(pa.array([html], pa.string()))[0])
+    if not may & _MAY_FENCE or not _MD_FENCE_LINE.search(_PRE_BLOCK.sub("", html)):
+        return _convert(html, True, may)
+    spans, at = [], 0
     for m in _MD_FENCE_BLOCK.finditer(html):
-        pieces += [_convert(html[at : m.start()], escape=False), m.group(0)]
+        spans += [html[at : m.start()], m.group(0)]
         at = m.end()
-    pieces.append(_convert(html[at:], escape=False))
+    spans.append(html[at:])
+    bits = iter(may_change(pa.array(spans[0::2], pa.string())))  # the HTML between fences; fences stay as they are
+    pieces = [_convert(p, False, int(next(bits))) if k % 2 == 0 else p for k, p in enumerate(spans)]
     return "\n\n".join(p for p in pieces if p.strip())
 
 
@@ -247,7 +293,7 @@ def looks_like_html(texts: pa.Array) -> np.ndarray:
     the few texts that also contain code fences or inline code."""
     texts = pc.fill_null(texts, "")
     candidate = pc.match_substring_regex(texts, _STRUCTURAL).to_numpy(zero_copy_only=False)
-    has_code = pc.match_substring(texts, "`").to_numpy(zero_copy_only=False)
+    has_code = pc.match_substring_regex(texts, "`").to_numpy(zero_copy_only=False)
     out = candidate.copy()
     for i in np.nonzero(candidate & has_code)[0]:
         text = texts[int(i)].as_py()
@@ -277,45 +323,55 @@ class HtmlToMarkdown(MapStep):
         html_turns = np.zeros(n, np.int16)
         texts = t.text
         if is_html.any():
-            # Only a turn with more opening tags than max_depth can be nested deeper: the tag scan runs on those.
-            may_be_deep = pc.greater(
-                pc.count_substring_regex(pc.fill_null(t.text, ""), _OPEN_TAG_COUNT), self.params.max_depth
-            ).to_numpy(zero_copy_only=False)
-            lengths = pc.utf8_length(pc.fill_null(t.text, "")).to_numpy(zero_copy_only=False)
-            new = t.text.to_pylist()
-            for i in np.nonzero(is_html)[0]:
-                row = int(t.row[i])
+            at = np.nonzero(is_html)[0]
+            html = t.text.filter(pa.array(is_html))
+            # Per HTML turn, vectorised: its length, whether it can be nested deeper than max_depth (only a turn
+            # with more opening tags can: the tag scan runs on those) and which conversion passes can change it.
+            lengths = pc.utf8_length(html).to_numpy(zero_copy_only=False)
+            may_be_deep = pc.greater(pc.count_substring_regex(html, _OPEN_TAG_COUNT), self.params.max_depth)
+            may_be_deep = may_be_deep.to_numpy(zero_copy_only=False)
+            converted, done = [], np.zeros(len(is_html), bool)
+            for k, (i, row, src, may) in enumerate(
+                zip(at.tolist(), t.row[at].tolist(), html.to_pylist(), may_change(html).tolist())
+            ):
                 if reason[row] is not None:
                     continue
-                src, where = new[i], f"turn {t.position[i]}"
-                if lengths[i] > self.params.max_chars:
+                if lengths[k] > self.params.max_chars:
                     reason[row], detail[row] = (
                         "html_too_large",
-                        f"{where}: {lengths[i]:,} characters of HTML (max_chars {self.params.max_chars:,})",
+                        f"turn {t.position[i]}: {lengths[k]:,} characters of HTML (max_chars {self.params.max_chars:,})",
                     )
                     counters["html_too_large"] += 1
                     continue
-                if may_be_deep[i] and _max_depth(src, self.params.max_depth) > self.params.max_depth:
+                if may_be_deep[k] and _max_depth(src, self.params.max_depth) > self.params.max_depth:
                     reason[row], detail[row] = (
                         "html_too_deep",
-                        f"{where}: markup nested deeper than {self.params.max_depth}",
+                        f"turn {t.position[i]}: markup nested deeper than {self.params.max_depth}",
                     )
                     counters["html_too_deep"] += 1
                     continue
                 try:
-                    md = html_to_markdown(src)
+                    md = html_to_markdown(src, may)
                 except Exception as e:  # noqa: BLE001 (the converter's and the repairing parser's errors alike)
-                    reason[row], detail[row] = "html_unparseable", f"{where}: {type(e).__name__}: {str(e)[:200]}"
+                    reason[row], detail[row] = (
+                        "html_unparseable",
+                        f"turn {t.position[i]}: {type(e).__name__}: {str(e)[:200]}",
+                    )
                     counters["html_unparseable"] += 1
                     continue
                 if not md.strip():
-                    reason[row], detail[row] = "html_markup_only", f"{where}: no text left after removing the markup"
+                    reason[row], detail[row] = (
+                        "html_markup_only",
+                        f"turn {t.position[i]}: no text left after removing the markup",
+                    )
                     counters["html_markup_only"] += 1
                     continue
-                new[i] = md
+                converted.append(md)
+                done[i] = True
                 html_turns[row] += 1
-                counters["turns_converted"] += 1
-            texts = pa.array(new, pa.string())
+            if converted:  # only the converted texts go back through Python objects; the rest stay in Arrow
+                counters["turns_converted"] += len(converted)
+                texts = pc.replace_with_mask(t.text, pa.array(done), pa.array(converted, pa.string()))
         out = with_texts(table, texts, t) if is_html.any() else table
         out = set_column(out, "html_turns", pa.array(html_turns, pa.int16()))
         return StepOutput(out, reason=reason, detail=detail, counters=counters)

@@ -86,9 +86,10 @@ def test_the_native_call_and_the_public_api_agree():
     assert module._native() is not None
     for case in SUITES["markdownify"] + SUITES["turndown"]:
         for escape in (True, False):
-            assert module._native()(case["html"], escape) == (
-                module.h2m.convert(case["html"], module._options(escape)).content or ""
-            )
+            for strip_svg in (True, False):
+                assert module._native()(case["html"], escape, strip_svg) == (
+                    module.h2m.convert(case["html"], module._options(escape, strip_svg)).content or ""
+                )
 
 
 @pytest.mark.parametrize(
