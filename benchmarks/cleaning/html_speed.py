@@ -1,6 +1,6 @@
 """HTML to Markdown speed on the all-HTML ShareGPT dump, one core, curate's step beside FastChat's cleaning.
 
-    python benchmarks/cleaning/html_speed.py [--copies 3] [--fastchat-python /tmp/bench/venv-fastchat/bin/python]
+    python benchmarks/cleaning/html_speed.py [--copies 3] [--rounds 5] [--fastchat-python /tmp/bench/venv-fastchat/bin/python]
 
 The dump: the 667 real ShareGPT conversations of ../shared/data with every reply rendered as the 2023
 ChatGPT page HTML (vs_fastchat.html_dump), `copies` times. Each tool runs in its own process pinned to
@@ -12,13 +12,15 @@ up (imports, I/O and one-off pattern compiles excluded: per-row rates on a large
   - curate: the `html_to_markdown` step alone on the rows as an Arrow table (detection, conversion, columns);
   - the beautifulsoup4 paths an engine could be built on: markdownify (current) on every HTML turn, and
     BeautifulSoup(html, "html.parser") parsing alone (a floor for any beautifulsoup4-based converter).
-Prints rows/s per core and the ratio to FastChat; run the tools in one go (ratios, the machine is shared).
+Prints rows/s per core and the ratio to FastChat (the median of `rounds` rounds that alternate the two, each
+round's ratio taken within it, with the load average): run the tools in one go (ratios, the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -86,6 +88,7 @@ def run_pinned(python: str, script: str, *args: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5, help="FastChat and curate alternate this many times")
     ap.add_argument("--fastchat-python", default="/tmp/bench/venv-fastchat/bin/python")
     args = ap.parse_args()
     if shutil.which("taskset") is None:
@@ -94,19 +97,25 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="html-speed-"))
     corpus = html_dump(args.copies, work) / "corpus.jsonl"
-    results = {}
-    if Path(args.fastchat_python).exists():
-        results["FastChat clean_html_one_sample (markdownify 0.11.6)"] = run_pinned(
-            args.fastchat_python, FASTCHAT, str(corpus)
-        )
-    results["curate html_to_markdown step"] = run_pinned(sys.executable, CURATE, str(corpus))
-    results["markdownify (current) on the replies"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "markdownify")
-    results["beautifulsoup4 html.parser, parse only"] = run_pinned(sys.executable, BS4_PATHS, str(corpus), "parse")
+    fastchat = "FastChat clean_html_one_sample (markdownify 0.11.6)"
+    has_fastchat = Path(args.fastchat_python).exists()
+    load_before = os.getloadavg()
+    # FastChat and curate alternate for `rounds` rounds (the machine's load drifts; each round's ratio is taken
+    # within the round); the beautifulsoup4 paths, for context, once.
+    rounds: dict[str, list[dict]] = {}
+    for _ in range(args.rounds):
+        if has_fastchat:
+            rounds.setdefault(fastchat, []).append(run_pinned(args.fastchat_python, FASTCHAT, str(corpus)))
+        rounds.setdefault("curate html_to_markdown step", []).append(run_pinned(sys.executable, CURATE, str(corpus)))
+    rounds["markdownify (current) on the replies"] = [run_pinned(sys.executable, BS4_PATHS, str(corpus), "markdownify")]
+    rounds["beautifulsoup4 html.parser, parse only"] = [run_pinned(sys.executable, BS4_PATHS, str(corpus), "parse")]
+    results = {name: sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2] for name, runs in rounds.items()}
     rows = next(iter(results.values()))["rows"]
     mb = corpus.stat().st_size / 1e6
-    ref = next((r for k, r in results.items() if k.startswith("FastChat")), None)
+    ref = results.get(fastchat)
     print(
-        f"\n{rows:,} rows ({mb:.1f} MB): real ShareGPT conversations, replies as 2023 ChatGPT-page HTML, {args.copies} copies; CPU seconds on one core\n"
+        f"\n{rows:,} rows ({mb:.1f} MB): real ShareGPT conversations, replies as 2023 ChatGPT-page HTML, {args.copies} copies; CPU seconds on one core"
+        f" (median of {args.rounds} rounds for FastChat and curate); load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after\n"
     )
     print("| tool | CPU s | rows/s per core | x FastChat |")
     print("|---|---:|---:|---:|")
@@ -114,6 +123,13 @@ def main() -> None:
         speed = r["rows"] / r["seconds"]
         ratio = f"{speed / (ref['rows'] / ref['seconds']):.1f}" if ref else "-"
         print(f"| {name} | {r['seconds']:.2f} | {speed:,.0f} | {ratio} |")
+    if has_fastchat:
+        ratios = sorted(
+            f["seconds"] / c["seconds"] for f, c in zip(rounds[fastchat], rounds["curate html_to_markdown step"])
+        )
+        print(
+            f"\ncurate / FastChat per round: {', '.join(f'{r:.2f}x' for r in ratios)}; median {ratios[len(ratios) // 2]:.2f}x"
+        )
     shutil.rmtree(work)
 
 

@@ -244,9 +244,7 @@ def _convert(html: str, escape: bool, may: int = _MAY_ALL) -> str:
         html = _CODE_ELEMENT.sub(lambda m: _BR.sub("\n", m.group(0)), html)  # a <br> in code is a newline of it
     keep_nbsp = (
         may & _MAY_NBSP
-        and (
-            "\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html
-        )
+        and ("\xa0" in html or "nbsp;" in html or "NBSP;" in html or "#160;" in html or "a0;" in html or "A0;" in html)
         and _KEEP_NBSP not in html
     )
     if keep_nbsp:
