@@ -101,7 +101,6 @@ _DROP_ESCAPE = re.compile(r"\\(?:(?=[-+=#>]|&(?![A-Za-z0-9#]+;))|(?<=[^\W_]\\)(?
 # Escapes that start a line's text stay: marked before the pass (in code too: the mark is undone after).
 # On "\n" + text; possessive where what follows cannot match what a quantifier gave up (1.7x faster, same matches).
 _LINE_START_ESCAPE = re.compile(r"(\n[ \t>]*+(?:(?:[-+*]|\d{1,9}+[.)])[ \t]++)*+)\\([-+=#>])")
-_ANY_ESCAPE = re.compile(r"\\[-+=#>&_]")
 _MARK, _BACKSLASH = "\ue001", "\ue002"  # private-use stand-ins: a kept escape, a literal backslash
 _CODE_ELEMENT = re.compile(r"<code\b[^>]*>.*?</code\s*>", re.S | re.I)
 _BR = re.compile(r"<br\s*/?>", re.I)
@@ -125,10 +124,34 @@ _MAY_PATTERNS = (
     (_MAY_BR, "<br|<BR"),  # a <br> inside <code>
     (_MAY_CODE, "<[cC][oO][dD][eE]"),
     (_MAY_NBSP, "\xa0"),  # a no-break space to keep
-    (_MAY_NBSP, "nbsp;"),
+    (_MAY_NBSP, "bsp;"),  # (for "nbsp;": RE2 looks for a rarer first byte)
     (_MAY_NBSP, "NBSP;"),
     (_MAY_NBSP, "0;"),
     (_MAY_SVG, "<[sS\u017f][vV][gG]"),  # SVG icons to strip (the converter's strip_tags costs ~3% when set)
+)
+
+
+# The same for the converter's Markdown: which clean-up passes can change it. `^`/`\n` + `\p{N}` spell
+# _LINE_START_ESCAPE in RE2 (\p{N} holds every digit Python's \d does); "/ " stands for " chars / ".
+_MD_ESCAPE, _MD_LINE_START, _MD_STAND_IN, _MD_CODE, _MD_COPY_CODE, _MD_COPY_CHARS, _MD_REGENERATE = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+)
+_MD_PATTERNS = (
+    (_MD_ESCAPE, r"\\[-+=#>&_]"),  # _ANY_ESCAPE: _fewer_escapes has something to undo
+    (_MD_LINE_START, r"^[ \t>]*(?:(?:[-+*]|\p{N}{1,9}[.)])[ \t]+)*\\[-+=#>]"),
+    (_MD_LINE_START, r"\n[ \t>]*(?:(?:[-+*]|\p{N}{1,9}[.)])[ \t]+)*\\[-+=#>]"),
+    (_MD_STAND_IN, "\ue001"),  # _MARK or _BACKSLASH in the text: _fewer_escapes leaves it as it is
+    (_MD_STAND_IN, "\ue002"),
+    (_MD_CODE, "`"),
+    (_MD_COPY_CODE, "Copy code\n"),
+    (_MD_COPY_CHARS, "/ "),
+    (_MD_REGENERATE, r"^\n*\p{N}"),
 )
 
 
@@ -204,15 +227,31 @@ def _valid_start(m: re.Match) -> str:
     return m.group(0) if re.fullmatch(r"\d{1,9}", value.strip()) else m.group(1)
 
 
-def _fewer_escapes(md: str) -> str:
-    if "\\" not in md or _MARK in md or _BACKSLASH in md or not _ANY_ESCAPE.search(md):
+def _bits(texts: pa.Array, patterns: tuple[tuple[int, str], ...]) -> np.ndarray:
+    """Per text, the OR of the bits whose RE2 pattern it matches (one pass over the batch per pattern)."""
+    texts = pc.fill_null(texts, "")
+    bits = np.zeros(len(texts), np.uint8)
+    for bit, pattern in patterns:
+        bits[pc.match_substring_regex(texts, pattern).to_numpy(zero_copy_only=False)] |= bit
+    return bits
+
+
+def may_change(texts: pa.Array) -> np.ndarray:
+    """Per HTML text, the _MAY_* bits of the passes before the converter that can change it."""
+    return _bits(texts, _MAY_PATTERNS)
+
+
+def _fewer_escapes(md: str, bits: int) -> str:
+    if not bits & _MD_ESCAPE or bits & _MD_STAND_IN:
         return md
     literal = "\\\\" in md
     if literal:
         md = md.replace("\\\\", _BACKSLASH)
-    md, marked = _LINE_START_ESCAPE.subn("\\1" + _MARK + "\\2", "\n" + md)
-    md = md[1:]
-    if "`" in md:
+    marked = 0
+    if bits & _MD_LINE_START:
+        md, marked = _LINE_START_ESCAPE.subn("\\1" + _MARK + "\\2", "\n" + md)
+        md = md[1:]
+    if bits & _MD_CODE:
         parts = _CODE_SPLIT.split(md)  # prose, code, its backtick run, prose, ...
         md = "".join(_DROP_ESCAPE.sub("", p) if k % 3 == 0 else p for k, p in enumerate(parts) if k % 3 != 2)
     else:
@@ -222,16 +261,8 @@ def _fewer_escapes(md: str) -> str:
     return md.replace(_BACKSLASH, "\\\\") if literal else md
 
 
-def may_change(texts: pa.Array) -> np.ndarray:
-    """Per text, the _MAY_* bits of the passes of _convert that can change it (one RE2 pass per bit)."""
-    texts = pc.fill_null(texts, "")
-    bits = np.zeros(len(texts), np.uint8)
-    for bit, pattern in _MAY_PATTERNS:
-        bits[pc.match_substring_regex(texts, pattern).to_numpy(zero_copy_only=False)] |= bit
-    return bits
-
-
-def _convert(html: str, escape: bool, may: int = _MAY_ALL) -> str:
+def _markdown(html: str, escape: bool, may: int) -> str:
+    """curate's rules on the HTML, then the converter: the Markdown before its clean-up (_clean)."""
     if may & _MAY_PRE:
         html, headers = _CHATGPT_HEAD.subn("<pre>", html)
         if headers:
@@ -255,33 +286,71 @@ def _convert(html: str, escape: bool, may: int = _MAY_ALL) -> str:
         from bs4 import BeautifulSoup
 
         md = _h2m(str(BeautifulSoup(html, "html.parser")), escape)
-    if keep_nbsp:
-        md = md.replace(_KEEP_NBSP, "\xa0")
+    return md.replace(_KEEP_NBSP, "\xa0") if keep_nbsp else md
+
+
+def _clean(md: str, escape: bool, bits: int) -> str:
+    """The converter's Markdown, cleaned: needless escapes and ChatGPT's page chrome go (`bits`: its _MD_* bits)."""
     if escape:
-        md = _fewer_escapes(md)
-    if "Copy code\n" in md:
+        md = _fewer_escapes(md, bits)
+    if bits & _MD_COPY_CODE:
         md = _COPY_CODE_LEFT.sub(r"\1\2\n", md)
-    if " chars / " in md:
+    if bits & _MD_COPY_CHARS and " chars / " in md:
         md = _COPY_CHARS.sub("", md)
-    return _REGENERATE.sub("", md.strip("\n")).strip("\n")
+    md = md.strip("\n")
+    if bits & (_MD_REGENERATE | _MD_COPY_CHARS):  # removing "Copy.. chars / .. words" can bare a counter
+        md = _REGENERATE.sub("", md)
+    return md.strip("\n")
 
 
-def html_to_markdown(html: str, may: int | None = None) -> str:
-    """One HTML text to Markdown (`may`: its may_change bits, when the caller has them for a batch).
-    Markdown fences outside <pre> mark a mixed turn: they stay as they are and the text between them is
-    converted without escaping."""
-    if may is None:
-        may = int(may_change(pa.array([html], pa.string()))[0])
-    if not may & _MAY_FENCE or not _MD_FENCE_LINE.search(_PRE_BLOCK.sub("", html)):
-        return _convert(html, True, may)
+def _convert_all(htmls: list[str], escape: bool, mays) -> list[str | Exception]:
+    """Each HTML text to Markdown, or the exception that the converter and the repairing parser both raised.
+    The converter runs text by text; which clean-up passes its Markdown needs is decided for all at once."""
+    out: list = [None] * len(htmls)
+    raw: list[str] = []
+    for k, (html, may) in enumerate(zip(htmls, mays)):
+        try:
+            if escape and may & _MAY_FENCE and _MD_FENCE_LINE.search(_PRE_BLOCK.sub("", html)):
+                out[k] = _mixed(html)
+            else:
+                raw.append(_markdown(html, escape, int(may)))
+                continue
+        except Exception as e:  # noqa: BLE001 (the converter's and the repairing parser's errors alike)
+            out[k] = e
+        raw.append("")
+    bits = _bits(pa.array(raw, pa.string()), _MD_PATTERNS)
+    for k, md in enumerate(raw):
+        if out[k] is None:
+            try:
+                out[k] = _clean(md, escape, int(bits[k]))
+            except Exception as e:  # noqa: BLE001
+                out[k] = e
+    return out
+
+
+def _mixed(html: str) -> str:
+    """Markdown fences outside <pre> mark a mixed turn: they stay as they are, and the text between them is
+    converted without escaping (it is already Markdown)."""
     spans, at = [], 0
     for m in _MD_FENCE_BLOCK.finditer(html):
         spans += [html[at : m.start()], m.group(0)]
         at = m.end()
     spans.append(html[at:])
-    bits = iter(may_change(pa.array(spans[0::2], pa.string())))  # the HTML between fences; fences stay as they are
-    pieces = [_convert(p, False, int(next(bits))) if k % 2 == 0 else p for k, p in enumerate(spans)]
+    between = spans[0::2]
+    converted = iter(_convert_all(between, False, may_change(pa.array(between, pa.string()))))
+    pieces = [next(converted) if k % 2 == 0 else p for k, p in enumerate(spans)]
+    failed = next((p for p in pieces if isinstance(p, Exception)), None)
+    if failed is not None:
+        raise failed
     return "\n\n".join(p for p in pieces if p.strip())
+
+
+def html_to_markdown(html: str, may: int | None = None) -> str:
+    """One HTML text to Markdown (`may`: its may_change bits, when the caller has them)."""
+    out = _convert_all([html], True, [may_change(pa.array([html], pa.string()))[0] if may is None else may])[0]
+    if isinstance(out, Exception):
+        raise out
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -331,32 +400,38 @@ class HtmlToMarkdown(MapStep):
             lengths = pc.utf8_length(html).to_numpy(zero_copy_only=False)
             may_be_deep = pc.greater(pc.count_substring_regex(html, _OPEN_TAG_COUNT), self.params.max_depth)
             may_be_deep = may_be_deep.to_numpy(zero_copy_only=False)
+            srcs, rows = html.to_pylist(), t.row[at].tolist()
+            too_large = (lengths > self.params.max_chars).tolist()
+            too_deep = [
+                bool(deep) and not large and _max_depth(src, self.params.max_depth) > self.params.max_depth
+                for src, deep, large in zip(srcs, may_be_deep, too_large)
+            ]
+            todo = [k for k, (large, deep) in enumerate(zip(too_large, too_deep)) if not (large or deep)]
+            result = dict(zip(todo, _convert_all([srcs[k] for k in todo], True, may_change(html)[todo])))
+            # A row's first failing turn names its reason; the turns after it are not counted.
             converted, done = [], np.zeros(len(is_html), bool)
-            for k, (i, row, src, may) in enumerate(
-                zip(at.tolist(), t.row[at].tolist(), html.to_pylist(), may_change(html).tolist())
-            ):
+            for k, (i, row) in enumerate(zip(at.tolist(), rows)):
                 if reason[row] is not None:
                     continue
-                if lengths[k] > self.params.max_chars:
+                if too_large[k]:
                     reason[row], detail[row] = (
                         "html_too_large",
                         f"turn {t.position[i]}: {lengths[k]:,} characters of HTML (max_chars {self.params.max_chars:,})",
                     )
                     counters["html_too_large"] += 1
                     continue
-                if may_be_deep[k] and _max_depth(src, self.params.max_depth) > self.params.max_depth:
+                if too_deep[k]:
                     reason[row], detail[row] = (
                         "html_too_deep",
                         f"turn {t.position[i]}: markup nested deeper than {self.params.max_depth}",
                     )
                     counters["html_too_deep"] += 1
                     continue
-                try:
-                    md = html_to_markdown(src, may)
-                except Exception as e:  # noqa: BLE001 (the converter's and the repairing parser's errors alike)
+                md = result[k]
+                if isinstance(md, Exception):
                     reason[row], detail[row] = (
                         "html_unparseable",
-                        f"turn {t.position[i]}: {type(e).__name__}: {str(e)[:200]}",
+                        f"turn {t.position[i]}: {type(md).__name__}: {str(md)[:200]}",
                     )
                     counters["html_unparseable"] += 1
                     continue
