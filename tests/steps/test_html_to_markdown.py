@@ -86,9 +86,41 @@ def test_the_native_call_and_the_public_api_agree():
     assert module._native() is not None
     for case in SUITES["markdownify"] + SUITES["turndown"]:
         for escape in (True, False):
-            assert module._native()(case["html"], escape) == (
-                module.h2m.convert(case["html"], module._options(escape)).content or ""
-            )
+            for strip_svg in (True, False):
+                assert module._native()(case["html"], escape, strip_svg) == (
+                    module.h2m.convert(case["html"], module._options(escape, strip_svg)).content or ""
+                )
+
+
+# Inputs where a pass could act on text an earlier pass made, or on spellings a pre-check must not miss.
+PRE_CHECK_CASES = [
+    '<p><code>a<ol x=< start="-1"br>b</code></p>',  # a dropped start= joins "<" and "br>" inside <code>
+    '<ol x=&nb start="1.5"sp;><li>a</li></ol><p>b&#57344;c</p>',  # ... and "&nb" and "sp;"
+    "<PRE><DIV><DIV><span>py</span>Copy code</DIV><DIV><CODE>x\n```\n</CODE></DIV></DIV></PRE>",
+    "<p>Copy12 chars / 3 words2 / 2\n</p><p>x</p>",  # removing "Copy.. chars" bares a regenerate counter
+    "<p>\u0663. x</p><p>- \\- y</p><svg><path/></svg><SVG>s</SVG><i>e</i>",
+    *(f"<p>a{nbsp}b</p><i>e</i>" for nbsp in ("\u00a0", "&nbsp;", "&NBSP;", "&#160;", "&#xa0;", "&#XA0;")),
+    "<p>\ue001 a_b \\- \\_ `c_d`</p><b>x</b>",
+    "```py\nx\n```\n<p>hi <b>b</b> a&nbsp;b</p>\n~~~\ny\n~~~\n<ol start=x><li>z</li></ol>",
+]
+
+
+def test_batch_pre_checks_skip_only_passes_that_change_nothing(monkeypatch):
+    """Which of curate's passes run on a turn is decided by batch-wide RE2 pre-checks; with every bit set
+    (every pass on every turn, as before the pre-checks) the Markdown must be the same."""
+    cases = [c["html"] for name in SUITES for c in SUITES[name]] + PRE_CHECK_CASES + [CHATGPT]
+    checked = module._convert_all(cases, True, module.may_change(pa.array(cases, pa.string())))
+
+    def every_bit(texts: pa.Array, patterns) -> list[int]:
+        if patterns is not module._MD_PATTERNS:
+            return [module._MAY_ALL] * len(texts)
+        # _MD_STAND_IN is the one bit that skips work when set: it is exact (two literals), the rest all set.
+        stand_in = [("\ue001" in t or "\ue002" in t) * module._MD_STAND_IN for t in texts.to_pylist()]
+        return [255 & ~module._MD_STAND_IN | bit for bit in stand_in]
+
+    monkeypatch.setattr(module, "_bits", every_bit)
+    every_pass = module._convert_all(cases, True, [module._MAY_ALL] * len(cases))
+    assert [str(x) for x in checked] == [str(x) for x in every_pass]
 
 
 @pytest.mark.parametrize(
