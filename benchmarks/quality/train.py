@@ -5,19 +5,23 @@
 
 The model (curate/steps/_quality_features.py) is
     helpful(instruction, response) + gate(instruction) * harmless(response)
-over hashed features of the response given its instruction. Two fits, both L-BFGS on one thread
-(deterministic: same data, same file):
+over hashed features of the response given its instruction. Three fits, all L-BFGS on one thread
+(deterministic: same data, same file), each loss averaged per source so that each source weighs
+the same whatever its size:
   1. the gate: logistic regression on the instruction's hashed words, HH-RLHF's red-team requests
-     (1) against the Alpaca / AlpacaEval / AlpaGasus instructions (0), each class weighing the same;
-  2. both heads at once, the gate fixed, one loss per source, averaged so each source weighs the
-     same whatever its size:
+     (1) against the Alpaca / AlpacaEval / AlpaGasus instructions (0), the classes and the sources
+     within a class weighing the same;
+  2. the helpful head on every source:
      - preference pairs (GPT-4 vs davinci-003, AlpacaEval judge, HH-RLHF harmless): Bradley-Terry,
        log(1 + exp(-(s(chosen) - s(rejected))));
      - AlpaGasus rows: logistic loss of rated >= 4.5 against the random 9k;
-     plus L2, its own strength per block (helpful hashed / dense, harmless hashed / dense).
-Only the 80% training split of each source (benchmarks/quality/data.py); run.py measures on the
-other 20%. `--validate` fits on four fifths of the training split and prints the metrics on the
-remaining fifth ("validation"): the defaults below were chosen there, never on the 20%.
+  3. the harmless head on the same losses, the helpful scores fixed, each row multiplied by the
+     gate of a gate fitted without its instruction (5 folds), the helpfulness sources
+     --keep-helpful times as heavy as HH-RLHF.
+Each with L2 (helpful hashed / dense, harmless hashed / dense, gate). Only the 80% training split
+of each source (benchmarks/quality/data.py); run.py measures on the other 20%. `--validate` fits on
+four fifths of the training split and prints the metrics on the remaining fifth ("validation"):
+the defaults below were chosen there (benchmarks/README.md lists the variants).
 """
 
 from __future__ import annotations
