@@ -1,8 +1,10 @@
 """The labelled quality data of ../shared/data/quality as (instruction, response) pairs, split by source.
 
 Every source is cut 80/20 by a hash of its instruction (the prompt's last user turn), so an
-instruction and all its answers are on one side: train.py learns from the 80%, run.py measures on
-the 20% (and ../shared/data keeps a further split, by its own hash, that nobody here has seen).
+instruction and all its answers are on one side: train.py learns from the 80% ("train"), run.py
+measures on the 20% ("eval"; ../shared/data keeps a further split, by its own hash, that nobody here
+has seen). Choices (regularisation, features) are made on "validation", a fifth of "train" cut by
+another hash, with the model fitted on the rest ("fit"): `train.py --validate`.
 
 Sources (licences in curate/models/LICENSE-quality_linear.md):
   gpt4_vs_davinci   pairs: GPT-4's answer (chosen) vs text-davinci-003's to the same Alpaca instruction
@@ -44,8 +46,22 @@ class Rated:
     rater: list[str]
 
 
+SPLITS = ("train", "eval", "fit", "validation")
+
+
 def held_out(instruction: str) -> bool:
     return int(hashlib.sha256(instruction.encode()).hexdigest(), 16) % 5 == 0
+
+
+def in_split(instruction: str, split: str) -> bool:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if held_out(instruction):
+        return split == "eval"
+    if split == "train":
+        return True
+    validation = int(hashlib.sha256(b"validation:" + instruction.encode()).hexdigest(), 16) % 5 == 0
+    return split == ("validation" if validation else "fit")
 
 
 def _lines(name: str):
@@ -63,7 +79,7 @@ def pairs(source: str, split: str) -> Pairs:
     for r in _lines(PAIR_FILES[source]):
         users = [m["content"] for m in r["prompt"] if m["role"] == "user"]
         instr = users[-1] if users else ""
-        if held_out(instr) != (split == "eval"):
+        if not in_split(instr, split):
             continue
         out.instruction.append(instr)
         out.chosen.append(r["chosen"])
@@ -77,7 +93,7 @@ def rated(split: str) -> Rated:
     for rater, name in RATED_FILES.items():
         for r in _lines(name):
             instr = _alpaca_instruction(r)
-            if held_out(instr) == (split == "eval"):
+            if in_split(instr, split):
                 (
                     out.instruction.append(instr),
                     out.response.append(r["output"]),
@@ -88,7 +104,7 @@ def rated(split: str) -> Rated:
     for r in _lines("alpagasus_random_9k.jsonl.gz"):
         instr = _alpaca_instruction(r)
         # for training, a random row that was also rated >= 4.5 is not a negative
-        if held_out(instr) == (split == "eval") and (split == "eval" or (instr, r["output"]) not in seen):
+        if in_split(instr, split) and (split in ("eval", "validation") or (instr, r["output"]) not in seen):
             (
                 out.instruction.append(instr),
                 out.response.append(r["output"]),

@@ -7,6 +7,15 @@ or "\\n - ", is seen). Hashed features, `dim` buckets:
   - instruction unigrams crossed with the response's length bin: how long an answer this kind of
     request wants (a request to build a weapon is better answered briefly);
 Dense features (DENSE): length, lines, list structure, vocabulary, overlap with the instruction.
+
+The model has two heads over these features and a gate that mixes them (raw score):
+    helpful(instruction, response) + gate(instruction) * harmless(response)
+`harmless` reads the response's n-grams and dense features with weights of its own, learnt only from
+HH-RLHF harmless pairs, where the better answer to a harm-seeking request declines or redirects it
+("I'm sorry", "I don't think", "that's illegal") and a longer, compliant answer is worse: the
+opposite of what helpfulness data teaches. `gate` = sigmoid(hashed instruction unigrams . w_gate + b)
+is a logistic model of "this request is one of HH-RLHF's red-team requests rather than an
+Alpaca-style task", so the harmless head speaks only where such requests are.
 Training (benchmarks/quality/train.py) needs the sparse rows; scoring sums weights in the same pass.
 """
 
@@ -30,8 +39,8 @@ DENSE = (
     "empty",
 )
 N_DENSE = len(DENSE)
-LENGTH_BINS = 12
 _NL = np.uint64(10)
+GATE_SALT = np.uint64(0x5BD1E9955BD1E995)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -65,7 +74,9 @@ def _tokens(data, start, end, out):
 
 @numba.njit(cache=True, nogil=True)
 def _row(data, r_start, r_end, i_start, i_end, dim, buf, ibuf, idx, val, dense):
-    """One (instruction, response): hashed features into idx/val (returns their count), dense into dense."""
+    """One (instruction, response): hashed features into idx/val, dense into dense. Returns (c, n_resp,
+    m): idx[:c] holds the response's n-grams (the first n_resp), then the instruction's words crossed
+    with length; the m instruction tokens are in ibuf."""
     n = _tokens(data, r_start, r_end, buf)
     m = _tokens(data, i_start, i_end, ibuf)
     chars = r_end - r_start
@@ -120,13 +131,19 @@ def _row(data, r_start, r_end, i_start, i_end, dim, buf, ibuf, idx, val, dense):
             idx[c] = fmix64(buf[k - 1] * np.uint64(31) + buf[k]) % np.uint64(dim)
             val[c] = w
             c += 1
+    n_resp = c
     # each instruction word moves the preferred response length: value = centred log length
     wi = (np.log1p(n) / 4.0 - 1.0) / np.sqrt(m + 1.0)
     for k in range(m):
         idx[c] = fmix64(ibuf[k] ^ np.uint64(0xA5A5A5A5)) % np.uint64(dim)
         val[c] = wi
         c += 1
-    return c
+    return c, n_resp, m
+
+
+@numba.njit(cache=True, nogil=True)
+def _gate_index(h, dim_gate):
+    return fmix64(h ^ GATE_SALT) % np.uint64(dim_gate)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -145,32 +162,61 @@ def _scratch(r_off, i_off):
 
 
 @numba.njit(cache=True, nogil=True)
-def _score_rows(data, r_off, i_off, dim, w_hash, w_dense, bias, out):
+def _score_rows(data, r_off, i_off, dim, w_hash, w_dense, bias, w_harm, w_harm_dense, w_gate, gate_bias, out):
     n_rows = r_off.shape[0] // 2
     buf, ibuf, idx, val, dense = _scratch(r_off, i_off)
+    dim_gate = w_gate.shape[0]
+    wg = 0.0
     for r in range(n_rows):
-        c = _row(data, r_off[2 * r], r_off[2 * r + 1], i_off[2 * r], i_off[2 * r + 1], dim, buf, ibuf, idx, val, dense)
+        c, n_resp, m = _row(
+            data, r_off[2 * r], r_off[2 * r + 1], i_off[2 * r], i_off[2 * r + 1], dim, buf, ibuf, idx, val, dense
+        )
         s = bias
         for k in range(c):
             s += w_hash[idx[k]] * val[k]
         for k in range(N_DENSE):
             s += w_dense[k] * dense[k]
+        g = gate_bias
+        if m:
+            wg = 1.0 / np.sqrt(m + 1.0)
+        for k in range(m):
+            g += w_gate[_gate_index(ibuf[k], dim_gate)] * wg
+        g = 1.0 / (1.0 + np.exp(-g))
+        if g > 1e-4:  # an Alpaca-style task: the harmless head would add nothing
+            h = 0.0
+            for k in range(n_resp):
+                h += w_harm[idx[k]] * val[k]
+            for k in range(N_DENSE):
+                h += w_harm_dense[k] * dense[k]
+            s += g * h
         out[r] = s
 
 
 @numba.njit(cache=True, nogil=True)
-def _sparse_rows(data, r_off, i_off, dim, indptr, indices, values, dense_out):
+def _sparse_rows(
+    data, r_off, i_off, dim, dim_gate, indptr, indices, values, n_resp_out, dense_out, g_indptr, g_indices
+):
+    """CSR rows of all hashed features (per row: n_resp_out[r] response n-grams, then the
+    instruction's), the dense features, and the gate's CSR rows."""
     n_rows = r_off.shape[0] // 2
     buf, ibuf, idx, val, dense = _scratch(r_off, i_off)
     pos = 0
+    gpos = 0
     for r in range(n_rows):
-        c = _row(data, r_off[2 * r], r_off[2 * r + 1], i_off[2 * r], i_off[2 * r + 1], dim, buf, ibuf, idx, val, dense)
+        c, n_resp, m = _row(
+            data, r_off[2 * r], r_off[2 * r + 1], i_off[2 * r], i_off[2 * r + 1], dim, buf, ibuf, idx, val, dense
+        )
         for k in range(c):
             indices[pos + k] = idx[k]
             values[pos + k] = val[k]
         pos += c
         indptr[r + 1] = pos
+        n_resp_out[r] = n_resp
         dense_out[r, :] = dense
+        for k in range(m):
+            g_indices[gpos + k] = _gate_index(ibuf[k], dim_gate)
+        gpos += m
+        g_indptr[r + 1] = gpos
 
 
 def _buffers(instructions: pa.Array, responses: pa.Array):
@@ -186,18 +232,33 @@ def _buffers(instructions: pa.Array, responses: pa.Array):
 
 
 def score(
-    instructions: pa.Array, responses: pa.Array, w_hash: np.ndarray, w_dense: np.ndarray, bias: float
+    instructions: pa.Array,
+    responses: pa.Array,
+    w_hash: np.ndarray,
+    w_dense: np.ndarray,
+    bias: float,
+    w_harm: np.ndarray,
+    w_harm_dense: np.ndarray,
+    w_gate: np.ndarray,
+    gate_bias: float,
 ) -> np.ndarray:
-    """The linear model's raw score per (instruction, response); nulls read as empty text."""
+    """The model's raw score per (instruction, response); nulls read as empty text."""
     out = np.zeros(len(responses), np.float64)
     if len(responses):
         data, r_off, i_off = _buffers(instructions, responses)
-        _score_rows(data, r_off, i_off, len(w_hash), w_hash, w_dense, float(bias), out)
+        _score_rows(
+            data, r_off, i_off, len(w_hash), w_hash, w_dense, float(bias), w_harm, w_harm_dense, w_gate, gate_bias, out
+        )
     return out
 
 
-def sparse_features(instructions: pa.Array, responses: pa.Array, dim: int):
-    """(indptr, indices, values, dense) for training: a CSR matrix over `dim` hashed buckets."""
+def sparse_features(instructions: pa.Array, responses: pa.Array, dim: int, dim_gate: int):
+    """For training, over `dim` hashed buckets: (indptr, indices, values, n_resp, dense, g_indptr,
+    g_indices) where indptr/indices/values are the CSR rows of every hashed feature, of which the
+    first n_resp of a row are the response's n-grams (both heads read them), the rest the
+    instruction's words (the helpful head's); dense the dense features; g_indptr/g_indices the CSR
+    rows of the instruction's tokens in the gate's `dim_gate` buckets (each weighs
+    1/sqrt(tokens + 1))."""
     data, r_off, i_off = _buffers(instructions, responses)
     n = len(responses)
     lens = (r_off[1::2] - r_off[0::2]) + 2
@@ -206,7 +267,18 @@ def sparse_features(instructions: pa.Array, responses: pa.Array, dim: int):
     indptr = np.zeros(n + 1, np.int64)
     indices = np.empty(total, np.uint64)
     values = np.empty(total, np.float64)
+    n_resp = np.empty(n, np.int64)
     dense = np.empty((n, N_DENSE), np.float64)
-    _sparse_rows(data, r_off, i_off, dim, indptr, indices, values, dense)
-    nnz = indptr[-1]
-    return indptr, indices[:nnz].astype(np.int64), values[:nnz], dense
+    g_indptr = np.zeros(n + 1, np.int64)
+    g_indices = np.empty(int(ilens.sum()), np.uint64)
+    _sparse_rows(data, r_off, i_off, dim, dim_gate, indptr, indices, values, n_resp, dense, g_indptr, g_indices)
+    nnz, g_nnz = indptr[-1], g_indptr[-1]
+    return (
+        indptr,
+        indices[:nnz].astype(np.int64),
+        values[:nnz],
+        n_resp,
+        dense,
+        g_indptr,
+        g_indices[:g_nnz].astype(np.int64),
+    )

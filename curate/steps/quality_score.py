@@ -6,10 +6,12 @@ assistant turn gets no score (null). The step never rejects unless `min_score` i
 `select` and the report (docs/quality.md).
 
 Scorers:
-  offline     the default: a linear model over hashed features of the response and its instruction,
-              shipped as curate/models/quality_linear.npz, trained by benchmarks/quality/train.py on
-              public preference data (GPT-4 vs davinci-003 answers, AlpacaEval judge preferences,
-              HH-RLHF harmless pairs, AlpaGasus ratings); one compiled pass, no model server.
+  offline     the default: two linear heads over hashed features of the response and its instruction
+              (helpfulness, and harmlessness where a gate on the instruction sees a harm-seeking
+              request), shipped as curate/models/quality_linear.npz, trained by
+              benchmarks/quality/train.py on public preference data (GPT-4 vs davinci-003 answers,
+              AlpacaEval judge preferences, HH-RLHF harmless pairs, AlpaGasus ratings); one compiled
+              pass, no model server.
   perplexity, ifd, classifier
               a transformers model from a local folder, on Ray actors (_model_scorers.py).
   judge       an LLM behind an OpenAI-compatible endpoint, cached, rate-limited (_judge.py).
@@ -106,7 +108,8 @@ def per_row(rows: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarra
 
 
 class OfflineScorer:
-    """The shipped linear model: sigmoid(w . features(instruction, response) + b)."""
+    """The shipped linear model: sigmoid(helpful + gate(instruction) * harmless), two linear heads over
+    hashed features of the response given its instruction (_quality_features.py)."""
 
     def __init__(self, path: Path):
         try:
@@ -114,15 +117,31 @@ class OfflineScorer:
                 self.w_hash = z["w_hash"].astype(np.float64)
                 self.w_dense = z["w_dense"].astype(np.float64)
                 self.bias = float(z["bias"])
+                self.w_harm = z["w_harm"].astype(np.float64)
+                self.w_harm_dense = z["w_harm_dense"].astype(np.float64)
+                self.w_gate = z["w_gate"].astype(np.float64)
+                self.gate_bias = float(z["gate_bias"])
         except (OSError, KeyError, ValueError) as e:
             raise UserError(f"quality_score: cannot load the quality model {path}: {e}") from None
-        if len(self.w_dense) != _quality_features.N_DENSE:
+        n = _quality_features.N_DENSE
+        if len(self.w_dense) != n or len(self.w_harm_dense) != n or len(self.w_harm) != len(self.w_hash):
             raise UserError(
-                f"quality_score: {path} was trained with other features ({len(self.w_dense)} dense, expected {_quality_features.N_DENSE})"
+                f"quality_score: {path} was trained with other features ({len(self.w_dense)} dense, expected {n}); "
+                "retrain it with benchmarks/quality/train.py"
             )
 
     def score(self, instructions: pa.Array, responses: pa.Array) -> np.ndarray:
-        raw = _quality_features.score(instructions, responses, self.w_hash, self.w_dense, self.bias)
+        raw = _quality_features.score(
+            instructions,
+            responses,
+            self.w_hash,
+            self.w_dense,
+            self.bias,
+            self.w_harm,
+            self.w_harm_dense,
+            self.w_gate,
+            self.gate_bias,
+        )
         return 1.0 / (1.0 + np.exp(-raw))
 
 

@@ -58,6 +58,23 @@ def test_shipped_model_prefers_gpt4_answers_on_held_out_pairs():
     assert np.mean(s[0::2] > s[1::2]) >= 0.85
 
 
+def test_shipped_model_prefers_the_harmless_answer_on_held_out_hh_rlhf_pairs():
+    """The harmless head (opened by the gate on harm-seeking requests) must beat chance and the
+    "longer wins" baseline, which is below chance here (0.485): the better answer is often the
+    shorter refusal. The benchmark's figure on these pairs is 0.55 (benchmarks/README.md)."""
+    pairs = held_out_pairs("pairs_hh_rlhf_harmless_base_test.jsonl.gz")
+    assert len(pairs) > 300
+    convs = [
+        [("user", [m for m in p["prompt"] if m["role"] == "user"][-1]["content"]), ("assistant", p[side])]
+        for p in pairs
+        for side in ("chosen", "rejected")
+    ]
+    s = np.array(scores(rows_table(convs)))
+    accuracy = np.mean((s[0::2] > s[1::2]) + 0.5 * (s[0::2] == s[1::2]))
+    longer = np.mean([len(p["chosen"]) > len(p["rejected"]) for p in pairs])
+    assert accuracy >= 0.53 and accuracy > longer + 0.03
+
+
 def test_each_answer_is_scored_against_the_user_turn_before_it():
     t = rows_table(
         [
@@ -131,6 +148,14 @@ def test_empty_and_unicode_answers():
         )
     )
     assert all(v is not None and math.isfinite(v) for v in s)
+
+
+def test_a_model_file_from_before_the_harmless_head_is_one_line(tmp_path):
+    old = tmp_path / "old.npz"
+    np.savez(old, w_hash=np.zeros(16, np.float32), w_dense=np.zeros(9, np.float32), bias=np.float32(0))
+    with pytest.raises(UserError, match=r"quality_score: cannot load the quality model .*old\.npz: .*w_harm") as e:
+        step(model_path=str(old)).setup()
+    assert "\n" not in str(e.value)
 
 
 def test_a_bad_model_file_is_one_line(tmp_path):
