@@ -54,25 +54,40 @@ def main() -> None:
             f"no venv for {', '.join(missing)}: run `bash {BENCH}/setup_venvs.sh` first, or --tools curate,curate-default"
         )
     wrapper = curate_wrapper()
-    quiet = tempfile.mkdtemp(prefix="curate-nowait-")
+    scratch = tempfile.mkdtemp(prefix="curate-pipebench-")
     try:
-        race(a, tools, wrapper, quiet)
+        race(a, tools, wrapper, Path(scratch))
     finally:
         os.unlink(wrapper)
-        shutil.rmtree(quiet)
+        shutil.rmtree(scratch)
 
 
-def race(a: argparse.Namespace, tools: list[str], wrapper: str, quiet: str) -> None:
+def harness_checkout(scratch: Path) -> Path:
+    """The checkout as run_all.sh expects it: it looks for lid.176.ftz and the word list with
+    `find $CHECKOUT/curate $CHECKOUT/rules` under `set -o pipefail`, so it stops silently unless both
+    folders exist (rules/ moved into the package), and find does not enter symlinked folders. A
+    scratch folder with the two files in curate/, an empty rules/ and this checkout's pipelines/."""
+    view = scratch / "checkout"
+    (view / "curate").mkdir(parents=True)
+    (view / "rules").mkdir()
+    for src in (REPO / "curate" / "models" / "lid.176.ftz", REPO / "curate" / "rules" / "toxicity_words_en.txt"):
+        shutil.copy(src, view / "curate" / src.name)
+    (view / "pipelines").symlink_to(REPO / "pipelines")
+    return view
+
+
+def race(a: argparse.Namespace, tools: list[str], wrapper: str, scratch: Path) -> None:
     home = Path(os.environ.get("PIPEBENCH_DIR", "/tmp/pipebench"))
     env = dict(os.environ, CURATE_CHECKOUT=str(REPO), CURATE_BIN=wrapper, PIPEBENCH_DIR=str(home))
     if any(t in PEER_PYTHON for t in tools):
+        env["CURATE_CHECKOUT"] = str(harness_checkout(scratch))
         if a.no_wait:
             # run_all.sh has no such option; its bench.py waits while `pgrep` finds a busy process,
             # so a `pgrep` that finds none, first on PATH, skips the wait (and nothing else)
-            shim = Path(quiet) / "pgrep"
+            shim = scratch / "pgrep"
             shim.write_text("#!/bin/sh\nexit 1\n")
             shim.chmod(stat.S_IRWXU)
-            env["PATH"] = f"{quiet}{os.pathsep}{env.get('PATH', '')}"
+            env["PATH"] = f"{scratch}{os.pathsep}{env.get('PATH', '')}"
         # the harness's own script: peer assets (curate's lid.176 and word list where the peers look),
         # data-juicer's untimed filters-only run for attribution, both corpora, the timed runs
         env.update(ROUNDS=str(a.rounds), TOOLS_20K=",".join(tools), TOOLS_100K=",".join(tools))
