@@ -8,12 +8,14 @@ PIPEBENCH_DIR, and calls its bench.py for the tools asked. The peers need the ve
 
     python benchmarks/pipeline/run.py --n 20000 --tools curate,curate-default --rounds 2
     python benchmarks/pipeline/run.py --n 20000              # with data-juicer and datatrove (venvs needed)
+    python benchmarks/pipeline/run.py --n 20000 --rounds 1 --no-wait   # on a busy box: no quiet wait
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -39,7 +41,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--tools", default="curate,curate-default,data-juicer,datatrove")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--no-wait", action="store_true", help="do not wait for other test/benchmark runs to finish")
+    ap.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for other test/benchmark runs to finish (on a shared box the harness may wait 20 min a run)",
+    )
     a = ap.parse_args()
     tools = a.tools.split(",")
     missing = [t for t in tools if t in PEER_PYTHON and not os.access(PEER_PYTHON[t], os.X_OK)]
@@ -48,16 +54,40 @@ def main() -> None:
             f"no venv for {', '.join(missing)}: run `bash {BENCH}/setup_venvs.sh` first, or --tools curate,curate-default"
         )
     wrapper = curate_wrapper()
+    scratch = tempfile.mkdtemp(prefix="curate-pipebench-")
     try:
-        race(a, tools, wrapper)
+        race(a, tools, wrapper, Path(scratch))
     finally:
         os.unlink(wrapper)
+        shutil.rmtree(scratch)
 
 
-def race(a: argparse.Namespace, tools: list[str], wrapper: str) -> None:
+def harness_checkout(scratch: Path) -> Path:
+    """The checkout as run_all.sh expects it: it looks for lid.176.ftz and the word list with
+    `find $CHECKOUT/curate $CHECKOUT/rules` under `set -o pipefail`, so it stops silently unless both
+    folders exist (rules/ moved into the package), and find does not enter symlinked folders. A
+    scratch folder with the two files in curate/, an empty rules/ and this checkout's pipelines/."""
+    view = scratch / "checkout"
+    (view / "curate").mkdir(parents=True)
+    (view / "rules").mkdir()
+    for src in (REPO / "curate" / "models" / "lid.176.ftz", REPO / "curate" / "rules" / "toxicity_words_en.txt"):
+        shutil.copy(src, view / "curate" / src.name)
+    (view / "pipelines").symlink_to(REPO / "pipelines")
+    return view
+
+
+def race(a: argparse.Namespace, tools: list[str], wrapper: str, scratch: Path) -> None:
     home = Path(os.environ.get("PIPEBENCH_DIR", "/tmp/pipebench"))
     env = dict(os.environ, CURATE_CHECKOUT=str(REPO), CURATE_BIN=wrapper, PIPEBENCH_DIR=str(home))
     if any(t in PEER_PYTHON for t in tools):
+        env["CURATE_CHECKOUT"] = str(harness_checkout(scratch))
+        if a.no_wait:
+            # run_all.sh has no such option; its bench.py waits while `pgrep` finds a busy process,
+            # so a `pgrep` that finds none, first on PATH, skips the wait (and nothing else)
+            shim = scratch / "pgrep"
+            shim.write_text("#!/bin/sh\nexit 1\n")
+            shim.chmod(stat.S_IRWXU)
+            env["PATH"] = f"{scratch}{os.pathsep}{env.get('PATH', '')}"
         # the harness's own script: peer assets (curate's lid.176 and word list where the peers look),
         # data-juicer's untimed filters-only run for attribution, both corpora, the timed runs
         env.update(ROUNDS=str(a.rounds), TOOLS_20K=",".join(tools), TOOLS_100K=",".join(tools))

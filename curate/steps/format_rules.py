@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.blank import is_blank
@@ -47,6 +48,15 @@ def _renumber(text: str) -> str:
     return re.sub(
         r"^(\s*)1([.)])(\s)", lambda m: f"{m.group(1)}{next(count)}{m.group(2)}{m.group(3)}", text, flags=re.M
     )
+
+
+def _artifact_free(texts: pa.Array) -> np.ndarray:
+    """Turns in which neither artifact pattern can match (one RE2 pass over the batch): every match of
+    _COUNTER has a "/", every match of _ARTIFACT_LINES "copy" or "char" in some case. A null turn is
+    not free: the artifact pass turns it into ""."""
+    words = pc.match_substring_regex(texts, r"(?i)copy|char").fill_null(True)
+    slash = pc.match_substring(texts, "/").fill_null(True)
+    return ~pc.or_(words, slash).to_numpy(zero_copy_only=False)
 
 
 class FormatParams(Params):
@@ -92,12 +102,15 @@ class FormatRules(MapStep):
         n = table.num_rows
         reason, detail = [None] * n, [None] * n
         counters: Counter = Counter()
+        artifact_free = _artifact_free(t.text) if p.artifacts else keep
         for r in range(n):
             lo, hi = int(t.offsets[r]), int(t.offsets[r + 1])
             idx = list(range(lo, hi))
             why = None
             if p.artifacts:
                 for i in idx:
+                    if artifact_free[i]:
+                        continue
                     new = _ARTIFACT_LINES.sub("", _COUNTER.sub("", texts[i] or ""))
                     if new != texts[i]:
                         texts[i] = new.strip()

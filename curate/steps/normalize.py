@@ -32,6 +32,11 @@ _BLANK_RUN = "\\n[ \\t]*\\n([ \\t]*\\n)+"
 # UTF-8 read as Windows-1252/Latin-1: "â€™", "Ã©", "Ã¼" ...
 _MOJIBAKE = re.compile("(?:Ã[\u0080-\u00bf]|â€[\u0080-\u00bf\u2018-\u201e\u2020-\u2122]|Â[\u00a0-\u00bf])")
 _FENCE = re.compile(r"(```.*?(?:```|$))", re.S)
+# The same fixes in Python's syntax, for the prose between fences (compiled once: a turn uses each)
+_PY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_PY_INVISIBLE = re.compile("[\u200b\u200c\u200e\u200f\u2060-\u2064\ufeff\u00ad]")
+_PY_TRAILING = re.compile(r"[ \t]+(\n|$)")
+_PY_BLANK_RUN = re.compile(r"\n[ \t]*\n([ \t]*\n)+")
 
 
 class NormalizeParams(Params):
@@ -89,13 +94,13 @@ class Normalize(MapStep):
         for k in range(0, len(parts), 2):
             part = parts[k]
             if self.params.control_chars:
-                part = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", part)
+                part = _PY_CONTROL.sub("", part)
             if self.params.invisible_chars:
-                part = re.sub("[\u200b\u200c\u200e\u200f\u2060-\u2064\ufeff\u00ad]", "", part)
+                part = _PY_INVISIBLE.sub("", part)
             if self.params.trailing_whitespace:
-                part = re.sub(r"[ \t]+(\n|$)", r"\1", part)
+                part = _PY_TRAILING.sub(r"\1", part)
             if self.params.blank_lines:
-                part = re.sub(r"\n[ \t]*\n([ \t]*\n)+", "\n\n", part)
+                part = _PY_BLANK_RUN.sub("\n\n", part)
             if self.params.nfc:
                 part = unicodedata.normalize("NFC", part)
             parts[k] = part

@@ -10,7 +10,10 @@ card numbers and template addresses ("your@email.com") are not personal and are 
 also makes the step idempotent.
 
 Cost: one RE2 pass over the whole batch (Arrow) picks the few turns that can hold anything; only
-those go through Python's `re` with a validating callback (Luhn, IP ranges, digit counts).
+those go through Python's `re` with a validating callback (Luhn, IP ranges, digit counts). Python's
+`re` tries every alternative of the pattern at every position, so each turn gets the pattern of only
+the recognizers whose necessary text it holds (a few RE2 or substring passes over those turns): an
+alternative that can match nowhere in a text changes nothing in `sub`, so the result is the same.
 Nothing is rejected; the row gets `pii_redactions` (count) and `pii_types`, stats count each type.
 """
 
@@ -45,6 +48,17 @@ _CANDIDATE = (
     r"|PRIVATE KEY|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|glpat-|sk-|[sprk]k_(?:live|test)_|AIza|xox[abposr]-"
     r"|hooks\.slack\.com|hf_|eyJ|SG\.|SK[0-9a-f]{32}|(?i:secret_?access_?key)"
 )
+
+# For each built-in recognizer, in RE2 syntax, text that every one of its matches contains (Python's
+# `\d` is any Unicode decimal digit, `\p{Nd}` here): a turn without it skips that alternative.
+_NEEDS = {
+    "email": r"@",
+    "card": r"\p{Nd}{4}[ -]?\p{Nd}{4}",
+    "ipv4": r"\p{Nd}\.\p{Nd}{1,3}\.\p{Nd}{1,3}\.\p{Nd}",
+    "ipv6": r":[:0-9A-Fa-f\p{Nd}]",
+    "phone": r"\p{Nd}{3}[ .-]\p{Nd}{4}|\+[1-9]",
+    "national": r"\p{Nd}(?:\)?[ .-]|\) ?)\(?\p{Nd}|\p{Nd}{10}",
+}
 
 # Local part and domain labels in any script (IDN), the TLD in letters of any script or as punycode (xn--).
 _EMAIL = (
@@ -177,6 +191,49 @@ def _key_body(block: str) -> str:
     return body if len(body) >= 64 else "<too short for a key>"
 
 
+def literal_prefixes(regex: str) -> tuple[str, ...] | None:
+    """Strings one of which every match of `regex` begins with (after zero-width assertions such as
+    `\\b`), read from the parsed regex; None when it starts with anything else (a class, a repeat,
+    a case-insensitive part): such a secret pattern then runs on every candidate turn."""
+    try:
+        from re import _constants, _parser  # type: ignore[attr-defined]  # the stdlib's own parse tree
+
+        parsed = _parser.parse(regex)
+    except (ImportError, re.error, TypeError, RecursionError):
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    found, _ = _prefixes(list(parsed), frozenset({""}), _constants)
+    return tuple(sorted(found)) if found and "" not in found else None
+
+
+def _prefixes(items: list, start: frozenset[str], c) -> tuple[frozenset[str], bool]:
+    """(literal prefixes after `items`, starting from `start`; whether all of `items` was literal);
+    `c`: the opcodes of re._constants."""
+    current = start
+    for op, av in items:
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+            continue  # zero-width: the literals around it are still adjacent in the match
+        if op is c.LITERAL:
+            current = frozenset(p + chr(av) for p in current)
+        elif op is c.IN and all(o is c.LITERAL for o, _ in av):
+            current = frozenset(p + chr(ch) for p in current for _, ch in av)
+        elif op is c.BRANCH:
+            done = [_prefixes(list(alt), current, c) for alt in av[1]]
+            current = frozenset().union(*(d[0] for d in done))
+            if not all(d[1] for d in done):
+                return current, False
+        elif op is c.SUBPATTERN and not av[1] and not av[2]:  # a group adding no flags
+            current, complete = _prefixes(list(av[3]), current, c)
+            if not complete:
+                return current, False
+        else:
+            return current, False
+        if len(current) > 64:
+            return frozenset({""}), False
+    return current, True
+
+
 @lru_cache(maxsize=65536)
 def _valid_somewhere(value: str, regions: tuple[str, ...]) -> bool:
     for region in regions:
@@ -232,7 +289,9 @@ class Redactor:
         self.test_cards = set(card.get("test_numbers") or [])
         self.issuers = parse_issuers(card.get("issuers"))
         types = set(params.types)
-        parts = []
+        parts: list[str] = []
+        # per part: what a text must hold for it to match (an RE2 regex, literal prefixes, or None: always)
+        self.needs: list[str | tuple[str, ...] | None] = []
         if "secret" in types:
             for kind, regex in (rules.get("secrets") or {}).items():
                 if not str(kind).isidentifier():
@@ -245,17 +304,41 @@ class Redactor:
                     raise UserError(f"rules/pii.yaml: secrets.{kind}: not a valid regex ({e})") from None
                 # Named groups must be unique across the alternation: rename `value` per kind.
                 parts.append(f"(?P<secret_{kind}>{regex.replace('(?P<value>', f'(?P<value_{kind}>')})")
-        if "email" in types:
-            parts.append(_EMAIL)
-        if "credit_card" in types:
-            parts.append(_CARD)
-        if "ip_address" in types:
-            parts += [_IPV4, _IPV6]
-        if "phone" in types:
-            parts.append(_PHONE)
-            if self.regions:
-                parts.append(_NATIONAL)
+                self.needs.append(literal_prefixes(regex))
+        builtin = [
+            ("email", _EMAIL, "email" in types),
+            ("card", _CARD, "credit_card" in types),
+            ("ipv4", _IPV4, "ip_address" in types),
+            ("ipv6", _IPV6, "ip_address" in types),
+            ("phone", _PHONE, "phone" in types),
+            ("national", _NATIONAL, "phone" in types and bool(self.regions)),
+        ]
+        for name, regex, wanted in builtin:
+            if wanted:
+                parts.append(regex)
+                self.needs.append(_NEEDS[name])
+        self.parts = parts
         self.pattern = re.compile("|".join(parts))
+        self._patterns: dict[tuple[int, ...], re.Pattern] = {tuple(range(len(parts))): self.pattern}
+
+    def pattern_of(self, which: tuple[int, ...]) -> re.Pattern:
+        """The pattern of only these parts (indices into self.parts, in order), compiled once."""
+        if which not in self._patterns:
+            self._patterns[which] = re.compile("|".join(self.parts[i] for i in which))
+        return self._patterns[which]
+
+    def possible(self, texts: pa.Array) -> np.ndarray:
+        """(texts x parts) bool: whether each text holds what each part needs to match."""
+        out = np.ones((len(texts), len(self.parts)), bool)
+        for j, need in enumerate(self.needs):
+            if isinstance(need, str):
+                out[:, j] = pc.match_substring_regex(texts, need).to_numpy(zero_copy_only=False)
+            elif need is not None:
+                hit = np.zeros(len(texts), bool)
+                for literal in need:
+                    hit |= pc.match_substring(texts, literal).to_numpy(zero_copy_only=False)
+                out[:, j] = hit
+        return out
 
     def _keep_email(self, value: str, tld: str) -> bool:
         local, _, domain = value.lower().rpartition("@")
@@ -324,7 +407,8 @@ class Redactor:
             ip = ip.ipv4_mapped or ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # judged by the IPv4 inside
         return not ip.is_global
 
-    def redact(self, text: str) -> tuple[str, Counter]:
+    def redact(self, text: str, pattern: re.Pattern | None = None) -> tuple[str, Counter]:
+        """`pattern`: self.pattern_of(parts that can match in `text`); the same result as the full one."""
         counts: Counter = Counter()
         code = [(m.start(), m.end()) for m in _CODE_SPANS.finditer(text)] if "`" in text or "~~~" in text else []
         starts = [s for s, _ in code]
@@ -379,7 +463,7 @@ class Redactor:
                 return lead + _CODE_VALUE[group] + rest
             return lead + fmt.format(type=kind.upper()) + rest
 
-        return self.pattern.sub(replace, text), counts
+        return (pattern or self.pattern).sub(replace, text), counts
 
 
 @register
@@ -418,8 +502,13 @@ class Pii(MapStep):
         types: list[set[str]] = [set() for _ in range(table.num_rows)]
         counters: Counter = Counter()
         changed_idx, changed_text = [], []
-        for i in np.nonzero(candidate)[0]:
-            new, counts = self._redactor.redact(texts[int(i)].as_py())
+        picked = np.nonzero(candidate)[0]
+        possible = self._redactor.possible(texts.take(pa.array(picked, pa.int64())))
+        for i, can in zip(picked, possible):
+            which = tuple(np.nonzero(can)[0].tolist())
+            if not which:
+                continue
+            new, counts = self._redactor.redact(texts[int(i)].as_py(), self._redactor.pattern_of(which))
             if not counts:
                 continue
             changed_idx.append(int(i))

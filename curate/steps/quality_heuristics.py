@@ -11,9 +11,9 @@ live in rules/quality_heuristics.yaml. Chat is not web text, so:
   * conversation rules (word count, mean word length, stop words) pool the checked turns;
   * English-only rules are skipped for rows whose `lang` (from the language step) is another
     language, and counted as `skipped_non_english:<rule>`.
-Everything but the longest-digit-run refinement is vectorised over the batch's turns (Arrow
-compute for splitting/regex, a numba byte scan for per-word shapes (`_word_shapes`), numpy hashing
-for n-grams: no per-turn Python loop). Rules that are off cost nothing.
+Everything is vectorised over the batch's turns (Arrow compute for splitting/regex, numba byte
+scans for per-word shapes (`_word_shapes`) and digit runs, numpy hashing for n-grams: no per-turn
+Python loop). Rules that are off cost nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.errors import UserError
+from curate.kernels import utf8_buffers
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps._prose import strip_code
@@ -100,7 +101,6 @@ METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in che
 _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
 _ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"
-_DOUBLE_DIGIT = "|".join(f"{d}{d}" for d in range(10))
 _DIGIT_RUN = re.compile(r"([0-9])\1+")
 _HASH_MULT = np.uint64(0x100000001B3)  # FNV prime: n-gram rolling hash modulo 2**64
 
@@ -521,14 +521,29 @@ def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
     return top, dup
 
 
-def _digit_runs(prose: pa.Array) -> np.ndarray:
-    """Longest run of one repeated digit per text; Python only for texts with a doubled digit."""
-    has_digit = pc.match_substring_regex(prose, r"[0-9]").to_numpy(zero_copy_only=False)
-    runs = has_digit.astype(np.float64)
-    doubled = np.nonzero(pc.match_substring_regex(prose, _DOUBLE_DIGIT).to_numpy(zero_copy_only=False))[0]
-    for i in doubled:
-        runs[i] = max(len(m.group()) for m in _DIGIT_RUN.finditer(prose[int(i)].as_py()))
-    return runs
+def _digit_runs(texts: pa.Array) -> np.ndarray:
+    """Longest run of one repeated digit per text (what `_DIGIT_RUN` finds; 0 without a digit), in one
+    byte scan: the ASCII digits it matches are single bytes that no UTF-8 continuation byte equals.
+    (A Python regex pass over the texts with a doubled digit was a tenth of the step's time.)"""
+    data, offsets = utf8_buffers(texts)
+    out = np.zeros(len(texts), np.int64)
+    _digit_run_kernel(data, offsets, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _digit_run_kernel(data, offsets, out):
+    for d in range(offsets.shape[0] - 1):
+        best, run, prev = 0, 0, 0
+        for i in range(offsets[d], offsets[d + 1]):
+            c = data[i]
+            if 48 <= c <= 57:
+                run = run + 1 if c == prev else 1
+                prev = c
+                best = max(best, run)
+            else:
+                run, prev = 0, 0
+        out[d] = best
 
 
 def _worst(rows: np.ndarray, positions: np.ndarray, v: np.ndarray, n_rows: int, lower_is_worse: bool):

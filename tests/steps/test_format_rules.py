@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 
 from curate.steps.base import StepContext
-from curate.steps.format_rules import FormatParams, FormatRules
+from curate.steps.format_rules import _ARTIFACT_LINES, _COUNTER, FormatParams, FormatRules, _artifact_free
 from tests.helpers import (
     REPO,
     SHARED_DATA,
@@ -147,6 +148,19 @@ def test_real_sharegpt_rows():
     )
     assert reasons.count(None) > 0.9 * len(rows)
     assert all(g[-1] != "" for g, r in zip(got, reasons) if r is None)
+
+
+def test_turns_skipped_by_the_artifact_check_are_those_the_artifact_pass_leaves_alone():
+    """_artifact_free may only skip turns that both artifact patterns leave unchanged: every turn of
+    the ShareGPT sample and the artifact shapes (counters, Copy code, char/word counts, any case)."""
+    rows = json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+    turns = [t["value"] for r in rows for t in r["conversations"]]
+    turns += ["1 / 2\nhello", " 2/3\n\nhi", "COPY CODE\nx = 1", "ok\ncopy\n", "12 chars / 3 words\nhi", "plain", ""]
+    free = _artifact_free(pa.array(turns + [None], pa.string()))
+    changed = [_ARTIFACT_LINES.sub("", _COUNTER.sub("", t)) != t for t in turns]
+    assert not any(f and c for f, c in zip(free, changed))
+    assert sum(changed) >= 5 and free[:-1].sum() > 0.3 * len(turns)
+    assert not free[-1]  # a null turn goes through the pass (it becomes "")
 
 
 def test_bad_inputs():

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curate.errors import UserError
@@ -16,7 +17,7 @@ from curate.readers import plan, read_shard
 from curate.records import FieldNames
 from curate.steps.base import StepContext, apply_map_step
 from curate.steps.language import Language, LanguageParams
-from curate.steps.quality_heuristics import QualityHeuristics, QualityParams, load_rules
+from curate.steps.quality_heuristics import _DIGIT_RUN, QualityHeuristics, QualityParams, _digit_runs, load_rules
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error, pipeline_yaml, rows_table, run
 
 CTX = StepContext(rules_dir=REPO / "curate" / "rules")
@@ -210,6 +211,22 @@ def test_real_digit_run_row():
     assert [r["id"] for r in hit] == ["sharegpt_llamafactory_glaive_toolcall_en_demo:162"]
     assert hit[0]["q_digit_run"] == 5639 and set(hit[0]["_curate_drop_span"]) == {"0"}
     assert max(r["q_digit_run"] for r in rows if r not in hit) <= 8
+
+
+def test_digit_run_scan_agrees_with_the_regex():
+    """The byte scan gives the longest `([0-9])\\1+` run (1 for a lone digit, 0 for none) on real
+    turns and on non-ASCII digits (which are not [0-9]) beside ASCII ones."""
+    rows = json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+    texts = [m["value"] for r in rows for m in r["conversations"]]
+    texts += ["", "x", "\u0663\u0663\u0663 11", "a1\u0661\u06611", "00000x999", "1\u00e911", "7" * 12 + "8"]
+
+    def reference(t: str) -> int:
+        runs = [len(m.group()) for m in _DIGIT_RUN.finditer(t)]
+        return max(runs, default=1 if re.search("[0-9]", t) else 0)
+
+    got = _digit_runs(pa.array(texts))
+    assert got.tolist() == [reference(t) for t in texts]
+    assert got[-5:].tolist() == [2, 1, 5, 2, 12]
 
 
 # ---------------------------------------------------------------------- language awareness
