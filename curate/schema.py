@@ -115,7 +115,6 @@ def alive_mask(table: pa.Table) -> np.ndarray:
 
 # What a text step can read: the content of turns of a role, or the reasoning traces ("reasoning").
 # Each step declares its parts as a parameter with a default (docs/parts.md lists them in one table).
-PARTS = (*ROLES, "reasoning")
 Part = Literal["system", "user", "assistant", "tool", "reasoning"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-BEFORE, AFTER, DROPPED, LINE = "#9db4d6", "#2f6db5", "#d9534f", "#e08a00"
+BEFORE, AFTER, DROPPED = "#9db4d6", "#2f6db5", "#d9534f"
 
 
 def _fmt(v: float) -> str:

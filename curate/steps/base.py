@@ -92,10 +92,6 @@ class StepContext:
         """A YAML file of the rules folder, through read_rules_yaml."""
         return read_rules_yaml(Path(self.rules_dir) / name, what, expect)
 
-    def rules_lines(self, name: str, what: str) -> list[str]:
-        """A word list of the rules folder, through read_rules_lines."""
-        return read_rules_lines(Path(self.rules_dir) / name, what)
-
 
 @dataclass(frozen=True)
 class Resources:
