@@ -191,17 +191,29 @@ def fit_linear(blocks, reg: np.ndarray, offsets=None, weights=None, bias: bool =
     return scipy.optimize.minimize(loss, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
 
 
-def fit(parts, gates: list[np.ndarray], l2: float, dense_l2: float, harm_l2: float, harm_dense_l2: float, keep: float):
+def fit(
+    parts,
+    gates: list[np.ndarray],
+    l2: float,
+    dense_l2: float,
+    harm_l2: float,
+    harm_dense_l2: float,
+    keep: float,
+    extra_l2: float = 1e-3,
+):
     """(helpful weights, bias, harmless weights). The helpful head first, on every source; then the
     harmless head on what it leaves, the helpful scores fixed and each row's gate fixed, still on
     every source, the helpfulness sources `keep` times as heavy as HH-RLHF: the harmless head must
-    not disturb them where the gate is partly open (AlpacaEval's conversational questions)."""
+    not disturb them where the gate is partly open (AlpacaEval's conversational questions).
+    Columns of `harmless` past DIM + N_DENSE (features tried by harmless_variants.py; the shipped
+    model has none) get L2 `extra_l2`."""
     helpful = blocks_of(parts, lambda i, f: f.helpful)
     reg = np.concatenate([np.full(DIM, l2), np.full(qf.N_DENSE, dense_l2)])
     theta_h = fit_linear(helpful, reg)
     offsets = [X @ theta_h[:-1] + (theta_h[-1] if y is not None else 0.0) for X, y in helpful]
     harmless = blocks_of(parts, lambda i, f: (sp.diags(gates[i]) @ f.harmless).tocsr())
-    reg = np.concatenate([np.full(DIM, harm_l2), np.full(qf.N_DENSE, harm_dense_l2)])
+    n_extra = harmless[0][0].shape[1] - DIM - qf.N_DENSE
+    reg = np.concatenate([np.full(DIM, harm_l2), np.full(qf.N_DENSE, harm_dense_l2), np.full(n_extra, extra_l2)])
     weights = [1.0 if name == HARM_SOURCE else keep for name, *_ in parts]
     theta_r = fit_linear(harmless, reg, offsets, weights, bias=False)
     return theta_h[:-1], theta_h[-1], theta_r[:-1]
