@@ -12,6 +12,9 @@ columns, a length-weighted vote is what a concatenation approximates without the
 toward the first turns, and it gives an honest score for mixed conversations: `lang_score` is the
 weighted share of the winner's confident votes, sum(w * p for turns of the winner) / sum(w), so a
 conversation that is half English, half French scores <= 0.5 whatever the per-turn confidences.
+
+A turn's numbers (letters, code removed, label, probability) depend on its text alone, so a text
+this worker has seen before comes from the memo (`_memo`) instead of the model.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from pydantic import Field, field_validator, model_validator
 from curate.registry import register
 from curate.resources import MODELS_DIR
 from curate.schema import parts_param, turns_of
-from curate.steps._prose import one_line_letters, strip_code
+from curate.steps._memo import TextMemo
+from curate.steps._prose import one_line_letters, predict_lines, strip_code
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 DEFAULT_MODEL = MODELS_DIR / "lid.176.ftz"
@@ -125,6 +129,9 @@ class Language(MapStep):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self._model = None
+        self._memo = TextMemo(4)
+        self._labels: list[str] = []  # label codes of the memo's rows
+        self._codes: dict[str, int] = {}
 
     def setup(self) -> None:
         self.model  # noqa: B018  (load once per worker)
@@ -143,11 +150,11 @@ class Language(MapStep):
             self._model = fasttext.load_model(str(path))
         return self._model
 
-    def predict(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """(labels, probabilities) for single-line texts, in one call to the model."""
-        if not texts:
+        if not len(lines):
             return np.array([], dtype=object), np.array([], dtype=np.float32)
-        labels, probs = self.model.predict(texts, k=1)
+        labels, probs = predict_lines(self.model, lines, 1)
         lab = np.array([lab[0][9:] if lab else "unknown" for lab in labels], dtype=object)  # strip __label__
         p = np.array([pr[0] if len(pr) else 0.0 for pr in probs], dtype=np.float32)
         return lab, np.minimum(p, 1.0)
@@ -158,19 +165,23 @@ class Language(MapStep):
         n_rows = table.num_rows
         counters: Counter = Counter({"backend:fasttext_lid176": n_rows})
         selected = np.isin(t.role.astype(str), p.parts) if len(t.role) else np.zeros(0, bool)
-        # Windows spread over the turn need all of its prose; the first max_chars need only a prefix.
-        prose, had_code = strip_code(t.text, p.max_chars if p.windows == 1 else None)
-        prose, letters = one_line_letters(prose)
+        sel_idx = np.nonzero(selected)[0]
+        texts = t.text.take(pa.array(sel_idx, pa.int64()))
+        # per selected turn: letters of prose, code removed?, label code (-1: no vote), probability
+        per_turn = self._memo.resolve(texts, lambda idx: self._identify(texts.take(pa.array(idx, pa.int64()))))
+        letters = np.zeros(len(t.row), np.int64)
+        had_code = np.zeros(len(t.row), bool)
+        letters[sel_idx] = per_turn[:, 0]
+        had_code[sel_idx] = per_turn[:, 1] > 0
         votes = selected & (letters >= p.min_letters)
 
         turn_lang = np.full(len(t.row), None, dtype=object)
         turn_score = np.full(len(t.row), np.nan, dtype=np.float32)
         turn_lang[selected] = np.where(had_code[selected], "code", "unknown")
         vote_idx = np.nonzero(votes)[0]
-        texts = prose.take(pa.array(vote_idx, pa.int64())).to_pylist()
-        if p.windows > 1:
-            texts = [sample_windows(x, p.max_chars, p.windows) for x in texts]
-        labels, probs = self.predict(texts)
+        voting = per_turn[votes[sel_idx]]
+        labels = np.array(self._labels, dtype=object)[voting[:, 2].astype(np.int64)]
+        probs = voting[:, 3].astype(np.float32)
         turn_lang[vote_idx] = labels
         turn_score[vote_idx] = probs
         counters["turns_predicted"] += len(vote_idx)
@@ -194,6 +205,36 @@ class Language(MapStep):
         table = set_column(table, "lang_turns", pa.ListArray.from_arrays(offsets, turn_lang_arr))
         table = set_column(table, "lang_turn_scores", pa.ListArray.from_arrays(offsets, turn_score_arr))
         return StepOutput(table, reason=reason, detail=detail, counters=counters)
+
+    def _identify(self, texts: pa.Array) -> np.ndarray:
+        """Per text (a turn of the chosen roles): [letters of prose, 1 if code was removed, label
+        code into self._labels or -1 when too few letters to vote, probability]. A function of the
+        text alone: the memo serves repeats from it."""
+        p = self.params
+        # Windows spread over the turn need all of its prose; the first max_chars need only a prefix.
+        prose, had_code = strip_code(texts, p.max_chars if p.windows == 1 else None)
+        prose, letters = one_line_letters(prose)
+        votes = letters >= p.min_letters
+        out = np.zeros((len(texts), 4), np.float64)
+        out[:, 0] = letters
+        out[:, 1] = had_code
+        out[:, 2] = -1
+        vote_idx = np.nonzero(votes)[0]
+        lines = prose.take(pa.array(vote_idx, pa.int64()))
+        if p.windows > 1:
+            lines = pa.array([sample_windows(x, p.max_chars, p.windows) for x in lines.to_pylist()], pa.string())
+        labels, probs = self.predict(lines)
+        names, which = np.unique(labels.astype(str), return_inverse=True)
+        out[vote_idx, 2] = np.array([self._label_code(x) for x in names], np.float64)[which]
+        out[vote_idx, 3] = probs
+        return out
+
+    def _label_code(self, label: str) -> int:
+        code = self._codes.get(label)
+        if code is None:
+            code = self._codes[label] = len(self._labels)
+            self._labels.append(label)
+        return code
 
     @staticmethod
     def _vote(rows: np.ndarray, labels: np.ndarray, probs: np.ndarray, weights: np.ndarray, n_rows: int):

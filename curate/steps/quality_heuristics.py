@@ -13,7 +13,9 @@ live in rules/quality_heuristics.yaml. Chat is not web text, so:
     language, and counted as `skipped_non_english:<rule>`.
 Everything is vectorised over the batch's turns (Arrow compute for splitting/regex, numba byte
 scans for per-word shapes (`_word_shapes`) and digit runs, numpy hashing for n-grams: no per-turn
-Python loop). Rules that are off cost nothing.
+Python loop). Rules that are off cost nothing. A turn text seen before by this worker is not
+measured again: its per-turn numbers come from the memo (`_memo`; the same values, so the same
+verdicts).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from curate.errors import UserError
 from curate.kernels import utf8_buffers
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
+from curate.steps._memo import TextMemo
 from curate.steps._prose import strip_code
-from curate.steps._word_shapes import STOP_WORDS, spaced_word_counts, word_shapes
+from curate.steps._word_shapes import spaced_word_counts, word_shapes
 from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
 
 RuleName = Literal[
@@ -97,6 +100,9 @@ ENGLISH_ONLY = ("mean_word_length", "non_alpha_words", "no_stop_words")
 CONVERSATION_METRICS = ("words", "mean_word_length", "stop_words")
 THRESHOLD_KEYS = tuple(c.threshold for checks in RULES.values() for c in checks)
 METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in checks))
+PER_TURN_METRICS = tuple(m for m in METRICS if m not in CONVERSATION_METRICS)  # the row's worst turn decides
+# What the memo keeps per turn text: the per-turn metrics and the sums the conversation metrics pool.
+TURN_FIELDS = ("words", "non_symbol_words", "bare_chars", "stop_bits", *PER_TURN_METRICS)
 
 _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
@@ -166,6 +172,7 @@ class QualityHeuristics(MapStep):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self._config: tuple[list[str], dict[str, float]] | None = None
+        self._memo = TextMemo(len(TURN_FIELDS))
 
     def setup(self) -> None:
         self.config()
@@ -197,32 +204,49 @@ class QualityHeuristics(MapStep):
         positions = t.position[idx]
         raw = pc.fill_null(t.text.take(pa.array(idx, pa.int64())), "")
         needed = {c.metric for r in active for c in RULES[r]}
+        per_text = self._memo.resolve(raw, lambda i: self._turn_metrics(raw.take(pa.array(i, pa.int64())), needed))
+        col = {name: per_text[:, j] for j, name in enumerate(TURN_FIELDS)}
         values: dict[str, np.ndarray] = {}
         worst_turn: dict[str, np.ndarray] = {}
+        if "words" in needed:
+            values["words"] = np.bincount(rows, weights=col["words"], minlength=n_rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if needed & {"mean_word_length", "stop_words"}:
+                ns_rows = np.bincount(rows, weights=col["non_symbol_words"], minlength=n_rows)
+                conv_prose = ns_rows >= self.params.prose_min_words
+            if "mean_word_length" in needed:
+                chars = np.bincount(rows, weights=col["bare_chars"], minlength=n_rows)
+                values["mean_word_length"] = np.where(conv_prose, chars / ns_rows, np.nan)
+            if "stop_words" in needed:
+                values["stop_words"] = np.where(conv_prose, _stop_words(col["stop_bits"], rows, n_rows), np.nan)
+        for metric in PER_TURN_METRICS:
+            if metric in needed:
+                lower_is_worse = metric == "alpha_words"
+                values[metric], worst_turn[metric] = _worst(rows, positions, col[metric], n_rows, lower_is_worse)
+        return self._decide(table, active, thresholds, values, worst_turn, raw, idx_by_turn=(rows, positions))
 
-        if needed & {"words"}:
-            words_raw = spaced_word_counts(raw)
-            values["words"] = np.bincount(rows, weights=words_raw, minlength=n_rows)
-        per_turn: dict[str, np.ndarray] = {}
-        prose = raw
+    def _turn_metrics(self, raw: pa.Array, needed: set[str]) -> np.ndarray:
+        """One row of TURN_FIELDS per turn text (NaN where not needed): a function of the text alone
+        (and the params), so the memo serves repeated turns from it. The conversation metrics are
+        pooled from its per-turn sums in process()."""
+        out = np.full((len(raw), len(TURN_FIELDS)), np.nan)
+        col = {name: j for j, name in enumerate(TURN_FIELDS)}
+        if "words" in needed:
+            out[:, col["words"]] = spaced_word_counts(raw)
         if needed - RAW_TEXT_METRICS:  # rules that are off cost nothing: no code stripping, no word split
-            prose = self._prose_metrics(raw, rows, n_rows, needed, values, per_turn)
+            for name, v in self._prose_metrics(raw, needed).items():
+                out[:, col[name]] = v
         if "digit_run" in needed:
             # on the whole turn, code included: a 5,000-zero string is garbage wherever it is
-            per_turn["digit_run"] = _digit_runs(raw).astype(np.float64)
-        for metric, v in per_turn.items():
-            if metric not in needed:
-                continue
-            lower_is_worse = metric == "alpha_words"
-            values[metric], worst_turn[metric] = _worst(rows, positions, v, n_rows, lower_is_worse)
-        return self._decide(table, active, thresholds, values, worst_turn, (prose, raw), idx_by_turn=(rows, positions))
+            out[:, col["digit_run"]] = _digit_runs(raw).astype(np.float64)
+        return out
 
-    def _prose_metrics(
-        self, raw: pa.Array, rows: np.ndarray, n_rows: int, needed: set[str], values: dict, per_turn: dict
-    ) -> pa.Array:
-        """The metrics measured on each turn's prose (code removed), into values (per row) and
-        per_turn; returns the prose."""
+    def _prose_metrics(self, raw: pa.Array, needed: set[str]) -> dict[str, np.ndarray]:
+        """The metrics measured on each turn's prose (code removed), per turn: the ratios, and the
+        sums the conversation metrics pool (non-symbol words, their bare characters, which stop
+        words occur)."""
         n_turns = len(raw)
+        per_turn: dict[str, np.ndarray] = {}
         prose, _ = strip_code(raw)
         text_len = pc.utf8_length(prose).to_numpy().astype(np.float64)
         words = pc.utf8_split_whitespace(prose)
@@ -234,18 +258,17 @@ class QualityHeuristics(MapStep):
         shapes = word_shapes(flat)
         symbol = shapes.symbol
         n_ns = np.bincount(parents, weights=~symbol, minlength=n_turns)
+        per_turn["non_symbol_words"] = n_ns
         prose_turn = n_ns >= self.params.prose_min_words
         rep_turn = n_ns >= self.params.repetition_min_words
         with np.errstate(divide="ignore", invalid="ignore"):
-            if needed & {"mean_word_length", "stop_words"}:
-                ns_rows = np.bincount(rows, weights=n_ns, minlength=n_rows)
-                conv_prose = ns_rows >= self.params.prose_min_words
             if "mean_word_length" in needed:
                 # word length without the punctuation attached to it ("end." is 3 letters, as NLTK splits it)
-                chars = np.bincount(rows[parents], weights=np.where(symbol, 0, shapes.bare_len), minlength=n_rows)
-                values["mean_word_length"] = np.where(conv_prose, chars / ns_rows, np.nan)
+                per_turn["bare_chars"] = np.bincount(
+                    parents, weights=np.where(symbol, 0, shapes.bare_len), minlength=n_turns
+                )
             if "stop_words" in needed:
-                values["stop_words"] = np.where(conv_prose, _stop_words(shapes.stop, rows[parents], n_rows), np.nan)
+                per_turn["stop_bits"] = _stop_word_bits(shapes.stop, parents, n_turns).astype(np.float64)
             if "hash_ratio" in needed:
                 hashes = pc.count_substring(prose, "#").to_numpy()
                 # headings are not counted: the regex runs only on the measured turns holding a '#'
@@ -274,11 +297,11 @@ class QualityHeuristics(MapStep):
             if needed & {f"top_{n}gram" for n in TOP_N} | {f"dup_{n}gram" for n in DUP_N}:
                 for name, chars in _ngram_metrics(flat, parents, rep_turn, n_turns).items():
                     per_turn[name] = np.where(rep_turn, chars / text_len, np.nan)
-        return prose
+        return per_turn
 
     # ------------------------------------------------------------------ verdict
 
-    def _decide(self, table, active, thresholds, values, worst_turn, texts, idx_by_turn) -> StepOutput:
+    def _decide(self, table, active, thresholds, values, worst_turn, raw, idx_by_turn) -> StepOutput:
         n = table.num_rows
         counters: Counter = Counter()
         non_english = np.zeros(n, bool)
@@ -312,7 +335,7 @@ class QualityHeuristics(MapStep):
                         f" (turn {t_i})" if t_i >= 0 else ""
                     )
                     turn[i] = t_i
-                    span[i] = self._span(check.metric, texts, idx_by_turn, i, t_i)
+                    span[i] = self._span(check.metric, raw, idx_by_turn, i, t_i)
                 undecided &= ~bad
                 if bad.any():
                     counters[f"fail:{check.threshold}"] += int(bad.sum())
@@ -338,19 +361,19 @@ class QualityHeuristics(MapStep):
         )
 
     @staticmethod
-    def _span(metric: str, texts: tuple[pa.Array, pa.Array], idx_by_turn, row: int, position: int) -> str | None:
-        """The text that triggered a repetition rule (for the report); computed for rejected rows only."""
+    def _span(metric: str, raw: pa.Array, idx_by_turn, row: int, position: int) -> str | None:
+        """The text that triggered a repetition rule (for the report); computed for rejected rows only
+        (the turn's prose made again here: the memo keeps numbers, not texts)."""
         if position < 0:
             return None
         rows, positions = idx_by_turn
         hit = np.nonzero((rows == row) & (positions == position))[0]
         if not len(hit):
             return None
-        prose, raw = texts
-        text = prose[int(hit[0])].as_py() or ""
         if metric == "digit_run":
             m = max(_DIGIT_RUN.finditer(raw[int(hit[0])].as_py() or ""), key=lambda m: len(m.group()), default=None)
             return m.group()[:200] if m else None
+        text = strip_code(raw.slice(int(hit[0]), 1))[0][0].as_py() or ""
         if metric.startswith(("dup_line", "dup_para")):
             parts = re.split(r"\n+" if "line" in metric else r"\n\s*\n", text)
             seen: set[str] = set()
@@ -374,11 +397,19 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.3g}"
 
 
-def _stop_words(which: np.ndarray, row_of_word: np.ndarray, n_rows: int) -> np.ndarray:
-    """Distinct Gopher stop words per row, from each word's stop-word index (-1: none)."""
+def _stop_word_bits(which: np.ndarray, text_of_word: np.ndarray, n_texts: int) -> np.ndarray:
+    """Per text, a bit per Gopher stop word it uses, from each word's stop-word index (-1: none)."""
+    bits = np.zeros(n_texts, np.int64)
     hit = which >= 0
-    pairs = np.unique(row_of_word[hit] * len(STOP_WORDS) + which[hit])
-    return np.bincount(pairs // len(STOP_WORDS), minlength=n_rows).astype(np.float64)
+    np.bitwise_or.at(bits, text_of_word[hit], np.left_shift(1, which[hit]))
+    return bits
+
+
+def _stop_words(turn_bits: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """Distinct Gopher stop words per row: the union of its turns' stop-word bits, counted."""
+    bits = np.zeros(n_rows, np.int64)
+    np.bitwise_or.at(bits, rows, turn_bits.astype(np.int64))
+    return np.array([b.bit_count() for b in bits.tolist()], np.float64)
 
 
 def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from curate.errors import UserError
 from curate.registry import register
 from curate.resources import MODELS_DIR as MODELS
 from curate.schema import Part, parts_param, turns_of
+from curate.steps._memo import TextMemo
 from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, toxic_probability
 from curate.steps.base import MapStep, Params, Resources, StepOutput, read_rules_lines, set_column
 
@@ -97,7 +98,7 @@ class _FastText:
         )  # numba's one-off load lands in setup, once per worker
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
-        raw = toxic_probability(self.model, prepare(texts, self.lexicon).to_pylist())
+        raw = toxic_probability(self.model, prepare(texts, self.lexicon))
         return {"toxicity": calibrate(raw, *self.calibration).astype(np.float32)}
 
 
@@ -200,6 +201,7 @@ class Toxicity(MapStep):
         self._thresholds: dict[str, float] | None = None
         self.fallback: str | None = None
         self.kind = self._choose()
+        self._memo = TextMemo(1)
 
     def resources(self) -> Resources:
         """detoxify holds a transformer (an actor, loaded once) and its torch threads; on cuda, `gpus`
@@ -238,6 +240,15 @@ class Toxicity(MapStep):
                 "detoxify": lambda: _Detoxify(self.params),
             }[self.kind]()
 
+    def _score(self, texts: pa.Array) -> dict[str, np.ndarray]:
+        """Label -> score per text. fasttext and wordlist score each text on its own, so the memo
+        serves repeated texts; detoxify pads each batch to its longest text, which may move a
+        score in its last bits, so it always scores the batch it is given."""
+        if self.kind == "detoxify":
+            return self.backend.score(texts)
+        tox = self._memo.resolve(texts, lambda i: self.backend.score(texts.take(pa.array(i, pa.int64())))["toxicity"])
+        return {"toxicity": tox[:, 0].astype(np.float32)}
+
     def process(self, table: pa.Table) -> StepOutput:
         self.setup()
         n = table.num_rows
@@ -245,7 +256,7 @@ class Toxicity(MapStep):
         sel = np.isin(t.role, self.params.parts)
         rows = t.row[sel]
         texts = t.text.filter(pa.array(sel))
-        scores = self.backend.score(texts) if len(texts) else {}
+        scores = self._score(texts) if len(texts) else {}
         counters = Counter({f"backend:{self.kind}": n})
         if self.fallback:
             counters[f"fallback:{self.fallback}"] = n

@@ -61,13 +61,18 @@ def test_bundled_model_loads_and_predicts_with_numpy2():
     assert (DEFAULT_MODEL.parent / "LICENSE-lid.176.md").read_text().count("CC BY-SA 3.0") >= 1
 
 
-def test_one_predict_call_per_batch(model):
+def test_one_predict_call_per_batch_on_its_distinct_texts(model):
+    """One call into fastText per batch, with each distinct turn text once: the 50 rows share their
+    assistant reply, so 50 user turns + 1 reply are predicted, not 100 turns."""
     calls = []
 
+    class CountingLines:
+        def multilinePredict(self, lines, k, threshold, on_unicode_error):
+            calls.append(len(lines))
+            return model.f.multilinePredict(lines, k, threshold, on_unicode_error)
+
     class Counting:
-        def predict(self, texts, k=1):
-            calls.append(len(texts))
-            return model.predict(texts, k=k)
+        f = CountingLines()
 
     step = make(model)
     step._model = Counting()
@@ -81,8 +86,10 @@ def test_one_predict_call_per_batch(model):
         ]
     )
     rows, _ = run_step(step, table)
-    assert calls == [100]
+    assert calls == [51]
     assert {r["lang"] for r in rows} == {"en"}
+    run_step(step, table)  # the same batch again: every text remembered, no call
+    assert calls == [51]
 
 
 # ---------------------------------------------------------------------- decisions

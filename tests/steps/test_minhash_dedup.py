@@ -16,7 +16,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from curate.errors import UserError
 from curate.steps import _minhash
 from curate.steps.base import StepContext
-from curate.steps.minhash_dedup import MinhashDedup, MinhashDedupParams
+from curate.steps.minhash_dedup import KNOWN_LSH_SHAPES, MinhashDedup, MinhashDedupParams, lsh_shape
 from tests.helpers import (
     REPO,
     SHARED_DATA,
@@ -80,6 +80,18 @@ def test_signatures_are_datasketchs(mode, ngram):
         m = MinHash(num_perm=64, seed=7, hashfunc=_minhash.shingle_hash)
         m.update_batch(sh)
         assert np.array_equal(m.hashvalues, sig[i]), (mode, ngram, i)
+
+
+def test_known_lsh_shapes_are_datasketchs_optimum():
+    """The shipped shapes (no datasketch import at run time) are what datasketch computes; other
+    pairs still ask datasketch."""
+    from datasketch.lsh import _optimal_param
+
+    for (threshold, num_perm), shape in KNOWN_LSH_SHAPES.items():
+        assert shape == _optimal_param(threshold, num_perm, 0.2, 0.8)
+        assert lsh_shape(MinhashDedupParams(threshold=threshold, num_perm=num_perm)) == shape
+    assert lsh_shape(MinhashDedupParams()) == (14, 8)
+    assert lsh_shape(MinhashDedupParams(threshold=0.6, num_perm=100)) == _optimal_param(0.6, 100, 0.2, 0.8)
 
 
 def test_signatures_load_into_datasketch_lsh():
