@@ -64,6 +64,15 @@ VARIANTS = {
 }
 
 
+def pick(arg: str, variants: dict, prog: str) -> list[str]:
+    """The comma-separated variant names of `arg`; a one-line error for an unknown one."""
+    names = arg.split(",")
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise SystemExit(f"{prog}: unknown variant(s) {unknown}; choose from {list(variants)}")
+    return names
+
+
 def fold_of(instruction: str) -> int:
     """data.in_split's validation hash: fold 0 is the validation split."""
     return int(hashlib.sha256(b"validation:" + instruction.encode()).hexdigest(), 16) % 5
@@ -193,10 +202,7 @@ def main() -> None:
     ap.add_argument("--gate-l2", type=float, default=1e-5)
     ap.add_argument("--extra-l2", type=float, default=1e-3)
     args = ap.parse_args()
-    names = args.variants.split(",")
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"harmless_variants.py: unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    names = pick(args.variants, VARIANTS, "harmless_variants.py")
     loaded = {}
     print(f"{'variant':28s} {'source':18s} {'figure':>6s} {'longer':>6s}  per fold")
     for name in names:

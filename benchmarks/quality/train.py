@@ -11,13 +11,14 @@ the same whatever its size:
   1. the gate: logistic regression on the instruction's hashed words, HH-RLHF's red-team requests
      (1) against the Alpaca / AlpacaEval / AlpaGasus instructions (0), the classes and the sources
      within a class weighing the same;
-  2. the helpful head on every source:
+  2. the helpful head on every source (HH-RLHF's loss times --helpful-harm: 1 ships; its log_chars
+     weight may start from --length-prior, 0 ships; helpful_variants.py tried other values):
      - preference pairs (GPT-4 vs davinci-003, AlpacaEval judge, HH-RLHF harmless): Bradley-Terry,
        log(1 + exp(-(s(chosen) - s(rejected))));
      - AlpaGasus rows: logistic loss of rated >= 4.5 against the random 9k;
   3. the harmless head on the same losses, the helpful scores fixed, each row multiplied by the
-     gate of a gate fitted without its instruction (5 folds), the helpfulness sources
-     --keep-helpful times as heavy as HH-RLHF.
+     gate of a gate fitted without its instruction (5 folds; its logit less --gate-shift, 0 ships),
+     the helpfulness sources --keep-helpful times as heavy as HH-RLHF.
 Each with L2 (helpful hashed / dense, harmless hashed / dense, gate). Only the 80% training split
 of each source (benchmarks/quality/data.py); run.py measures on the other 20%. `--validate` fits on
 four fifths of the training split and prints the metrics on the remaining fifth ("validation"):
@@ -153,6 +154,14 @@ def out_of_fold_gates(parts, l2: float) -> list[np.ndarray]:
     return out
 
 
+def shift_gate(g: np.ndarray, shift: float) -> np.ndarray:
+    """sigmoid(logit(g) - shift): the gate with `shift` taken off its bias (g itself when 0, bit for bit)."""
+    if not shift:
+        return g
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 + (1.0 / g - 1.0) * np.exp(shift))
+
+
 def blocks_of(parts, matrix) -> list[tuple[sp.csr_matrix, np.ndarray | None]]:
     """One (X, labels) per source: X = matrix(chosen) - matrix(rejected) for pairs (labels None),
     matrix(rows) for rated rows."""
@@ -200,6 +209,9 @@ def fit(
     harm_dense_l2: float,
     keep: float,
     extra_l2: float = 1e-3,
+    helpful_harm: float = 1.0,
+    length_prior: float = 0.0,
+    keep_by_source: dict[str, float] | None = None,
 ):
     """(helpful weights, bias, harmless weights). The helpful head first, on every source; then the
     harmless head on what it leaves, the helpful scores fixed and each row's gate fixed, still on
@@ -209,23 +221,49 @@ def fit(
     model has none) get L2 `extra_l2`."""
     helpful = blocks_of(parts, lambda i, f: f.helpful)
     reg = np.concatenate([np.full(DIM, l2), np.full(qf.N_DENSE, dense_l2)])
-    theta_h = fit_linear(helpful, reg)
+    # HH-RLHF's pairs weigh `helpful_harm` in the helpful head's fit (1: as much as each other source)
+    # the helpful head's log_chars weight is `length_prior` plus what it learns (L2 dense_l2 pulls it
+    # to the prior, not to 0): the fit starts from "the longer answer wins" and learns what differs
+    col = DIM + qf.DENSE.index("log_chars")
+    prior = [length_prior * X[:, col].toarray().ravel() for X, _ in helpful]
+    weights = [helpful_harm if name == HARM_SOURCE else 1.0 for name, *_ in parts]
+    theta_h = fit_linear(helpful, reg, prior, weights)
+    theta_h[col] += length_prior
     offsets = [X @ theta_h[:-1] + (theta_h[-1] if y is not None else 0.0) for X, y in helpful]
     harmless = blocks_of(parts, lambda i, f: (sp.diags(gates[i]) @ f.harmless).tocsr())
     n_extra = harmless[0][0].shape[1] - DIM - qf.N_DENSE
     reg = np.concatenate([np.full(DIM, harm_l2), np.full(qf.N_DENSE, harm_dense_l2), np.full(n_extra, extra_l2)])
-    weights = [1.0 if name == HARM_SOURCE else keep for name, *_ in parts]
+    weights = [1.0 if name == HARM_SOURCE else (keep_by_source or {}).get(name, keep) for name, *_ in parts]
     theta_r = fit_linear(harmless, reg, offsets, weights, bias=False)
     return theta_h[:-1], theta_h[-1], theta_r[:-1]
+
+
+def fit_model(parts, gate: np.ndarray, gates: list[np.ndarray], s):
+    """(gate, helpful weights, bias, harmless weights) with settings `s` (main()'s arguments, or
+    helpful_variants.py's Variant; keep_by_source optional): the gate and each row's gate shifted by
+    s.gate_shift, then fit()."""
+    gate = np.append(gate[:-1], gate[-1] - s.gate_shift)
+    gates = [shift_gate(g, s.gate_shift) for g in gates]
+    w, b, r = fit(
+        parts,
+        gates,
+        s.l2,
+        s.dense_l2,
+        s.harm_l2,
+        s.harm_dense_l2,
+        s.keep_helpful,
+        helpful_harm=s.helpful_harm,
+        length_prior=s.length_prior,
+        keep_by_source=getattr(s, "keep_by_source", None),
+    )
+    return gate, w, b, r
 
 
 def train(split: str, args) -> dict[str, np.ndarray]:
     parts = build(split)
     for name, chosen, *_ in parts:
         print(f"{name:18s} {chosen.helpful.shape[0]:6d} {split} rows")
-    gate = fit_gate(parts, args.gate_l2)
-    gates = out_of_fold_gates(parts, args.gate_l2)
-    w, b, r = fit(parts, gates, args.l2, args.dense_l2, args.harm_l2, args.harm_dense_l2, args.keep_helpful)
+    gate, w, b, r = fit_model(parts, fit_gate(parts, args.gate_l2), out_of_fold_gates(parts, args.gate_l2), args)
     return {
         "w_hash": w[:DIM].astype(np.float32),
         "w_dense": w[DIM:].astype(np.float32),
@@ -251,6 +289,10 @@ def main() -> None:
     ap.add_argument("--harm-dense-l2", type=float, default=1e-3)
     ap.add_argument("--gate-l2", type=float, default=1e-5)
     ap.add_argument("--keep-helpful", type=float, default=3.0)
+    # chosen by 5-fold cross-validation (benchmarks/quality/helpful_variants.py)
+    ap.add_argument("--helpful-harm", type=float, default=1.0, help="HH-RLHF's weight in the helpful head's fit")
+    ap.add_argument("--length-prior", type=float, default=0.0, help="the prior on log_chars's helpful weight")
+    ap.add_argument("--gate-shift", type=float, default=0.0, help="taken off the gate's bias")
     args = ap.parse_args()
     t0 = time.perf_counter()
     model = train("fit" if args.validate else "train", args)
