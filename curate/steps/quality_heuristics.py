@@ -103,6 +103,7 @@ METRICS = tuple(dict.fromkeys(c.metric for checks in RULES.values() for c in che
 PER_TURN_METRICS = tuple(m for m in METRICS if m not in CONVERSATION_METRICS)  # the row's worst turn decides
 # What the memo keeps per turn text: the per-turn metrics and the sums the conversation metrics pool.
 TURN_FIELDS = ("words", "non_symbol_words", "bare_chars", "stop_bits", *PER_TURN_METRICS)
+TURN_FIELD = {name: j for j, name in enumerate(TURN_FIELDS)}  # column of each in the memo's rows
 
 _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
@@ -230,7 +231,7 @@ class QualityHeuristics(MapStep):
         (and the params), so the memo serves repeated turns from it. The conversation metrics are
         pooled from its per-turn sums in process()."""
         out = np.full((len(raw), len(TURN_FIELDS)), np.nan)
-        col = {name: j for j, name in enumerate(TURN_FIELDS)}
+        col = TURN_FIELD
         if "words" in needed:
             out[:, col["words"]] = spaced_word_counts(raw)
         if needed - RAW_TEXT_METRICS:  # rules that are off cost nothing: no code stripping, no word split
@@ -409,7 +410,7 @@ def _stop_words(turn_bits: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndar
     """Distinct Gopher stop words per row: the union of its turns' stop-word bits, counted."""
     bits = np.zeros(n_rows, np.int64)
     np.bitwise_or.at(bits, rows, turn_bits.astype(np.int64))
-    return np.array([b.bit_count() for b in bits.tolist()], np.float64)
+    return np.unpackbits(bits.view(np.uint8)).reshape(n_rows, 64).sum(axis=1).astype(np.float64)  # popcount
 
 
 def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
