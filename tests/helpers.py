@@ -49,6 +49,11 @@ def read_dir(path: Path) -> pa.Table | None:
     return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
 
 
+def parquet_bytes(run_dir: Path, folder: str = "kept") -> dict[str, bytes]:
+    """A run's output files (`kept` or `rejected`) by name, byte for byte: what determinism compares."""
+    return {p.name: p.read_bytes() for p in sorted((Path(run_dir) / folder).glob("*.parquet"))}
+
+
 def pipeline_yaml(
     path: Path, input_path, output_path, steps: str = "[]", runner: str = "local", extra: str = ""
 ) -> Path:

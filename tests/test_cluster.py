@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, assert_identity, pipeline_yaml
+from tests.helpers import SHARED_DATA, assert_identity, parquet_bytes, pipeline_yaml
 
 pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
 
@@ -149,10 +149,6 @@ def inputs(tmp_path_factory):
     return tmp, src
 
 
-def _kept(d):
-    return {p.name: p.read_bytes() for p in sorted((d / "kept").glob("*.parquet"))}
-
-
 def test_cluster_address_and_job_submit_match_local(cluster, inputs):
     address, dashboard, env = cluster
     tmp, src = inputs
@@ -205,13 +201,13 @@ def test_cluster_address_and_job_submit_match_local(cluster, inputs):
     )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
 
-    reference = _kept(tmp / "local")
+    reference = parquet_bytes(tmp / "local")
     assert reference
     for name in ("addr", "job"):
         stats = json.loads((tmp / name / "stats.json").read_text())
         assert_identity(stats)
         assert stats["runner"] == "ray" and stats["rows_quarantined"] == 1
-        assert _kept(tmp / name) == reference, name
+        assert parquet_bytes(tmp / name) == reference, name
         assert (tmp / name / "manifest.json").exists() and (tmp / name / "report.html").exists()
 
 

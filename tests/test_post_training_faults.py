@@ -10,7 +10,7 @@ import json
 import random
 import sys
 
-from tests.helpers import REPO, SHARED_DATA, pipeline_yaml, read_dir, run
+from tests.helpers import REPO, SHARED_DATA, parquet_bytes, pipeline_yaml, read_dir, run
 
 BENCH = REPO / "benchmarks" / "post_training"
 
@@ -51,8 +51,8 @@ def test_the_three_steps_give_the_same_bytes_local_and_on_ray(tmp_path, ray_clus
         )
         stats = run(y)
         assert stats["rows_in"] == len(records)
-        out[runner] = [p.read_bytes() for p in sorted((tmp_path / runner / "kept").glob("*.parquet"))]
-        out[runner + "_rejected"] = [p.read_bytes() for p in sorted((tmp_path / runner / "rejected").glob("*.parquet"))]
+        out[runner] = parquet_bytes(tmp_path / runner)
+        out[runner + "_rejected"] = parquet_bytes(tmp_path / runner, "rejected")
     assert out["local"] == out["ray"] and out["local_rejected"] == out["ray_rejected"]
     rejected = read_dir(tmp_path / "local" / "rejected")
     assert set(rejected.column("_curate_drop_reason").to_pylist()) >= {"reasoning_unclosed"}

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_step_config_error, pipeline_yaml, read_dir, run, write_jsonl
+from tests.helpers import assert_step_config_error, parquet_bytes, pipeline_yaml, read_dir, run, write_jsonl
 from tests.post_training_records import POST_TRAINING, bfcl_records, hermes_records
 
 STEPS = "\n  - normalize: {}\n  - format_rules: {}\n  - pii: {}\n  - exact_dedup: {}"
@@ -56,10 +55,6 @@ def inputs(tmp_path_factory):
     return tmp, files
 
 
-def _kept_bytes(run_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((run_dir / "kept").glob("*.parquet"))}
-
-
 def _run(tmp, files, name, runner):
     y = pipeline_yaml(tmp / f"{name}.yaml", files, tmp / name, STEPS, runner, extra="  shard_rows: 64\n")
     return run(y)
@@ -102,7 +97,7 @@ def test_ray_runner_gives_the_same_bytes(inputs, ray_cluster):
         else _run(tmp, files, "local", "local")
     )
     ray = _run(tmp, files, "ray", "ray")
-    assert _kept_bytes(tmp / "ray") == _kept_bytes(tmp / "local")
+    assert parquet_bytes(tmp / "ray") == parquet_bytes(tmp / "local")
     assert ray["distributions"] == local["distributions"]
 
 

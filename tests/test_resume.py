@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.helpers import SHARED_DATA, assert_identity, pipeline_yaml
+from tests.helpers import SHARED_DATA, assert_identity, parquet_bytes, pipeline_yaml
 
 STEPS = "[{exact_dedup: {partitions: 3}}, {exact_dedup: {turns: user, partitions: 2}}]"
 
@@ -41,16 +41,12 @@ def _yaml(tmp, src, name, steps=STEPS):
     return pipeline_yaml(tmp / f"{name}.yaml", src, tmp / name, steps, extra="  shard_rows: 30\n")
 
 
-def _kept(run_dir):
-    return {p.name: p.read_bytes() for p in sorted((run_dir / "kept").glob("*.parquet"))}
-
-
 @pytest.fixture(scope="module")
 def reference(corpus):
     tmp, src = corpus
     p = _curate([str(_yaml(tmp, src, "ref"))])
     assert p.returncode == 0, p.stderr
-    return _kept(tmp / "ref"), json.loads((tmp / "ref" / "stats.json").read_text())
+    return parquet_bytes(tmp / "ref"), json.loads((tmp / "ref" / "stats.json").read_text())
 
 
 @pytest.mark.parametrize("kill_after", [1, 5, 12, 20, 30])
@@ -70,7 +66,7 @@ def test_kill_9_of_the_driver_then_resume(corpus, reference, kill_after):
     assert_identity(stats)
     assert stats["resumed_shards"] == kill_after
     ref_kept, ref_stats = reference
-    assert _kept(tmp / f"kill{kill_after}") == ref_kept
+    assert parquet_bytes(tmp / f"kill{kill_after}") == ref_kept
     for key in ("rows_in", "rows_kept", "rows_rejected", "rows_quarantined"):
         assert stats[key] == ref_stats[key]
 
@@ -88,7 +84,7 @@ def test_changed_config_reruns_only_affected_segments(corpus, reference):
     assert resumed.returncode == 0, resumed.stderr
     stats = json.loads((tmp / "changed" / "stats.json").read_text())
     assert stats["resumed_shards"] == n_shards
-    assert _kept(tmp / "changed") == reference[0]
+    assert parquet_bytes(tmp / "changed") == reference[0]
 
 
 def test_killed_ray_worker_is_retried_without_duplicates(corpus, reference, tmp_path):
@@ -101,4 +97,4 @@ def test_killed_ray_worker_is_retried_without_duplicates(corpus, reference, tmp_
     assert p.returncode == 0, p.stderr
     stats = json.loads((tmp / "raykill" / "stats.json").read_text())
     assert_identity(stats)
-    assert _kept(tmp / "raykill") == reference[0]
+    assert parquet_bytes(tmp / "raykill") == reference[0]

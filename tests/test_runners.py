@@ -5,15 +5,10 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, SHARED_DATA, pipeline_yaml, read_dir, run
-
-
-def _kept_bytes(run_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((run_dir / "kept").glob("*.parquet"))}
+from tests.helpers import REPO, SHARED_DATA, parquet_bytes, pipeline_yaml, read_dir, run
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +64,8 @@ def test_two_local_runs_are_byte_identical(planted):
     tmp, src, _, _ = planted
     run(_yaml(tmp, src, "det_a"))
     run(_yaml(tmp, src, "det_b"))
-    assert _kept_bytes(tmp / "det_a") == _kept_bytes(tmp / "det_b")
-    assert _kept_bytes(tmp / "det_a")
+    assert parquet_bytes(tmp / "det_a") == parquet_bytes(tmp / "det_b")
+    assert parquet_bytes(tmp / "det_a")
 
 
 def test_ray_runner_matches_local_byte_for_byte(planted, ray_cluster):
@@ -78,7 +73,7 @@ def test_ray_runner_matches_local_byte_for_byte(planted, ray_cluster):
     local = run(_yaml(tmp, src, "cmp_local"))
     ray_stats = run(_yaml(tmp, src, "cmp_ray", runner="ray"))
     assert ray_stats["runner"] == "ray"
-    assert _kept_bytes(tmp / "cmp_local") == _kept_bytes(tmp / "cmp_ray")
+    assert parquet_bytes(tmp / "cmp_local") == parquet_bytes(tmp / "cmp_ray")
     rejected_local = sorted(p.read_bytes() for p in (tmp / "cmp_local" / "rejected").glob("*.parquet"))
     rejected_ray = sorted(p.read_bytes() for p in (tmp / "cmp_ray" / "rejected").glob("*.parquet"))
     assert rejected_local == rejected_ray
@@ -153,7 +148,7 @@ def test_auto_picks_local_for_the_sample_and_ray_for_an_address(planted, ray_clu
     address = ray_cluster.get_runtime_context().gcs_address
     joined = run(_yaml(tmp, src, "auto_ray", runner="auto"), address=address)
     assert joined["runner"] == "ray"
-    assert _kept_bytes(tmp / "auto_local") == _kept_bytes(tmp / "auto_ray")
+    assert parquet_bytes(tmp / "auto_local") == parquet_bytes(tmp / "auto_ray")
     assert joined["runner_timing"]["pieces"] >= joined["shards"]
 
 

@@ -21,6 +21,7 @@ from tests.helpers import (
     REPO,
     SHARED_DATA,
     assert_step_config_error,
+    parquet_bytes,
     pipeline_yaml,
     read_dir,
     rows_table,
@@ -299,10 +300,6 @@ def planted_file(tmp_path):
     return write_jsonl(tmp_path / "in.jsonl", recs), expect
 
 
-def kept_bytes(out) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted((out / "kept").glob("*.parquet")))
-
-
 def test_end_to_end_local_is_deterministic(tmp_path):
     src, expect = planted_file(tmp_path)
     steps = "\n  - exact_dedup: {}\n  - minhash_dedup: {partitions: 4}"
@@ -312,7 +309,7 @@ def test_end_to_end_local_is_deterministic(tmp_path):
     assert dict(zip(rejected.column("id").to_pylist(), rejected.column("duplicate_of").to_pylist())) == expect
     assert set(rejected.column("_curate_drop_reason").to_pylist()) == {"near_duplicate"}
     assert stats["rows_rejected"] == len(expect)
-    assert kept_bytes(tmp_path / "o1") == kept_bytes(tmp_path / "o2")
+    assert parquet_bytes(tmp_path / "o1") == parquet_bytes(tmp_path / "o2")
 
 
 def test_ray_matches_local(tmp_path, ray_cluster):
@@ -324,6 +321,6 @@ def test_ray_matches_local(tmp_path, ray_cluster):
             tmp_path / "pr.yaml", src, tmp_path / "ray", steps=steps, runner="ray", extra="  shard_rows: 11\n"
         )
     )
-    assert kept_bytes(tmp_path / "local") == kept_bytes(tmp_path / "ray")
+    assert parquet_bytes(tmp_path / "local") == parquet_bytes(tmp_path / "ray")
     rej = read_dir(tmp_path / "ray" / "rejected")
     assert set(rej.column("id").to_pylist()) == set(expect)

@@ -12,6 +12,7 @@ from curate.steps.select import Select
 from tests.helpers import (
     REPO,
     assert_step_config_error,
+    parquet_bytes,
     pipeline_yaml,
     read_dir,
     rows_table,
@@ -157,7 +158,7 @@ def test_local_and_ray_select_the_same_rows(tmp_path, ray_cluster):
             )
         )
         assert stats["rows_kept"] == 12 and stats["rows_rejected"] == 108
-        outs[runner] = b"".join(p.read_bytes() for p in sorted((tmp_path / runner / "kept").glob("*.parquet")))
+        outs[runner] = parquet_bytes(tmp_path / runner)
         rejected = read_dir(tmp_path / runner / "rejected")
         assert set(rejected.column("_curate_drop_reason").to_pylist()) == {"not_selected"}
         kept = read_dir(tmp_path / runner / "kept")

@@ -19,6 +19,7 @@ from tests.helpers import (
     REPO,
     SHARED_DATA,
     assert_step_config_error,
+    parquet_bytes,
     pipeline_yaml,
     read_dir,
     rows_table,
@@ -287,5 +288,5 @@ def test_local_and_ray_agree(tmp_path, ray_cluster):
         assert stats["rows_rejected"] >= 1
         rej = read_dir(tmp_path / runner / "rejected")
         assert "x1" in rej.column("id").to_pylist()
-        outs[runner] = b"".join(p.read_bytes() for p in sorted((tmp_path / runner / "kept").glob("*.parquet")))
+        outs[runner] = parquet_bytes(tmp_path / runner)
     assert outs["local"] == outs["ray"]
