@@ -1,8 +1,10 @@
-"""For people writing steps: canonical rows from plain records (as the readers make them), and one
-step applied to them the way a run applies it, in-process, without Ray. docs/writing_a_step.md."""
+"""For people writing steps: canonical rows from plain records (as the readers make them), one
+step applied to them the way a run applies it, in-process, without Ray, and a real tokenizer.json
+built offline for steps that count tokens. docs/writing_a_step.md."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,3 +41,21 @@ def apply_step(step_cls: type, table: pa.Table, rules_dir: Path | None = None, *
         for p in range(step.num_partitions())
     ]
     return apply_decisions(step, table, step.finalize(partials))[0]
+
+
+def byte_level_tokenizer(path: Path, texts: Iterable[str], vocab_size: int, added_tokens: Sequence[str] = ()) -> Path:
+    """A real byte-level BPE tokenizer.json (GPT-2 style) trained on `texts`, nothing downloaded,
+    with `added_tokens` (a chat template's control tokens) kept whole; saved at `path`."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer)
+    if added_tokens:
+        tok.add_special_tokens([AddedToken(s, normalized=False) for s in added_tokens])
+    tok.save(str(path))
+    return Path(path)

@@ -92,20 +92,11 @@ def corpus(n: int, path: Path) -> None:
 
 
 def tokenizer(path: Path, src: Path) -> Path:
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from curate.testing import byte_level_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     with src.open(encoding="utf-8") as f:
         sample = [next(f) for _ in range(3000)]
-    tok.train_from_iterator(
-        sample,
-        trainers.BpeTrainer(vocab_size=8000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
-    )
-    tok.add_special_tokens([AddedToken(s, normalized=False) for s in SPECIALS])
-    tok.save(str(path))
-    return path
+    return byte_level_tokenizer(path, sample, 8000, SPECIALS)
 
 
 def shards(path: Path, limit: int | None = None) -> list[pa.Table]:

@@ -9,6 +9,7 @@ import pytest
 from curate.errors import UserError
 from curate.steps.base import StepContext, apply_map_step
 from curate.steps.split_conversations import MAX_PIECES, SplitConversations, SplitParams
+from curate.testing import byte_level_tokenizer
 from tests.helpers import (
     REPO,
     SHARED_DATA,
@@ -35,18 +36,8 @@ def sharegpt_convs() -> list[list[tuple[str, str]]]:
 @pytest.fixture(scope="module")
 def tokenizer_json(tmp_path_factory):
     """A real byte-level BPE tokenizer.json, trained here on ShareGPT text (no download)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [t for conv in sharegpt_convs()[:200] for _, t in conv]
-    tok.train_from_iterator(
-        corpus, trainers.BpeTrainer(vocab_size=2000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    )
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    tok.save(str(path))
-    return path
+    return byte_level_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.json", corpus, 2000)
 
 
 def test_packs_exchanges_and_repeats_the_system_turn():

@@ -11,6 +11,7 @@ import pytest
 from curate.steps._chat_template import load_template, template_messages
 from curate.steps.base import StepContext, apply_map_step
 from curate.steps.token_budget import TokenBudget, TokenBudgetParams
+from curate.testing import byte_level_tokenizer
 from tests.helpers import REPO, SHARED_DATA, assert_step_config_error
 from tests.post_training_rows import function, msg, reasons, table
 
@@ -44,15 +45,7 @@ ROW_TOOLS = [None, TOOLS, None]
 @pytest.fixture(scope="module")
 def tokenizer_json(tmp_path_factory):
     """A byte-level BPE tokenizer.json built here, with both templates' control tokens as added tokens."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [m["content"] or "" for conv in CONVS for m in conv] * 20 + ["the weather in a story about tools"] * 20
-    tok.train_from_iterator(
-        corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    )
     specials = [
         "<｜begin▁of▁sentence｜>",
         "<｜end▁of▁sentence｜>",
@@ -77,10 +70,7 @@ def tokenizer_json(tmp_path_factory):
         "<TOOL_RESPONSE>",
         "</TOOL_RESPONSE>",
     ]
-    tok.add_special_tokens([AddedToken(s, normalized=False) for s in specials])
-    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    tok.save(str(path))
-    return path
+    return byte_level_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.json", corpus, 400, specials)
 
 
 def run_step(convs, tools=None, **kw):
