@@ -1,6 +1,6 @@
 """For people writing steps: canonical rows from plain records (as the readers make them), one
-step applied to them the way a run applies it, in-process, without Ray, and a real tokenizer.json
-built offline for steps that count tokens. docs/writing_a_step.md."""
+step applied to them the way a run applies it, in-process, without Ray, and real model files built
+offline (a tokenizer.json, a detoxify checkpoint) for tests that load them as a run does. docs/writing_a_step.md."""
 
 from __future__ import annotations
 
@@ -59,3 +59,23 @@ def byte_level_tokenizer(path: Path, texts: Iterable[str], vocab_size: int, adde
         tok.add_special_tokens([AddedToken(s, normalized=False) for s in added_tokens])
     tok.save(str(path))
     return Path(path)
+
+
+def save_detoxify_checkpoint(model, tokenizer, folder: Path, classes: Sequence[str], name: str = "model.ckpt") -> Path:
+    """A BertForSequenceClassification saved in detoxify's own checkpoint format (what `toxicity:
+    {checkpoint, hf_config: folder}` loads): the config and tokenizer in `folder`, the checkpoint at
+    folder / name."""
+    import torch
+
+    folder = Path(folder)
+    model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    arch = {
+        "model_type": str(folder),
+        "model_name": "BertForSequenceClassification",
+        "tokenizer_name": "BertTokenizer",
+        "num_classes": len(classes),
+    }
+    config = {"arch": {"args": arch}, "dataset": {"args": {"classes": list(classes)}}}
+    torch.save({"config": config, "state_dict": model.state_dict()}, folder / name)
+    return folder / name

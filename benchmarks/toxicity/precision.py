@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from curate.steps.base import StepContext  # noqa: E402
 from curate.steps.toxicity import Toxicity, ToxicityParams  # noqa: E402
+from curate.testing import save_detoxify_checkpoint  # noqa: E402
 from tests.helpers import rows_table  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,32 +48,6 @@ def davidson() -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]
         labels = [int(c in (0, 1)), 0, 0, 0, int(c == 1), int(c == 0)]
         (test if held_out(text) else train).append((text, labels))
     return train, test
-
-
-def save_detoxify(model, tokenizer, d: Path) -> Path:
-    import torch
-
-    model.config.save_pretrained(d)
-    tokenizer.save_pretrained(d)
-    ckpt = d / "model.ckpt"
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        "model_type": str(d),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(CLASSES),
-                    }
-                },
-                "dataset": {"args": {"classes": CLASSES}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        ckpt,
-    )
-    return ckpt
 
 
 def train(args, d: Path) -> Path:
@@ -128,7 +103,7 @@ def train(args, d: Path) -> Path:
         f"{np.percentile(probs, [25, 50, 75]).round(3)}",
         file=sys.stderr,
     )
-    return save_detoxify(model, tok, d)
+    return save_detoxify_checkpoint(model, tok, d, CLASSES)
 
 
 def random_bert_base(d: Path, texts: list[str]) -> Path:
@@ -143,7 +118,7 @@ def random_bert_base(d: Path, texts: list[str]) -> Path:
     model = transformers.BertForSequenceClassification(
         transformers.BertConfig(vocab_size=len(words) + 5, num_labels=len(CLASSES))
     )
-    return save_detoxify(model, transformers.BertTokenizer(str(d / "vocab.txt")), d)
+    return save_detoxify_checkpoint(model, transformers.BertTokenizer(str(d / "vocab.txt")), d, CLASSES)
 
 
 def score(ckpt: Path, texts: list[str], precision: str) -> tuple[np.ndarray, float]:

@@ -14,6 +14,7 @@ import pytest
 from curate.errors import UserError
 from curate.steps.base import StepContext
 from curate.steps.toxicity import Toxicity, ToxicityParams
+from curate.testing import save_detoxify_checkpoint
 from tests.helpers import (
     REPO,
     SHARED_DATA,
@@ -218,26 +219,8 @@ def tiny_detoxify(tmp_path_factory):
     )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(cfg)
-    cfg.save_pretrained(d)
-    tok.save_pretrained(d)
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        "model_type": str(d),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": 6,
-                    }
-                },
-                "dataset": {"args": {"classes": classes}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        d / "tiny.ckpt",
-    )
+    save_detoxify_checkpoint(model, tok, d, classes, "tiny.ckpt")
     return d
 
 
