@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.kernels import fmix64, utf8_buffers
+from curate.steps import _literal
 
 _P = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime: odd, good bit spread under multiplication
 _MASK64 = (1 << 64) - 1
@@ -111,7 +112,7 @@ def clean_texts(texts: pa.Array) -> pa.Array:
     texts = pc.replace_substring_regex(pc.utf8_lower(texts), _LIST_MARKER, " ")
     texts = pc.replace_substring_regex(texts, _TAG, " ")
     for entity, char in _ENTITIES:
-        texts = pc.replace_substring(texts, entity, char)
+        texts = _literal.replace(texts, entity, char)
     texts = pc.replace_substring_regex(texts, _ENTITY, " ")
     return pc.replace_substring_regex(texts, _TAG, " ")
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.kernels import LETTER, any_non_ascii, ascii_classes, ascii_space_counts, utf8_buffers
+from curate.steps import _literal
 
 # Fenced blocks (``` or ~~~); an unclosed fence runs to the end of the turn.
 _FENCED = (r"(?s)```.*?(?:```|\z)", r"(?s)~~~.*?(?:~~~|\z)")
@@ -36,7 +37,7 @@ _WHITESPACE_RUN = r"\s+"
 
 def _drop_code_lines(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """Remove code-like lines; returns (texts, per-text count of removed lines)."""
-    lines = pc.split_pattern(texts, "\n")
+    lines = _literal.split(texts, "\n")
     parents = pc.list_parent_indices(lines).to_numpy()
     flat = pc.list_flatten(lines)
     shape = pc.match_substring_regex(flat, _CODE_LINE_SHAPE).to_numpy(zero_copy_only=False)
@@ -84,7 +85,7 @@ def predict_lines(model, lines: pa.Array, k: int) -> tuple[list, list]:
     lines: 3-4% of the language step). Every caller hands it one-line texts (`one_line_letters`,
     `_toxicity_text.prepare`); a newline would make fastText read only the text before it, so one
     vectorised scan refuses that as predict() does."""
-    if pc.any(pc.match_substring(lines, "\n")).as_py():
+    if pc.any(_literal.contains(lines, "\n")).as_py():
         raise ValueError("predict processes one line at a time (remove '\\n')")
     empty, newline = pa.scalar("", lines.type), pa.scalar("\n", lines.type)
     return model.f.multilinePredict(pc.binary_join_element_wise(lines, empty, newline).to_pylist(), k, 0.0, "strict")

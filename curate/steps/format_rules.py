@@ -34,6 +34,7 @@ from pydantic import Field
 from curate.blank import is_blank
 from curate.registry import register
 from curate.schema import conversations_from_turns, has_tool_calls, turns_of
+from curate.steps import _literal
 from curate.steps.base import MapStep, Params, StepOutput
 
 _COUNTER = re.compile(r"\A\s*\d{1,2}\s*/\s*\d{1,2}\s*\n+")
@@ -55,7 +56,7 @@ def _artifact_free(texts: pa.Array) -> np.ndarray:
     _COUNTER has a "/", every match of _ARTIFACT_LINES "copy" or "char" in some case. A null turn is
     not free: the artifact pass turns it into ""."""
     words = pc.match_substring_regex(texts, r"(?i)copy|char").fill_null(True)
-    slash = pc.match_substring(texts, "/").fill_null(True)
+    slash = _literal.contains(texts, "/").fill_null(True)
     return ~pc.or_(words, slash).to_numpy(zero_copy_only=False)
 
 

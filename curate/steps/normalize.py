@@ -21,6 +21,7 @@ from pydantic import Field
 from curate.blank import blank_mask
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of, with_texts
+from curate.steps import _literal
 from curate.steps.base import MapStep, Params, StepOutput
 
 # C0/C1 controls except tab and newline (a CR is dropped: "\r\n" becomes "\n").
@@ -123,7 +124,7 @@ class Normalize(MapStep):
                         values[i] = fixed
                         counters["turns_fixed:mojibake"] += 1
                 texts = pa.array(values, pa.string())
-        has_fence = pc.match_substring(texts, "```").to_numpy(zero_copy_only=False) if len(texts) else np.zeros(0, bool)
+        has_fence = _literal.contains(texts, "```").to_numpy(zero_copy_only=False) if len(texts) else np.zeros(0, bool)
         if has_fence.any():
             plain = self._arrow_fixes(texts.filter(pa.array(~has_fence)), counters).to_pylist()
             values = texts.to_pylist()

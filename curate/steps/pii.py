@@ -35,6 +35,7 @@ from pydantic import Field, field_validator
 from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of, with_texts
+from curate.steps import _literal
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 PiiType = Literal["email", "phone", "ip_address", "credit_card", "secret"]
@@ -336,7 +337,7 @@ class Redactor:
             elif need is not None:
                 hit = np.zeros(len(texts), bool)
                 for literal in need:
-                    hit |= pc.match_substring(texts, literal).to_numpy(zero_copy_only=False)
+                    hit |= _literal.contains(texts, literal).to_numpy(zero_copy_only=False)
                 out[:, j] = hit
         return out
 

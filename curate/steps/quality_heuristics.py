@@ -38,6 +38,7 @@ from curate.errors import UserError
 from curate.kernels import utf8_buffers
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
+from curate.steps import _literal
 from curate.steps._memo import TextMemo
 from curate.steps._prose import strip_code
 from curate.steps._word_shapes import spaced_word_counts, word_shapes
@@ -271,16 +272,16 @@ class QualityHeuristics(MapStep):
             if "stop_words" in needed:
                 per_turn["stop_bits"] = _stop_word_bits(shapes.stop, parents, n_turns).astype(np.float64)
             if "hash_ratio" in needed:
-                hashes = pc.count_substring(prose, "#").to_numpy()
+                hashes = _literal.count(prose, "#").to_numpy()
                 # headings are not counted: the regex runs only on the measured turns holding a '#'
                 sel = pa.array(np.nonzero((hashes > 0) & prose_turn)[0], pa.int64())
                 hashes = np.where(prose_turn, hashes, 0)
-                hashes[sel.to_numpy()] = pc.count_substring(
+                hashes[sel.to_numpy()] = _literal.count(
                     pc.replace_substring_regex(prose.take(sel), _HEADING, ""), "#"
                 ).to_numpy()
                 per_turn["hash_ratio"] = np.where(prose_turn, hashes / n_words, np.nan)
             if "ellipsis_ratio" in needed:
-                ell = pc.count_substring(prose, "...").to_numpy() + pc.count_substring(prose, "…").to_numpy()
+                ell = _literal.count(prose, "...").to_numpy() + _literal.count(prose, "…").to_numpy()
                 per_turn["ellipsis_ratio"] = np.where(prose_turn, ell / n_words, np.nan)
             if needed & {"bullet_lines", "ellipsis_lines"}:
                 bullets, ellipses, n_lines = _line_shapes(prose)
@@ -415,7 +416,7 @@ def _stop_words(turn_bits: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndar
 
 def _line_shapes(prose: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bullet lines, ellipsis-ending lines, non-empty lines) per text."""
-    lines = pc.split_pattern(prose, "\n")
+    lines = _literal.split(prose, "\n")
     parents = pc.list_parent_indices(lines).to_numpy()
     flat = pc.list_flatten(lines)
     nonempty = pc.greater(pc.binary_length(pc.utf8_trim_whitespace(flat)), 0).to_numpy(zero_copy_only=False)

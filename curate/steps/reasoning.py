@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.registry import register
+from curate.steps import _literal
 from curate.steps._messages import excerpt, first_turn, flatten, last_turn_where, per_row_sum, scatter, with_fields
 from curate.steps._tokens import TokenCounter, tokenizer_file
 from curate.steps.base import MapStep, Params, StepOutput, set_column
@@ -111,7 +112,7 @@ class ReasoningParams(Params):
 
 
 def _count(texts: pa.Array, needle: str) -> np.ndarray:
-    return pc.count_substring(texts, needle).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _literal.count(texts, needle).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _split(content: pa.Array, idx: np.ndarray, open_: str, close: str, implicit: bool):
@@ -121,14 +122,14 @@ def _split(content: pa.Array, idx: np.ndarray, open_: str, close: str, implicit:
     Plain substring splits (split_pattern), not an RE2 extraction with captures: ~100x faster on
     multi-kilobyte traces."""
     sub = content.take(pa.array(idx, pa.int64()))
-    halves = pc.split_pattern(sub, close, max_splits=1)
+    halves = _literal.split(sub, close, max_splits=1)
     before, post = pc.list_element(halves, 0), pc.list_element(halves, 1)
     if implicit:
         pre, trace, ok = pa.array([""] * len(sub), pa.string()), before, np.ones(len(sub), bool)
     else:
         # A sentinel open at the end makes every split two parts: [pre, trace + open] where
         # `before` held the open, [before, ""] where it did not.
-        parts = pc.split_pattern(pc.binary_join_element_wise(before, open_, ""), open_, max_splits=1)
+        parts = _literal.split(pc.binary_join_element_wise(before, open_, ""), open_, max_splits=1)
         pre, rest = pc.list_element(parts, 0), pc.list_element(parts, 1)
         ok = pc.binary_length(rest).to_numpy(zero_copy_only=False) > 0
         trace = pc.utf8_slice_codeunits(rest, 0, -len(open_))
