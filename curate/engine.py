@@ -44,6 +44,11 @@ from curate.writers import atomic_path, read_work, write_jsonl, write_parquet_at
 
 DEFAULT_RULES_DIR = RULES_DIR  # the rules shipped inside the package; `rules:` points elsewhere
 
+# Map steps see at most this many rows at a time, whatever input.shard_rows is. Measured 2026-12-05
+# (n20k, five-step recipe, one core): 10,000-row batches spent 4-5 s of 13 s CPU in the kernel, zeroing
+# fresh transparent huge pages for each batch's transient arrays; 2,000-row batches 0.6 s.
+MAP_BATCH_ROWS = 2000
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -178,10 +183,8 @@ class Engine:
             step = self._step(seg.apply_global)
             rows, st = apply_decisions(step, rows, self._shard_decisions(seg.apply_global, shard.index))
             stats.add_step(f"{seg.apply_global}:{step.name}", st)
-        for pos in seg.map_steps:
-            step = self._step(pos)
-            rows, st = apply_map_step(step, rows)  # type: ignore[arg-type]
-            stats.add_step(f"{pos}:{step.name}", st)
+        if seg.map_steps:
+            rows = self._map_steps(seg, rows, stats)
         _inject_fault("before_write")
         start = time.perf_counter()
         if seg.summarize is not None:
@@ -197,6 +200,20 @@ class Engine:
         _write_json_atomic(self.shard_stats_path(seg, shard.index), result)
         _inject_fault("after_shard")
         return result
+
+    def _map_steps(self, seg: Segment, rows: pa.Table, stats: RunStats) -> pa.Table:
+        """The segment's map steps, on slices of at most MAP_BATCH_ROWS rows: a shard is a unit of
+        work and an output file, but the steps' transient arrays scale with the batch they are given
+        (why the bound: MAP_BATCH_ROWS)."""
+        pieces = []
+        for start in range(0, max(rows.num_rows, 1), MAP_BATCH_ROWS):
+            piece = rows.slice(start, MAP_BATCH_ROWS)
+            for pos in seg.map_steps:
+                step = self._step(pos)
+                piece, st = apply_map_step(step, piece)  # type: ignore[arg-type]
+                stats.add_step(f"{pos}:{step.name}", st)
+            pieces.append(piece)
+        return pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
 
     def _write_summaries(self, pos: int, shard: int, rows: pa.Table) -> None:
         step = self._step(pos)

@@ -37,8 +37,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """One chunk per column first: Parquet's pages are cut at chunk ends too, so the same rows in
+    other chunks would give other bytes (the steps see a shard in slices: engine.MAP_BATCH_ROWS)."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        pq.write_table(table.combine_chunks(), tmp, **PARQUET_OPTIONS)
 
 
 # Part of every run's fingerprint: --resume never reads work files written in another format.

@@ -218,3 +218,55 @@ def test_a_gpu_step_gets_a_gpu_of_its_own(ray_cluster):
             assert sorted(Counter(ids[0] for ids in assigned).values()) == [per_gpu, per_gpu]
     finally:
         ray.shutdown()  # the ray_cluster fixture starts the usual one again
+
+
+def test_map_steps_in_slices_give_the_same_bytes_and_counts(tmp_path, monkeypatch):
+    """A shard's map steps run on slices of engine.MAP_BATCH_ROWS rows: every step must give the same
+    rows, reasons and counters as on the whole shard, and the Parquet files must not show where the
+    slices were cut. The default recipe's steps on the sample (split first, so that rows it makes
+    go through the rest), a shard per file, whole vs slices of 7 rows."""
+    import curate.engine
+    import curate.writers
+
+    # A small dictionary limit, so that an encoding fallback at a slice's end would show in the bytes.
+    options = {**curate.writers.PARQUET_OPTIONS, "dictionary_pagesize_limit": 16384}
+    monkeypatch.setattr(curate.writers, "PARQUET_OPTIONS", options)
+    steps = (
+        "[split_conversations: {max_tokens: 256}, html_to_markdown: {}, normalize: {}, format_rules: {},"
+        " ai_boilerplate: {}, language: {keep: [en]}, quality_heuristics: {}, toxicity: {}, pii: {},"
+        " exact_dedup: {turns: all}, minhash_dedup: {}, decontaminate: {}]"
+    )
+    results = {}
+    for label, batch in (("whole", 10_000), ("sliced", 7)):
+        monkeypatch.setattr(curate.engine, "MAP_BATCH_ROWS", batch)
+        out = tmp_path / label
+        stats = run(
+            pipeline_yaml(tmp_path / f"{label}.yaml", REPO / "sample_data", out, steps, extra="  shard_rows: 5000\n")
+        )
+        assert stats["shards"] <= 2  # sample_data's two files; hundreds of rows each
+        per_step = [{k: v for k, v in s.items() if k != "seconds"} for s in stats["steps"]]
+        results[label] = (parquet_bytes(out), parquet_bytes(out, "rejected"), per_step)
+    assert results["whole"][2][0]["rows_added"] > 0
+    assert sum(1 for s in results["whole"][2] if s["rows_dropped"]) >= 8  # most steps rejected rows
+    assert results["sliced"] == results["whole"]
+
+
+def test_parquet_bytes_do_not_depend_on_how_the_rows_are_chunked(tmp_path, monkeypatch):
+    """Parquet cuts pages at chunk ends; the writer makes one chunk first, so a shard run in slices
+    (engine.MAP_BATCH_ROWS) writes the same bytes as one run whole. Where a column's dictionary
+    outgrows its page limit (1 MB; 16 KB here, the sample is small), it falls back to plain
+    encoding at the end of a chunk."""
+    import pyarrow as pa
+
+    import curate.writers
+    from curate.writers import write_parquet_atomic
+
+    monkeypatch.setattr(curate.writers, "PARQUET_OPTIONS", {**curate.writers.PARQUET_OPTIONS, "data_page_size": 4096})
+
+    records = [json.loads(line) for line in (REPO / "sample_data" / "sharegpt_sample.jsonl").read_text().splitlines()]
+    whole = pa.Table.from_pylist([{"id": r["id"], "conversations": r["conversations"]} for r in records])
+    sliced = pa.concat_tables([whole.slice(i, 7) for i in range(0, whole.num_rows, 7)])
+    assert sliced.column("conversations").num_chunks > 10
+    write_parquet_atomic(whole, tmp_path / "whole.parquet")
+    write_parquet_atomic(sliced, tmp_path / "sliced.parquet")
+    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "sliced.parquet").read_bytes()
