@@ -28,6 +28,7 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+from curate.steps._fasttext import open_predictor  # noqa: E402
 from curate.steps._toxicity_text import prepare, toxic_probability  # noqa: E402
 from curate.steps.base import StepContext  # noqa: E402
 from curate.steps.toxicity import Toxicity, ToxicityParams  # noqa: E402
@@ -58,10 +59,7 @@ class _Previous:
     name = "fasttext (previous)"
 
     def __init__(self, path: Path):
-        import fasttext
-
-        fasttext.FastText.eprint = lambda *a, **k: None
-        self.model = fasttext.load_model(str(path))
+        self.model = open_predictor(path)
 
     def score(self, texts: pa.Array) -> dict[str, np.ndarray]:
         return {"toxicity": toxic_probability(self.model, prepare(texts).to_pylist()).astype(np.float32)}

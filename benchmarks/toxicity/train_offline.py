@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sources import DATA, LABELLED, chat_key, chat_tables, labelled, negatives_only, split  # noqa: E402
 
+from curate.steps._fasttext import open_predictor  # noqa: E402
 from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, toxic_probability  # noqa: E402
 
 FOLDS = (1, 2, 3, 4)
@@ -113,7 +114,7 @@ def fit(rows: list[tuple[str, int]], path: Path):
         model = fasttext.train_supervised(f.name, **FASTTEXT)
         model.quantize(input=f.name, **QUANTIZE)
     model.save_model(str(path))
-    return fasttext.load_model(str(path))
+    return open_predictor(path)  # the saved (quantized) model, as the toxicity step will read it
 
 
 def logit(p: np.ndarray) -> np.ndarray:

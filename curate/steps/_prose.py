@@ -79,18 +79,6 @@ def one_line(texts: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(texts), " "))
 
 
-def predict_lines(model, lines: pa.Array, k: int) -> tuple[list, list]:
-    """fastText's `model.predict(list_of_lines, k)`, the same call into its C++ (multilinePredict, no
-    threshold, strict UTF-8) without its per-line Python check and "\n" append (~0.2 s per 60k
-    lines: 3-4% of the language step). Every caller hands it one-line texts (`one_line_letters`,
-    `_toxicity_text.prepare`); a newline would make fastText read only the text before it, so one
-    vectorised scan refuses that as predict() does."""
-    if pc.any(_literal.contains(lines, "\n")).as_py():
-        raise ValueError("predict processes one line at a time (remove '\\n')")
-    empty, newline = pa.scalar("", lines.type), pa.scalar("\n", lines.type)
-    return model.f.multilinePredict(pc.binary_join_element_wise(lines, empty, newline).to_pylist(), k, 0.0, "strict")
-
-
 def letter_count(texts: pa.Array) -> np.ndarray:
     # Deleting the runs of non-letters and measuring what is left is 2.5x faster than counting
     # \pL matches: RE2 then makes one match per word gap, not one per letter.

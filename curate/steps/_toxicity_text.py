@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.kernels import SPACE, ascii_classes, utf8_buffers
-from curate.steps._prose import predict_lines
 
 MAX_CHARS = 2000
 PUNCTUATION = b".!?,;:()\"'*"  # each becomes its own token
@@ -80,14 +79,13 @@ def _space_out(texts: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), spaced) if texts.null_count else spaced
 
 
-def toxic_probability(model, lines: pa.Array | list[str]) -> np.ndarray:
-    """fastText's P(toxic) per prepared line (both labels asked for: the toxic one may come second)."""
+def toxic_probability(predictor, lines: pa.Array | list[str]) -> np.ndarray:
+    """The model's P(toxic) per prepared line (`_fasttext.open_predictor`, or a LibraryPredictor
+    around a model just trained): both labels' probabilities are computed, the toxic one taken."""
     if not isinstance(lines, pa.Array):
         lines = pa.array(lines, pa.string())
-    labels, probs = predict_lines(model, lines, 2)
-    return np.array(
-        [p[list(lab).index("__label__toxic")] if "__label__toxic" in lab else 0.0 for lab, p in zip(labels, probs)]
-    )
+    label, _, probs = predictor.predict(lines)
+    return np.where(label >= 0, probs[:, predictor.labels.index("toxic")], 0.0)
 
 
 def calibrate(p: np.ndarray, a: float, b: float) -> np.ndarray:

@@ -33,6 +33,7 @@ from curate.errors import UserError
 from curate.registry import register
 from curate.resources import MODELS_DIR as MODELS
 from curate.schema import Part, parts_param, turns_of
+from curate.steps._fasttext import open_predictor
 from curate.steps._memo import TextMemo
 from curate.steps._toxicity_text import calibrate, lexicon_pattern, prepare, toxic_probability
 from curate.steps.base import MapStep, Params, Resources, StepOutput, read_rules_lines, set_column
@@ -78,16 +79,13 @@ class _FastText:
     name = "fasttext"
 
     def __init__(self):
-        import fasttext
-
         path = MODELS / "toxicity_fasttext.ftz"
         meta_path = path.with_suffix(".json")
         if not path.exists() or not meta_path.exists():
             raise UserError(
                 f"toxicity: the offline model is missing: {path if not path.exists() else meta_path} (reinstall curate)"
             )
-        fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
-        self.model = fasttext.load_model(str(path))
+        self.model = open_predictor(path)
         # the model's sidecar: the word list its `__lexicon__` feature was trained with and the Platt
         # map that turns its over-confident softmax into a calibrated score (train_offline.py)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

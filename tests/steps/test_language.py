@@ -62,17 +62,16 @@ def test_bundled_model_loads_and_predicts_with_numpy2():
 
 
 def test_one_predict_call_per_batch_on_its_distinct_texts(model):
-    """One call into fastText per batch, with each distinct turn text once: the 50 rows share their
+    """One call into the model per batch, with each distinct turn text once: the 50 rows share their
     assistant reply, so 50 user turns + 1 reply are predicted, not 100 turns."""
     calls = []
 
-    class CountingLines:
-        def multilinePredict(self, lines, k, threshold, on_unicode_error):
-            calls.append(len(lines))
-            return model.f.multilinePredict(lines, k, threshold, on_unicode_error)
-
     class Counting:
-        f = CountingLines()
+        labels = model.labels
+
+        def predict(self, lines):
+            calls.append(len(lines))
+            return model.predict(lines)
 
     step = make(model)
     step._model = Counting()
@@ -178,8 +177,8 @@ def test_real_code_heavy_english_turn_stays_english(model):
     row = table.filter(pc_equal(table, "id", "5vwlqj7_0"))
     turn = row.column("messages")[0].as_py()[7]["content"]
     assert turn.count("```") >= 2
-    raw_label = model.predict(" ".join(turn[:2000].split()))[0][0]
-    assert raw_label != "__label__en"  # the problem the stripping solves
+    raw_label = model.labels[model.predict(pa.array([" ".join(turn[:2000].split())]))[0][0]]
+    assert raw_label != "en"  # the problem the stripping solves
     rows, _ = run_step(make(model), rows_table([[("assistant", turn)]]))
     assert rows[0]["lang"] == "en"
 
@@ -295,6 +294,21 @@ def test_bad_inputs_never_crash(model):
 def test_missing_model_file_is_one_line(tmp_path):
     step = Language(LanguageParams(model_path=str(tmp_path / "nope.ftz")), CTX)
     with pytest.raises(UserError, match=r"^language: model file not found: .*nope\.ftz$"):
+        step.setup()
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"PK\x03\x04 a zip, not a model", "not a fastText model file"),
+        (DEFAULT_MODEL.read_bytes()[:5000], "the file ends early"),
+        (DEFAULT_MODEL.read_bytes()[:70], "the file ends early"),
+    ],
+)
+def test_a_file_that_is_not_a_whole_model_is_one_line(tmp_path, content, why):
+    (tmp_path / "lid.ftz").write_bytes(content)
+    step = Language(LanguageParams(model_path=str(tmp_path / "lid.ftz")), CTX)
+    with pytest.raises(UserError, match=rf"^language: .*lid\.ftz is not a fastText model \({why}\)$"):
         step.setup()
 
 
