@@ -32,6 +32,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.hugepages import disable_transparent_huge_pages
 from curate.readers import MAX_RECORD_BYTES, SHARD_SHIFT, Shard, assemble, index_range, plan_ranges, read_shard
 from curate.records import FieldNames
 from curate.registry import get_step
@@ -165,6 +166,7 @@ class Engine:
 
     def run_shard(self, seg_index: int, shard_index: int) -> dict:
         """Run one segment on one shard; write its outputs and stats; return the stats."""
+        disable_transparent_huge_pages()  # in whichever process runs it (see curate/hugepages.py)
         seg = self.segments[seg_index]
         shard = self.plan.shards[shard_index]
         stats = RunStats()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -270,3 +271,24 @@ def test_parquet_bytes_do_not_depend_on_how_the_rows_are_chunked(tmp_path, monke
     write_parquet_atomic(whole, tmp_path / "whole.parquet")
     write_parquet_atomic(sliced, tmp_path / "sliced.parquet")
     assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "sliced.parquet").read_bytes()
+
+
+def test_the_process_that_runs_a_shard_has_transparent_huge_pages_off(tmp_path):
+    """curate/hugepages.py: a run turns them off in its own process (Linux reports it in
+    /proc/self/status); run in a child process, so the test process keeps its own setting."""
+    import subprocess
+    import sys
+
+    status = Path("/proc/self/status")
+    if not status.exists() or "THP_enabled" not in status.read_text():
+        pytest.skip("this kernel does not report THP_enabled")
+    yaml_path = pipeline_yaml(tmp_path / "p.yaml", REPO / "sample_data" / "sharegpt_sample.jsonl", tmp_path / "out")
+    code = (
+        "import sys; from tests.helpers import run; from pathlib import Path;"
+        "before = Path('/proc/self/status').read_text().split('THP_enabled:')[1].split()[0];"
+        f"run(Path({str(yaml_path)!r}));"
+        "after = Path('/proc/self/status').read_text().split('THP_enabled:')[1].split()[0];"
+        "print(before, after)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["1", "0"], out.stderr[-2000:]
