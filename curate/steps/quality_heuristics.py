@@ -520,6 +520,7 @@ def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
             if k >= dup_min:
                 cover[:] = 0
             best_slot = -1
+            repeats = False
             for j in range(span):
                 slot = np.int64(h[j] & np.uint64(cap - 1))
                 while used[slot] and keys[slot] != h[j]:
@@ -531,6 +532,7 @@ def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
                     count[slot] = 1
                 else:
                     count[slot] += 1
+                    repeats = True
                     if k >= dup_min:  # a repeat: its words are covered
                         cover[j] += 1
                         cover[j + k] -= 1
@@ -551,6 +553,8 @@ def _ngram_kernel(ids, lens, starts, mult, top_max, dup_max, dup_min):
                     if run > 0:
                         total += lens[s + j]
                 dup[k - dup_min, t] = total
+            if not repeats:
+                break  # no k-gram occurs twice, so no longer one does: the rest stay 0
     return top, dup
 
 
