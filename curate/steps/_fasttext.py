@@ -225,21 +225,13 @@ def _fill_slots(slots: np.ndarray, word_hash: np.ndarray) -> None:
 
 def _word_subwords(words, nwords, minn, maxn, bucket, prune_mode, prune):
     """Dictionary::initNgrams: each word's input rows, itself first, then its character n-grams
-    (none for </s>, and none for labels, which never reach the input)."""
-    offsets = np.zeros(len(words) + 1, np.int64)
-    ids: list[np.ndarray] = []
-    scratch = np.empty(4096, np.int32)  # grown for long words below
-    for i, w in enumerate(words):
-        row = [np.array([i], np.int32)]
-        if w != EOS and i < nwords and maxn > 0:
-            wrapped = np.frombuffer(b"<" + w + b">", np.uint8)
-            if len(scratch) < max(maxn, 1) * len(wrapped) + 1:
-                scratch = np.empty(max(maxn, 1) * len(wrapped) + 1, np.int32)
-            k = _word_ngrams_at_load(wrapped, minn, maxn, bucket, prune_mode, prune, nwords, scratch)
-            row.append(scratch[:k].copy())
-        ids.extend(row)
-        offsets[i + 1] = offsets[i] + sum(len(x) for x in row)
-    return offsets, np.concatenate(ids) if ids else np.zeros(0, np.int32)
+    (none for </s>, and none for labels, which never reach the input). One compiled call for all
+    words: `(offsets, rows)`."""
+    wrapped = [b"<" + w + b">" if w != EOS and i < nwords and maxn > 0 else b"" for i, w in enumerate(words)]
+    data = np.frombuffer(b"".join(wrapped) or b"\0", np.uint8)
+    starts = np.zeros(len(words) + 1, np.int64)
+    starts[1:] = np.cumsum([len(w) for w in wrapped])
+    return _all_word_subwords(data, starts, minn, maxn, bucket, prune_mode, prune, nwords)
 
 
 def _huffman_tree(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -320,9 +312,20 @@ def _char_ngrams(word, a, b, minn, maxn, bucket, magic, prune_mode, prune, nword
 
 
 @numba.njit(cache=True)
-def _word_ngrams_at_load(wrapped, minn, maxn, bucket, prune_mode, prune, nwords, out):
+def _all_word_subwords(data, starts, minn, maxn, bucket, prune_mode, prune, nwords):
+    """Word i: itself, then the n-grams of data[starts[i]:starts[i + 1]] ("<word>", or empty)."""
     magic = np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(bucket) + np.uint64(1)
-    return _char_ngrams(wrapped, 0, len(wrapped), minn, maxn, bucket, magic, prune_mode, prune, nwords, out, 0)
+    n = len(starts) - 1
+    rows = np.empty(n + max(maxn, 1) * (starts[n] + 1), np.int32)
+    offsets = np.zeros(n + 1, np.int64)
+    k = 0
+    for i in range(n):
+        rows[k] = i
+        k = _char_ngrams(
+            data, starts[i], starts[i + 1], minn, maxn, bucket, magic, prune_mode, prune, nwords, rows, k + 1
+        )
+        offsets[i + 1] = k
+    return offsets, rows[:k].copy()
 
 
 @numba.njit(inline="always")
