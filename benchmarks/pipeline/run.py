@@ -93,6 +93,8 @@ def race(a: argparse.Namespace, tools: list[str], wrapper: str, scratch: Path) -
         env.update(ROUNDS=str(a.rounds), TOOLS_20K=",".join(tools), TOOLS_100K=",".join(tools))
         if a.n == 100_000:
             env["WITH_100K"] = "1"
+        for corpus in ("n20k", "n100k"):  # bench.py appends; its summary must be of this run only
+            (home / "runs" / corpus / "runs.jsonl").unlink(missing_ok=True)
         subprocess.run(["bash", str(BENCH / "pipeline" / "run_all.sh")], cwd=REPO, env=env, check=True)
         return
     corpus = home / f"n{a.n // 1000}k"
