@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -163,6 +165,20 @@ def test_turns_skipped_by_the_artifact_check_are_those_the_artifact_pass_leaves_
     assert not free[-1]  # a null turn goes through the pass (it becomes "")
 
 
+def test_artifact_prefilter_covers_pythons_unicode_classes():
+    """The RE2 prefilter spells Python's \\s and \\d on str (Unicode spaces, \\x1c-\\x1f, \\x85;
+    Unicode digits) and its case folding (ſ, K): random strings of those pieces, none that the
+    Python patterns change may be called free."""
+    rng = random.Random(3)
+    pieces = ["1", "12", "1,2", "٣", "७", "/", " ", "\u00a0", "\u2003", "\u3000", "\u2028", "\x1c", "\x85", "\n",
+              "\r", "\t", "a", "Copy", "COPY code", "cOpY", "chars", "Char", "words", "ſ", "K", "wordſ", "x"]  # fmt: skip
+    turns = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 9))) for _ in range(100_000)]
+    free = _artifact_free(pa.array(turns))
+    changed = np.array([_ARTIFACT_LINES.sub("", _COUNTER.sub("", t)) != t for t in turns])
+    assert not (free & changed).any()
+    assert changed.sum() > 1000 and free.sum() > 50_000
+
+
 def test_bad_inputs():
     reasons, got, _ = apply(
         [
@@ -208,3 +224,80 @@ def test_invisible_turn_is_empty_without_normalize(blank):
     reason, got, counters = apply([[("user", "q"), ("assistant", blank), ("user", "q2"), ("assistant", "a2")]])
     assert reason == ["empty_turn"]
     assert counters["truncated_at_empty"] == 1
+
+
+# ------------------------------------------------------------- rows the loop may skip
+
+
+def _both_ways(table: pa.Table, params: dict, monkeypatch) -> tuple:
+    """process() as it is, and with no row skipped (every row through the per-row loop); and how
+    many rows the first skipped."""
+    step = FormatRules(FormatParams(**params), StepContext(rules_dir=REPO / "curate" / "rules"))
+    skipped = []
+    real = FormatRules._untouched_rows
+    with monkeypatch.context() as m:
+        m.setattr(FormatRules, "_untouched_rows", lambda self, *a: skipped.append(real(self, *a)) or skipped[-1])
+        fast = step.process(table)
+    with monkeypatch.context() as m:
+        m.setattr(FormatRules, "_untouched_rows", lambda self, t, *a: np.zeros(t.num_rows, bool))
+        slow = step.process(table)
+    return fast, slow, int(skipped[0].sum())
+
+
+def _assert_same(fast, slow):
+    assert fast.reason == slow.reason
+    assert fast.detail == slow.detail
+    assert fast.counters == slow.counters
+    assert fast.table.equals(slow.table)
+
+
+PARAMS = [
+    {},
+    {"non_alternating": "drop", "restarted_list": "drop"},
+    {"non_alternating": "keep", "restarted_list": "keep", "trim_edges": False},
+    {"truncate_at_empty": False, "error_replies": False, "artifacts": False},
+    {"min_turns": 0, "min_chars": 0},
+    {"min_turns": 3, "min_chars": 400},
+]
+
+
+@pytest.mark.parametrize("params", PARAMS)
+def test_skipped_rows_are_those_the_loop_leaves_alone_generated(params, monkeypatch):
+    """Every rule's trigger in random places: blank and invisible turns, error replies, lists numbered
+    1, 1, 1, artifacts, system turns first and later, tool turns, runs of one role, short rows."""
+    rng = random.Random(7)
+    pool = [
+        "hello there, how are you?", "Sure! Here is an answer with several words in it.", "", "   ", "\u200b",
+        ERROR, "network error", "1. a\n1. b\n1. c", "1. a\n2. b\n3. c", "1) x\n1) y\n1) z", "1 / 2\nHi",
+        "text\nCopy code\nmore", "ok", "x" * 300, "12 chars / 3 words", "list: 1. one",
+    ]  # fmt: skip
+    roles = ["user", "assistant", "user", "assistant", "system", "tool"]
+    convs = [
+        [(rng.choice(roles), rng.choice(pool)) for _ in range(rng.randint(1, 7))]
+        + ([] if rng.random() < 0.3 else [("user", "q"), ("assistant", "a fine answer")])
+        for _ in range(1500)
+    ]
+    convs += [[("user", "q"), ("assistant", "a fine answer")]] * 50  # rows to skip
+    fast, slow, skipped = _both_ways(rows_table(convs), params, monkeypatch)
+    _assert_same(fast, slow)
+    assert 0 < skipped < len(convs) - 500, skipped  # both kinds of rows were there
+
+
+@pytest.mark.parametrize("params", PARAMS[:3])
+def test_skipped_rows_are_those_the_loop_leaves_alone_real(params, monkeypatch):
+    """Real rows: the ShareGPT sample (HTML-era chat) and Glaive tool-calling conversations (turns
+    with tool calls are never merged, tool results are never empty)."""
+    from curate.readers import plan, read_shard
+    from curate.records import FieldNames
+
+    counts = []
+    for path in (
+        SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json",
+        SHARED_DATA / "instructions" / "sharegpt_llamafactory_glaive_toolcall_en_demo.json",
+        REPO / "sample_data" / "sharegpt_sample.jsonl",
+    ):
+        table = read_shard(plan([str(path)], "auto", 100_000)[0], FieldNames())[0]
+        fast, slow, skipped = _both_ways(table, params, monkeypatch)
+        _assert_same(fast, slow)
+        counts.append((skipped, table.num_rows))
+    assert all(skipped for skipped, _ in counts) and sum(s for s, _ in counts) < sum(n for _, n in counts), counts
