@@ -275,7 +275,7 @@ def test_parquet_bytes_do_not_depend_on_how_the_rows_are_chunked(tmp_path, monke
 
 def test_the_process_that_runs_a_shard_has_transparent_huge_pages_off(tmp_path):
     """curate/hugepages.py: a run turns them off in its own process (Linux reports it in
-    /proc/self/status); run in a child process, so the test process keeps its own setting."""
+    /proc/self/status); in a child process that first turns them on (prctl PR_SET_THP_DISABLE 0)."""
     import subprocess
     import sys
 
@@ -283,8 +283,9 @@ def test_the_process_that_runs_a_shard_has_transparent_huge_pages_off(tmp_path):
     if not status.exists() or "THP_enabled" not in status.read_text():
         pytest.skip("this kernel does not report THP_enabled")
     yaml_path = pipeline_yaml(tmp_path / "p.yaml", REPO / "sample_data" / "sharegpt_sample.jsonl", tmp_path / "out")
-    code = (
-        "import sys; from tests.helpers import run; from pathlib import Path;"
+    code = (  # the flag is inherited: a test run in this process earlier has set it here too
+        "import ctypes; from tests.helpers import run; from pathlib import Path;"
+        "ctypes.CDLL(None).prctl(41, 0, 0, 0, 0);"
         "before = Path('/proc/self/status').read_text().split('THP_enabled:')[1].split()[0];"
         f"run(Path({str(yaml_path)!r}));"
         "after = Path('/proc/self/status').read_text().split('THP_enabled:')[1].split()[0];"
