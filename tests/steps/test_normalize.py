@@ -129,3 +129,35 @@ def test_turns_that_show_nothing_become_empty():
 def test_blank_turns_left_alone_when_invisible_chars_is_off():
     got, _ = norm(["\u200d", "\u3164"], invisible_chars=False)
     assert got == ["\u200d", "\u3164"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"nfc": False}, {"trailing_whitespace": False, "blank_lines": False}, {"control_chars": False}],
+)
+def test_fenced_turns_skipped_only_when_no_fix_changes_their_prose(params, monkeypatch):
+    """Turns with code fences that _prose_may_change lets through untouched must be exactly what
+    _python_fixes would return: random prose and fences with every fix's trigger placed before,
+    inside and after fences (spaces before a fence, an unclosed fence ending in a newline, a
+    decomposed accent next to a backtick, controls in code only), against every turn through Python."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(11)
+    pieces = [
+        "```", "```py\nx = 1  \n```", "\n", "  ", "\t", "word", "é", "e\u0301", "\u0301", "\x07", "\u200b", "\r",
+        "\n\n\n", " \n", "Ω", "`", "``", "😀", "한", "\u1100\u1161",
+    ]  # fmt: skip
+    convs = [[("user", "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))) + "```")] for _ in range(3000)]
+    convs += [[("user", "plain prose\n```\ncode  \n```\nmore prose")], [("user", "```\nunclosed\n")]]
+    table = rows_table(convs)
+    step = Normalize(NormalizeParams(**params), StepContext(rules_dir=REPO / "curate" / "rules"))
+    fast = step.process(table)
+    with monkeypatch.context() as m:
+        m.setattr(Normalize, "_prose_may_change", lambda self, fenced: np.ones(len(fenced), bool))
+        slow = step.process(table)
+    assert fast.table.equals(slow.table)
+    assert fast.counters == slow.counters
+    skipped = ~step._prose_may_change(rows_table(convs).column("messages").combine_chunks().flatten().field("content"))
+    assert 100 < skipped.sum() < len(convs) - 100
