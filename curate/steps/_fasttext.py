@@ -267,17 +267,6 @@ def _fnv_step(h, b):
 
 
 @numba.njit(inline="always")
-def _mod32(h, bucket, magic):
-    """h % bucket for a 32-bit h without a division (Lemire, Kaser & Kurz 2019, "Faster remainder by
-    direct computation"): magic = 2**64 // bucket + 1. Three divisions per character of text were
-    most of the predictor's time."""
-    low = magic * h  # mod 2**64
-    hi, lo = low >> np.uint64(32), low & np.uint64(0xFFFFFFFF)
-    b = np.uint64(bucket)
-    return np.int64((hi * b + ((lo * b) >> np.uint64(32))) >> np.uint64(32))
-
-
-@numba.njit(inline="always")
 def _push_hash(out, k, h, prune_mode, prune, nwords):
     """Dictionary::pushHash."""
     if prune_mode == 0:
@@ -291,9 +280,8 @@ def _push_hash(out, k, h, prune_mode, prune, nwords):
 
 
 @numba.njit(inline="always")
-def _char_ngrams(word, a, b, minn, maxn, bucket, magic, prune_mode, prune, nwords, out, k):
-    """Dictionary::computeSubwords on word[a:b] (already wrapped in < >): appends rows to out[k:].
-    magic: `_mod32`'s, for bucket."""
+def _char_ngrams(word, a, b, minn, maxn, bucket, prune_mode, prune, nwords, out, k):
+    """Dictionary::computeSubwords on word[a:b] (already wrapped in < >): appends rows to out[k:]."""
     for i in range(a, b):
         if (word[i] & 0xC0) == 0x80:
             continue
@@ -306,7 +294,7 @@ def _char_ngrams(word, a, b, minn, maxn, bucket, magic, prune_mode, prune, nword
                 h = _fnv_step(h, word[j])
                 j += 1
             if n >= minn and not (n == 1 and (i == a or j == b)):
-                k = _push_hash(out, k, _mod32(h, bucket, magic), prune_mode, prune, nwords)
+                k = _push_hash(out, k, np.int64(h % np.uint64(bucket)), prune_mode, prune, nwords)
             n += 1
     return k
 
@@ -314,16 +302,13 @@ def _char_ngrams(word, a, b, minn, maxn, bucket, magic, prune_mode, prune, nword
 @numba.njit(cache=True)
 def _all_word_subwords(data, starts, minn, maxn, bucket, prune_mode, prune, nwords):
     """Word i: itself, then the n-grams of data[starts[i]:starts[i + 1]] ("<word>", or empty)."""
-    magic = np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(bucket) + np.uint64(1)
     n = len(starts) - 1
     rows = np.empty(n + max(maxn, 1) * (starts[n] + 1), np.int32)
     offsets = np.zeros(n + 1, np.int64)
     k = 0
     for i in range(n):
         rows[k] = i
-        k = _char_ngrams(
-            data, starts[i], starts[i + 1], minn, maxn, bucket, magic, prune_mode, prune, nwords, rows, k + 1
-        )
+        k = _char_ngrams(data, starts[i], starts[i + 1], minn, maxn, bucket, prune_mode, prune, nwords, rows, k + 1)
         offsets[i + 1] = k
     return offsets, rows[:k].copy()
 
@@ -341,7 +326,6 @@ def _line_rows(data, a, b, wrapped, rows, hashes, words, minn, maxn, prune_mode)
     (nwords, _, _, bucket, word_ngrams, _, prune, slots, word_hash, word_offsets, word_bytes) = words[:11]
     (word_is_label, sub_offsets, sub_ids) = words[11:14]
     mask = len(slots) - 1
-    magic = np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(bucket) + np.uint64(1)
     k = 0
     nh = 0
     pos = a
@@ -397,7 +381,7 @@ def _line_rows(data, a, b, wrapped, rows, hashes, words, minn, maxn, prune_mode)
                 for i in range(n):  # (a slice assignment costs more than this loop per token)
                     wrapped[i + 1] = data[s + i]
                 wrapped[n + 1] = 62
-                k = _char_ngrams(wrapped, 0, n + 2, minn, maxn, bucket, magic, prune_mode, prune, nwords, rows, k)
+                k = _char_ngrams(wrapped, 0, n + 2, minn, maxn, bucket, prune_mode, prune, nwords, rows, k)
             hashes[nh] = h
             nh += 1
         if eos:

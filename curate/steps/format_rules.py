@@ -122,9 +122,10 @@ class FormatRules(MapStep):
         if p.error_replies:
             assistant = np.nonzero(is_assistant)[0]
             bad[assistant] |= np.array([self._errors.match(texts[i] or "") is not None for i in assistant], bool)
-        if p.restarted_list != "keep":  # a list numbered 1, 1, 1 holds "1." or "1)"
-            maybe = np.nonzero(is_assistant & pc.fill_null(pc.match_substring_regex(t.text, r"1[.)]"), False)
-                               .to_numpy(zero_copy_only=False))[0]  # fmt: skip
+        if p.restarted_list != "keep":
+            # a list numbered 1, 1, 1 holds "1." or "1)", or a non-ASCII digit one (Python's \d: "١.")
+            one = pc.match_substring_regex(t.text, r"(?:1|[^\x00-\x7f])[.)]")
+            maybe = np.nonzero(is_assistant & pc.fill_null(one, False).to_numpy(zero_copy_only=False))[0]
             for i in maybe:
                 nums = [int(m) for m in _NUMBERED.findall(texts[i] or "")]
                 bad[i] |= len(nums) >= 3 and all(x == 1 for x in nums)

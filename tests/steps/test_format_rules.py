@@ -269,7 +269,8 @@ def test_skipped_rows_are_those_the_loop_leaves_alone_generated(params, monkeypa
     pool = [
         "hello there, how are you?", "Sure! Here is an answer with several words in it.", "", "   ", "\u200b",
         ERROR, "network error", "1. a\n1. b\n1. c", "1. a\n2. b\n3. c", "1) x\n1) y\n1) z", "1 / 2\nHi",
-        "text\nCopy code\nmore", "ok", "x" * 300, "12 chars / 3 words", "list: 1. one",
+        "text\nCopy code\nmore", "ok", "x" * 300, "12 chars / 3 words", "list: 1. one", "١. a\n١. b\n١. c",
+        "01. a\n1) b\n１. c",
     ]  # fmt: skip
     roles = ["user", "assistant", "user", "assistant", "system", "tool"]
     convs = [
