@@ -678,12 +678,7 @@ def _read_sharegpt_jsonl_fast(shard: Shard, names: FieldNames) -> pa.Table | Non
             if not ln.blank:
                 lines.append(ln.raw if ln.raw.endswith(b"\n") else ln.raw + b"\n")
     block = b"".join(lines)
-    if (
-        len(lines) != shard.count
-        or BOM in block
-        or _SURROGATE_ESCAPE.search(block)
-        or _has_tool_tag(block)
-    ):
+    if len(lines) != shard.count or BOM in block or _SURROGATE_ESCAPE.search(block) or _has_tool_tag(block):
         return None
     try:
         t = pajson.read_json(
