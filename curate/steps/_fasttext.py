@@ -10,8 +10,9 @@ fastText's order, and its output layer.
 Same results, bit for bit: every float32 operation is the one fastText's C++ makes, in its order
 (the pinned wheel is built without FMA: a multiply, then a sequential sum), and each exp and log
 in the precision fastText's compiled code calls it (`objdump` of the wheel: expf in the
-hierarchical softmax and for the returned probability, exp and log in double elsewhere). tests/steps/test_fasttext.py
-compares labels and probabilities with fastText's own `predict` on real and fuzzed text.
+hierarchical softmax and for the returned probability, exp and log in double elsewhere).
+tests/steps/test_fasttext.py compares labels and probabilities with fastText's own `predict` on
+real and fuzzed text.
 
 Supported: what curate ships and fastText's published language models use: a quantized input
 matrix (`.ftz`, with or without norm quantization), a dense output layer, hierarchical softmax or
@@ -41,7 +42,6 @@ from curate.steps import _literal
 MAGIC, MAX_VERSION = 793712314, 12
 HS, SOFTMAX = 1, 3  # fastText's loss_name values
 EOS = b"</s>"
-LABEL_PREFIX = b"__label__"
 WORD_NGRAM_MULTIPLIER = np.uint64(116049371)
 
 
@@ -322,7 +322,7 @@ def _is_delimiter(c):
 def _line_rows(data, a, b, wrapped, rows, hashes, words, minn, maxn, prune_mode):
     """Dictionary::getLine on data[a:b] + "\\n": the input rows in fastText's order (each word's
     rows, then the word n-grams). Returns how many. `words`: FastTextPredictor._words; minn, maxn
-    and prune_mode come as compile-time constants (see _predict)."""
+    and prune_mode come as compile-time constants where an entry point (_predict_*) fixes them."""
     (nwords, _, _, bucket, word_ngrams, _, prune, slots, word_hash, word_offsets, word_bytes) = words[:11]
     (word_is_label, sub_offsets, sub_ids) = words[11:14]
     mask = len(slots) - 1
@@ -589,8 +589,7 @@ class FastTextPredictor:
         """(top label index or -1, its probability, every label's probability (softmax models;
         an empty second axis for hierarchical softmax)) per line: one-line texts (fastText reads a
         text up to its first newline; a newline is refused here as by fastText's predict)."""
-        if pc.any(_literal.contains(lines, "\n")).as_py():
-            raise ValueError("predict processes one line at a time (remove '\\n')")
+        _refuse_newlines(lines)
         data, offsets = utf8_buffers(lines)
         m = self.model
         if (m.minn, m.maxn, m.prune_mode) == (2, 4, 1):
@@ -603,15 +602,14 @@ class FastTextPredictor:
 
 
 class LibraryPredictor:
-    """The same `predict` through the fasttext package: for model files FastTextPredictor does not
-    compute (`Unsupported`), and for models a script has just trained (`model`)."""
+    """The same `predict` through the fasttext package, for model files FastTextPredictor does not
+    compute (`Unsupported`)."""
 
-    def __init__(self, path: str | Path | None = None, model=None):
-        if model is None:
-            import fasttext
+    def __init__(self, path: str | Path):
+        import fasttext
 
-            fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
-            model = fasttext.load_model(str(path))
+        fasttext.FastText.eprint = lambda *a, **k: None  # its load warning is noise here
+        model = fasttext.load_model(str(path))
         self.fasttext = model
         self.labels = [label.removeprefix("__label__") for label in model.labels]
         self._index = {f"__label__{name}": i for i, name in enumerate(self.labels)}
@@ -647,7 +645,12 @@ def predict_lines(model, lines: pa.Array, k: int) -> tuple[list, list]:
     threshold, strict UTF-8) without its per-line Python check and "\n" append. Every caller hands
     it one-line texts; a newline would make fastText read only the text before it, so one
     vectorised scan refuses that as predict() does."""
-    if pc.any(_literal.contains(lines, "\n")).as_py():
-        raise ValueError("predict processes one line at a time (remove '\\n')")
+    _refuse_newlines(lines)
     empty, newline = pa.scalar("", lines.type), pa.scalar("\n", lines.type)
     return model.f.multilinePredict(pc.binary_join_element_wise(lines, empty, newline).to_pylist(), k, 0.0, "strict")
+
+
+def _refuse_newlines(lines: pa.Array) -> None:
+    """fastText's predict() refuses a text with a newline (it would read only the text before it)."""
+    if pc.any(_literal.contains(lines, "\n")).as_py():
+        raise ValueError("predict processes one line at a time (remove '\\n')")

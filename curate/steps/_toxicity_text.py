@@ -80,8 +80,8 @@ def _space_out(texts: pa.Array) -> pa.Array:
 
 
 def toxic_probability(predictor, lines: pa.Array | list[str]) -> np.ndarray:
-    """The model's P(toxic) per prepared line (`_fasttext.open_predictor`, or a LibraryPredictor
-    around a model just trained): both labels' probabilities are computed, the toxic one taken."""
+    """The model's P(toxic) per prepared line (a predictor from `_fasttext.open_predictor`): both
+    labels' probabilities are computed, the toxic one taken."""
     if not isinstance(lines, pa.Array):
         lines = pa.array(lines, pa.string())
     label, _, probs = predictor.predict(lines)

@@ -107,8 +107,7 @@ class FormatRules(MapStep):
         loop on real and generated conversations."""
         p = self.params
         n, role, row = t.num_rows, t.role.astype(str), t.row
-        first = np.zeros(len(role), bool)
-        first[t.offsets[:-1][np.diff(t.offsets) > 0]] = True
+        first = t.position == 0
         is_user, is_assistant, is_system, is_tool = (role == x for x in ("user", "assistant", "system", "tool"))
 
         def any_in_row(turn_flags: np.ndarray) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 The model (lid.176.ftz, CC BY-SA 3.0, Joulin et al. 2016) ships inside curate, so the step works
 offline; `_fasttext` computes fastText's predictions from it (the same labels and probabilities,
-3x faster than fastText's own predict). Each turn of the chosen roles is predicted on its natural-language text only (code blocks,
-inline code, URLs and code-like lines removed, see `_prose.strip_code`): a Python answer explained in
-English is English. A turn with fewer than `min_letters` letters left is "code" (if code was removed)
+3x faster than fastText's own predict). Each turn of the chosen roles is predicted on its
+natural-language text only (code blocks, inline code, URLs and code-like lines removed, see
+`_prose.strip_code`): a Python answer explained in English is English. A turn with fewer than `min_letters` letters left is "code" (if code was removed)
 or "unknown", and does not vote.
 
 Conversation level: a vote of the turns weighted by their letter count (capped at `max_chars`).
