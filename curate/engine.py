@@ -19,6 +19,7 @@ Run directory while running (DIR/_work), moved into place at the end:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -151,6 +152,11 @@ class Engine:
         if pos not in self._ready:
             self.steps[pos].setup()
             self._ready.add(pos)
+            # What a step sets up (models, tables, indexes and the modules they import: ~240k
+            # objects) lives as long as the process: moved out of the cyclic collector's sight, so
+            # that its full collections stop walking them (gen-2 collections, n20k default recipe:
+            # 0.40 -> 0.12 s of CPU).
+            gc.freeze()
         return self.steps[pos]
 
     def resources(self, seg: Segment) -> Resources:

@@ -293,3 +293,22 @@ def test_the_process_that_runs_a_shard_has_transparent_huge_pages_off(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["1", "0"], out.stderr[-2000:]
+
+
+def test_a_steps_set_up_objects_are_frozen_out_of_the_collectors_sight(tmp_path):
+    """engine.Engine._step: after a step's setup everything alive is moved to the collector's
+    permanent generation (gc.freeze). In a child process, whose count starts at zero."""
+    import subprocess
+    import sys
+
+    sample = REPO / "sample_data" / "sharegpt_sample.jsonl"
+    yaml_path = pipeline_yaml(tmp_path / "p.yaml", sample, tmp_path / "out", steps="\n  - normalize: {}")
+    code = (
+        "import gc; from tests.helpers import run; from pathlib import Path;"
+        "before = gc.get_freeze_count();"
+        f"run(Path({str(yaml_path)!r}));"
+        "print(before, gc.get_freeze_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after > 10_000, out.stderr[-2000:]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from curate.errors import UserError
+from curate.steps._ngram_index import BitFilter
 from curate.steps.base import StepContext
 from curate.steps.decontaminate import Decontaminate, DecontaminateParams, EvalSource
 from tests.helpers import (
@@ -39,6 +41,21 @@ def default_step():
 
 def flagged(s: Decontaminate, convs) -> list[str | None]:
     return s.process(rows_table(convs)).detail
+
+
+def test_bit_filter_passes_every_present_hash():
+    rng = np.random.default_rng(5)
+    present = rng.integers(0, 2**63, 3000, dtype=np.uint64)
+    queries = np.concatenate([rng.integers(0, 2**63, 200_000, dtype=np.uint64), present])
+    rng.shuffle(queries)
+    f = BitFilter(present, 16)
+    got = f.candidates(queries)
+    slot = queries & np.uint64(0xFFFF)
+    expected = np.nonzero(np.isin(slot, present & np.uint64(0xFFFF)))[0]
+    assert np.array_equal(got, expected)  # exactly the queries whose low 16 bits match a present hash
+    assert np.isin(present, queries[got]).all()
+    assert len(got) < 3000 + 200_000 * 0.06  # 3,000 of 65,536 bits set: ~4.5% of absent hashes pass
+    assert len(f.candidates(np.zeros(0, np.uint64))) == 0
 
 
 def test_every_contaminated_alpaca_eval_prompt_is_caught():
