@@ -44,6 +44,18 @@ def ascii_classes() -> np.ndarray:
     return table
 
 
+@cache
+def arrow_spaces() -> np.ndarray:
+    """The ASCII bytes Arrow's utf8_split_whitespace splits on (\\t-\\r and \\x1c-\\x20: more than
+    RE2's \\s), asked of Arrow itself so that byte scans and Arrow's split agree."""
+    import pyarrow.compute as pc
+
+    split = pc.utf8_split_whitespace(pa.array([f"a{chr(i)}b" for i in range(128)])).to_pylist()
+    table = np.zeros(256, np.bool_)
+    table[:128] = [len(parts) == 2 for parts in split]
+    return table
+
+
 @numba.njit(inline="always")
 def fmix64(h):
     """MurmurHash3's 64-bit finaliser: a bijection that spreads every input bit over the output."""

@@ -11,8 +11,8 @@ live in rules/quality_heuristics.yaml. Chat is not web text, so:
   * conversation rules (word count, mean word length, stop words) pool the checked turns;
   * English-only rules are skipped for rows whose `lang` (from the language step) is another
     language, and counted as `skipped_non_english:<rule>`.
-Everything is vectorised over the batch's turns (Arrow compute for splitting/regex, numba byte
-scans for per-word shapes (`_word_shapes`) and digit runs, numpy hashing for n-grams: no per-turn
+Everything is vectorised over the batch's turns (Arrow compute for regex, numba byte scans for
+the words and their shapes (`_word_shapes.words_of`), digit runs and n-gram repeats: no per-turn
 Python loop). Rules that are off cost nothing. A turn text seen before by this worker is not
 measured again: its per-turn numbers come from the memo (`_memo`; the same values, so the same
 verdicts).
@@ -41,7 +41,7 @@ from curate.schema import Part, parts_param, turns_of
 from curate.steps import _literal
 from curate.steps._memo import TextMemo
 from curate.steps._prose import strip_code
-from curate.steps._word_shapes import spaced_word_counts, word_shapes
+from curate.steps._word_shapes import Words, spaced_word_counts, words_of
 from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml
 
 RuleName = Literal[
@@ -251,13 +251,9 @@ class QualityHeuristics(MapStep):
         per_turn: dict[str, np.ndarray] = {}
         prose, _ = strip_code(raw)
         text_len = pc.utf8_length(prose).to_numpy().astype(np.float64)
-        words = pc.utf8_split_whitespace(prose)
-        parents = pc.list_parent_indices(words).to_numpy()
-        flat = pc.list_flatten(words)
-        real = pc.greater(pc.binary_length(flat), 0)  # the split yields "" for empty text and edge spaces
-        flat, parents = flat.filter(real), parents[real.to_numpy(zero_copy_only=False)]
+        words = words_of(prose)
+        parents, shapes = words.text, words.shapes
         n_words = np.bincount(parents, minlength=n_turns).astype(np.float64)
-        shapes = word_shapes(flat)
         symbol = shapes.symbol
         n_ns = np.bincount(parents, weights=~symbol, minlength=n_turns)
         per_turn["non_symbol_words"] = n_ns
@@ -297,7 +293,7 @@ class QualityHeuristics(MapStep):
                     per_turn[f"dup_{kind}_frac"] = np.where(rep_turn, frac, np.nan)
                     per_turn[f"dup_{kind}_char_frac"] = np.where(rep_turn, char_frac / text_len, np.nan)
             if needed & {f"top_{n}gram" for n in TOP_N} | {f"dup_{n}gram" for n in DUP_N}:
-                for name, chars in _ngram_metrics(flat, parents, rep_turn, n_turns).items():
+                for name, chars in _ngram_metrics(words, rep_turn, n_turns).items():
                     per_turn[name] = np.where(rep_turn, chars / text_len, np.nan)
         return per_turn
 
@@ -463,22 +459,19 @@ def _not_first(key: np.ndarray) -> np.ndarray:
     return first[inverse] != np.arange(len(key))
 
 
-def _ngram_metrics(flat: pa.Array, parents: np.ndarray, measured: np.ndarray, n: int) -> dict[str, np.ndarray]:
+def _ngram_metrics(words: Words, measured: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """Characters in the top 2/3/4-gram and in duplicated 5..10-grams, per text (Gopher Table A1).
 
-    Words are dictionary-encoded for the batch (Arrow); then one compiled pass per text rolls
-    64-bit n-gram hashes and counts them in a small open-addressing table (a text's table fits in
+    From the words' 64-bit hashes, one compiled pass per text rolls 64-bit n-gram hashes and
+    counts them in a small open-addressing table (a text's table fits in
     cache, unlike one sort of every n-gram of the batch: 10x faster). Characters exclude the spaces
     between words, as in datatrove; the top n-gram is the most frequent one (ties: the earliest),
     counted with spaces, and only if it occurs more than once."""
     out = {f"top_{k}gram": np.zeros(n) for k in TOP_N} | {f"dup_{k}gram": np.zeros(n) for k in DUP_N}
-    keep = measured[parents]
+    keep = measured[words.text]
     if not keep.any():
         return out
-    words = flat.filter(pa.array(keep))
-    text_of = parents[keep]
-    ids = pc.dictionary_encode(words).indices.to_numpy().astype(np.uint64) + np.uint64(1)
-    lens = pc.utf8_length(words).to_numpy().astype(np.float64)
+    text_of, ids, lens = words.text[keep], words.hash[keep], words.chars[keep]
     # words of a text are consecutive: its range is [starts[i], starts[i + 1])
     starts = np.concatenate([[0], np.nonzero(text_of[1:] != text_of[:-1])[0] + 1, [len(ids)]])
     owners = text_of[starts[:-1]]

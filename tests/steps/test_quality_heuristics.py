@@ -455,6 +455,38 @@ def test_word_shapes_match_the_re2_reference_on_real_rows():
     np.testing.assert_array_equal(spaced_word_counts(texts), spaced_word_counts_re2(texts))
 
 
+def test_words_of_matches_arrows_split_and_the_word_shapes_on_real_rows():
+    """_word_shapes.words_of (one byte scan for ASCII texts) gives the words of Arrow's
+    utf8_split_whitespace, in order, each with word_shapes' shape, word_hashes' hash and its length."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curate.steps._word_shapes import word_hashes, word_shapes, words_of
+
+    texts = pa.array(
+        real_turn_texts()
+        + [" ".join(EDGE_WORDS), "a\x0bb c\fd", "", "   ", "x\ty\rz\nw", "\x1c\x1dq\x1e\x1fr", "é x", "x\u2003y"]
+        + [None]
+    )
+    split = pc.utf8_split_whitespace(pc.fill_null(texts, ""))
+    parents = pc.list_parent_indices(split).to_numpy()
+    flat = pc.list_flatten(split)
+    real = pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False)
+    flat, parents = flat.filter(pa.array(real)), parents[real]
+    ref_shapes = word_shapes(flat)
+    got = words_of(texts)
+    assert not pc.all(pc.string_is_ascii(pc.fill_null(texts, ""))).as_py()  # both paths exercised
+    order = np.argsort(got.text, kind="stable")  # the texts' order is free, the words' within one is not
+    np.testing.assert_array_equal(got.text[order], parents)
+    for field in ("symbol", "bare_len", "has_letter", "stop"):
+        np.testing.assert_array_equal(getattr(got.shapes, field)[order], getattr(ref_shapes, field), err_msg=field)
+    np.testing.assert_array_equal(got.hash[order], word_hashes(flat))
+    np.testing.assert_array_equal(got.chars[order], pc.utf8_length(flat).to_numpy())
+    assert len(np.unique(got.hash)) == len(pc.unique(flat))  # equal words, equal hashes; no collision here
+    dense = words_of(pa.array(["a " * 1000 + "b"]))  # more words than the first guess of their number
+    assert len(dense.text) == 1001 and dense.chars.sum() == 1001 and len(np.unique(dense.hash)) == 2
+
+
 def test_hash_ratio_counts_hashes_outside_headings_in_measured_turns_only():
     """Heading markers are not hash spam; the heading pass runs only on measured turns holding a '#'."""
     body = "The release fixed the login bug reported by our users last week and made the app faster. " * 4
