@@ -195,7 +195,8 @@ def _key_body(block: str) -> str:
 def literal_prefixes(regex: str) -> tuple[str, ...] | None:
     """Strings one of which every match of `regex` begins with (after zero-width assertions such as
     `\\b`), read from the parsed regex; None when it starts with anything else (a class, a repeat,
-    a case-insensitive part): such a secret pattern then runs on every candidate turn."""
+    a case-insensitive part: see caseless_prefixes): such a secret pattern then runs on every
+    candidate turn."""
     try:
         from re import _constants, _parser  # type: ignore[attr-defined]  # the stdlib's own parse tree
 
@@ -206,6 +207,49 @@ def literal_prefixes(regex: str) -> tuple[str, ...] | None:
         return None
     found, _ = _prefixes(list(parsed), frozenset({""}), _constants)
     return tuple(sorted(found)) if found and "" not in found else None
+
+
+# What Python's case-insensitive matching lets an ASCII letter match beyond its two cases (the
+# stdlib's special folds; RE2's (?i) knows only K and s of them): tests/steps/test_pii.py checks
+# this against every code point.
+_CASELESS_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def caseless_prefixes(regex: str) -> str | None:
+    """For a regex whose first part is case-insensitive (`(?i)...` or `(?i:...)`, as in "aws_secret
+    _access_key"), an RE2 regex that every text holding a match matches: its literal ASCII
+    prefixes, each letter as a class of every character Python's re.IGNORECASE lets it match.
+    None when there is no such prefix (or it is not ASCII)."""
+    try:
+        from re import _constants as c  # type: ignore[attr-defined]
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(regex)
+    except (ImportError, re.error, TypeError, RecursionError):
+        return None
+    items = [item for item in parsed if item[0] not in (c.AT, c.ASSERT, c.ASSERT_NOT)]
+    if parsed.state.flags & re.IGNORECASE:
+        body = items
+    elif items and items[0][0] is c.SUBPATTERN and items[0][1][1] & re.IGNORECASE and not items[0][1][2]:
+        body = list(items[0][1][3])
+    else:
+        return None
+    found, _ = _prefixes(body, frozenset({""}), c)
+    if not found or "" in found or not all(p.isascii() for p in found):
+        return None
+
+    def char(ch: str) -> str:
+        if not ch.isalpha():
+            return _literal.pattern(ch) if not ch.isalnum() else ch
+        return (
+            "["
+            + ch.lower()
+            + ch.upper()
+            + "".join(f"\\x{{{ord(x):x}}}" for x in _CASELESS_EXTRA.get(ch.lower(), ""))
+            + "]"
+        )
+
+    return "|".join("".join(char(ch) for ch in p) for p in sorted(found))
 
 
 def _prefixes(items: list, start: frozenset[str], c) -> tuple[frozenset[str], bool]:
@@ -305,7 +349,7 @@ class Redactor:
                     raise UserError(f"rules/pii.yaml: secrets.{kind}: not a valid regex ({e})") from None
                 # Named groups must be unique across the alternation: rename `value` per kind.
                 parts.append(f"(?P<secret_{kind}>{regex.replace('(?P<value>', f'(?P<value_{kind}>')})")
-                self.needs.append(literal_prefixes(regex))
+                self.needs.append(literal_prefixes(regex) or caseless_prefixes(regex))
         builtin = [
             ("email", _EMAIL, "email" in types),
             ("card", _CARD, "credit_card" in types),

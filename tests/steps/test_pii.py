@@ -9,11 +9,12 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from curate.errors import UserError
 from curate.steps.base import StepContext, apply_map_step
-from curate.steps.pii import Pii, PiiParams, literal_prefixes, luhn_valid
+from curate.steps.pii import Pii, PiiParams, caseless_prefixes, literal_prefixes, luhn_valid
 from tests.helpers import (
     REPO,
     SHARED_DATA,
@@ -202,6 +203,22 @@ def test_literal_prefixes_of_secret_patterns():
     assert literal_prefixes(r"(?i)token_[a-z]{8}") is None
     assert literal_prefixes(r"[A-Za-z]{3}_[0-9]{8}") is None
     assert literal_prefixes(r"(abc|[0-9]+)x") is None
+    # ... unless it is case-insensitive: then an RE2 regex of its caseless prefixes
+    assert caseless_prefixes(r"(?i:aws_?secret)\s*=") == r"[aA][wW][sS\x{17f}]"
+    assert caseless_prefixes(r"(?i)\btoken_[a-z]{8}") == r"[tT][oO][kK\x{212a}][eE][nN]\x{5f}"
+    assert caseless_prefixes(r"(?i:ab|c1)x") == r"[aA][bB]|[cC]1"
+    for regex in (r"(?i:é)x", r"(?i:[a-z]+)", r"abc(?i:d)", r"[A-Za-z]{3}", r"(?i:a|b*)"):
+        assert caseless_prefixes(regex) is None, regex
+
+
+def test_caseless_prefixes_let_through_every_character_pythons_ignorecase_matches():
+    """Python's re.IGNORECASE matches a few characters beyond an ASCII letter's two cases (İ ı for i,
+    K for k, ſ for s); each letter's class in the RE2 need holds all of them: checked on every code point."""
+    every = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i < 0xE000)
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        python = sorted(set(re.findall(f"(?i){letter}", every)))
+        need = caseless_prefixes(f"(?i:{letter})")
+        assert pc.match_substring_regex(pa.array(python), f"^(?:{need})$").to_pylist() == [True] * len(python), letter
 
 
 def test_bad_inputs(tmp_path):
@@ -315,7 +332,10 @@ SAMPLES = {
     ],
     "secret_private_key": [f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----"],
     "secret_aws_access_key_id": ["AKIA2OGYBAH6STMMNXNN"],
-    "secret_aws_secret_access_key": [("aws_secret_access_key = ", "abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab")],
+    "secret_aws_secret_access_key": [
+        ("aws_secret_access_key = ", "abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab"),
+        ("AWS_Secret_AccessKey: ", "abcdEFGH1234ijklMNOP5678qrstUVWX9012yzab"),
+    ],
     "secret_github_token": ["ghp_0123456789abcdefghijABCDEFGHIJ012345"],
     "secret_gitlab_token": ["glpat-Ab3dE5fG7hJ9kL1mN3pQ"],
     "secret_anthropic_key": ["sk-ant-api03-Xy7Qp2Lm9Rt4Vw8Zb1Nc6Df3"],
