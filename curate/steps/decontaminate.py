@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curate.errors import UserError
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
+from curate.steps import _ngram_index
 from curate.steps._ngram_index import BitFilter, Tokens, ngrams, whole_text_hashes
 from curate.steps.base import MapStep, Params, StepOutput, read_rules_yaml, set_column
 
@@ -203,7 +204,21 @@ def _suggest(name: str, names: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(names)}"
 
 
-def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
+@dataclass(frozen=True)
+class EvalFile:
+    """One file of an eval set, with where its fields are."""
+
+    set_name: str
+    path: Path
+    format: str | None
+    records: str | None
+    question: str | list[str]
+    answer: str | list[str]
+    id: str | None
+
+
+def eval_files(params: DecontaminateParams, rules_dir: Path) -> list[EvalFile]:
+    """The files of the eval sets the params name (the registry read, every path checked)."""
     registry_path = rules_dir / "eval_sets.yaml"
     registry = read_rules_yaml(registry_path, "the eval-set registry")
     for name, spec in registry.items():
@@ -213,7 +228,7 @@ def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
                 f"not a {type(spec).__name__}"
             )
     wanted = params.eval_sets if params.eval_sets is not None else [n for n, e in registry.items() if e.get("default")]
-    items: list[Item] = []
+    found: list[EvalFile] = []
     for entry in wanted:
         src = EvalSource(name=entry) if isinstance(entry, str) else entry
         spec = dict(registry.get(src.name, {})) if src.name else {}
@@ -230,33 +245,49 @@ def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
             raise UserError(f"decontaminate: eval set file not found: {path}")
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for f in files:
-            set_name = src.name or f.name.split(".")[0]
-            question = src.question or spec.get("question") or "question"
-            answer = src.answer or spec.get("answer") or "answer"
-            id_path = src.id or spec.get("id")
-            for i, rec in enumerate(
-                _read_records(f, src.format or spec.get("format"), src.records or spec.get("records"))
-            ):
-                item_id = (
-                    _field(rec, id_path)
-                    if id_path
-                    else next(
-                        (
-                            rec[k]
-                            for k in ("id", "doc_id", "question_id", "task_id")
-                            if isinstance(rec, dict) and rec.get(k) is not None
-                        ),
-                        i,
-                    )
+            found.append(
+                EvalFile(
+                    set_name=src.name or f.name.split(".")[0],
+                    path=f,
+                    format=src.format or spec.get("format"),
+                    records=src.records or spec.get("records"),
+                    question=src.question or spec.get("question") or "question",
+                    answer=src.answer or spec.get("answer") or "answer",
+                    id=src.id or spec.get("id"),
                 )
-                q, a = _text(rec, question), _text(rec, answer)
-                if q:
-                    items.append(Item(set_name, str(item_id), "question", q))
-                if a:
-                    items.append(Item(set_name, str(item_id), "answer", a))
+            )
+    return found
+
+
+def read_items(files: list[EvalFile]) -> list[Item]:
+    """The items (questions and answers) the eval files hold."""
+    items: list[Item] = []
+    for f in files:
+        for i, rec in enumerate(_read_records(f.path, f.format, f.records)):
+            item_id = (
+                _field(rec, f.id)
+                if f.id
+                else next(
+                    (
+                        rec[k]
+                        for k in ("id", "doc_id", "question_id", "task_id")
+                        if isinstance(rec, dict) and rec.get(k) is not None
+                    ),
+                    i,
+                )
+            )
+            q, a = _text(rec, f.question), _text(rec, f.answer)
+            if q:
+                items.append(Item(f.set_name, str(item_id), "question", q))
+            if a:
+                items.append(Item(f.set_name, str(item_id), "answer", a))
     if not items:
         raise UserError("decontaminate: the eval sets hold no items")
     return items
+
+
+def load_items(params: DecontaminateParams, rules_dir: Path) -> list[Item]:
+    return read_items(eval_files(params, rules_dir))
 
 
 class Index:
@@ -352,21 +383,24 @@ class Decontaminate(MapStep):
     def setup(self) -> None:
         if self.index is not None:
             return
-        items = load_items(self.params, Path(self.ctx.rules_dir))
-        key = hashlib.sha256(
-            json.dumps(
-                [
-                    INDEX_VERSION,
-                    self.params.model_dump(mode="json"),
-                    [(i.eval_set, i.item_id, i.kind, i.text) for i in items],
-                ],
-                ensure_ascii=False,
-            ).encode()
-        ).hexdigest()[:32]
-        self.index = self._cached(key, items)
+        files = eval_files(self.params, Path(self.ctx.rules_dir))
+        # The key is what the index is made from: the files' bytes and fields, the params, and the code
+        # that reads and indexes them (so an edit to it never meets an index built by the old code).
+        # Parsing the eval sets to key on their items took 0.5 s of every worker's start.
+        digest = hashlib.sha256()
+        for code in (__file__, _ngram_index.__file__):
+            digest.update(Path(code).read_bytes())
+        for f in files:
+            try:
+                digest.update(hashlib.sha256(f.path.read_bytes()).digest())
+            except OSError as e:
+                raise UserError(f"{f.path}: cannot read eval set: {e.strerror}") from None
+        fields = [(f.set_name, str(f.path), f.format, f.records, f.question, f.answer, f.id) for f in files]
+        digest.update(json.dumps([INDEX_VERSION, self.params.model_dump(mode="json"), fields]).encode())
+        self.index = self._cached(digest.hexdigest()[:32], files)
 
-    def _cached(self, key: str, items: list[Item]) -> Index:
-        """The index from the on-disk cache (keyed by the content hash of items and params), or built."""
+    def _cached(self, key: str, files: list[EvalFile]) -> Index:
+        """The index from the on-disk cache, or built from the files' items (and cached)."""
         import pickle
 
         path = _cache_root() / f"{key}.pkl"
@@ -377,7 +411,7 @@ class Decontaminate(MapStep):
                 return index
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
             pass
-        index = Index(items, self.params)
+        index = Index(read_items(files), self.params)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

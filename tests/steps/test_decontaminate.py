@@ -179,6 +179,26 @@ def test_index_is_cached_on_disk(tmp_path, monkeypatch):
     assert step(eval_sets=["vicuna_bench"]).cache_hit
 
 
+def test_the_index_cache_is_keyed_on_the_eval_files_bytes(tmp_path, monkeypatch):
+    """An edited eval file is read again (the cache key is the files' bytes, not their names)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    q1 = "Describe the migration pattern of the arctic tern across both hemispheres in detail"
+    q2 = "Explain how the komodo dragon hunts water buffalo on the islands of eastern Indonesia"
+    path = tmp_path / "mine.jsonl"
+    src = EvalSource(name="mine", path=str(path))
+    convs = [[("user", q1)], [("user", q2)]]
+    path.write_text(json.dumps({"id": "1", "question": q1}) + "\n")
+    first = step(eval_sets=[src])
+    assert not first.cache_hit and first.process(rows_table(convs)).reason == ["contaminated_question", None]
+    path.write_text(json.dumps({"id": "1", "question": q2}) + "\n")
+    second = step(eval_sets=[src])
+    assert not second.cache_hit and second.process(rows_table(convs)).reason == [None, "contaminated_question"]
+    assert step(eval_sets=[src]).cache_hit
+    path.write_text("{not json\n")
+    with pytest.raises(UserError, match="mine.jsonl: cannot read eval set"):
+        step(eval_sets=[src])
+
+
 # ---------------------------------------------------------------------- bad inputs
 
 
