@@ -487,6 +487,26 @@ def test_words_of_matches_arrows_split_and_the_word_shapes_on_real_rows():
     assert len(dense.text) == 1001 and dense.chars.sum() == 1001 and len(np.unique(dense.hash)) == 2
 
 
+def test_duplicate_parts_match_the_re2_reference_on_real_and_generated_texts():
+    """The compiled line/paragraph pass equals Arrow's split, trim and dictionary encoding on real turns
+    and on fuzzed texts of newlines, RE2 and Arrow whitespace (\\v is Arrow's, not RE2's) and repeats."""
+    import pyarrow as pa
+
+    from curate.steps.quality_heuristics import _duplicate_parts, _duplicate_parts_re2
+
+    rng = np.random.default_rng(3)
+    pieces = ["\n", "\n\n", " \n", "\t", "\r\n", "\x0b", "\x0c", "\x1c", " ", "ab", "ab ", "cd", "é", "x"]
+    fuzzed = ["".join(rng.choice(pieces, rng.integers(0, 30))) for _ in range(4000)]
+    texts = pa.array(real_turn_texts() + fuzzed + ["", "\n", "a\n\x0b\na", "a\n \n\na\n\n"])
+    measured = np.ones(len(texts), bool)
+    measured[::7] = False
+    for kind, got in _duplicate_parts(texts, measured).items():
+        ref = _duplicate_parts_re2(texts, kind, measured)
+        np.testing.assert_array_equal(got[0], ref[0], err_msg=kind)
+        np.testing.assert_array_equal(got[1], ref[1], err_msg=kind)
+        assert (ref[0][measured] > 0).sum() > 100 and not ref[1][~measured].any()
+
+
 def test_hash_ratio_counts_hashes_outside_headings_in_measured_turns_only():
     """Heading markers are not hash spam; the heading pass runs only on measured turns holding a '#'."""
     body = "The release fixed the login bug reported by our users last week and made the app faster. " * 4
