@@ -11,7 +11,8 @@ with (a, b) drawn exactly as datasketch draws them from `np.random.RandomState(s
 `MinHash(num_perm, seed=seed, hashfunc=shingle_hash)` updated with `shingles(text)` holds the same
 `hashvalues` as our row, and curate's signatures can go straight into `MinHashLSH` / `LeanMinHash`.
 
-Shingles: the text is lowercased and stripped of HTML tags and entities (in Arrow, per batch); a
+Shingles: the text is lowercased and stripped of HTML tags and entities (per batch; only the texts
+holding a '<' or '&' are scanned for them, tags by a byte scan equal to the `_TAG` regex); a
 token is a maximal run of ASCII letters/digits or non-ASCII bytes (so UTF-8 letters stay whole).
 `word` shingles are n consecutive tokens joined by one space; `char` shingles are n consecutive
 characters of the tokens joined by one space (for scripts written without spaces). A document with
@@ -110,11 +111,65 @@ def clean_texts(texts: pa.Array) -> pa.Array:
     the rendering (&lt;a href=...&gt;) and literal in the Markdown, and must lose the same tags.
     List markers go too: "1. step" in Markdown is <li>step</li> in HTML."""
     texts = pc.replace_substring_regex(pc.utf8_lower(texts), _LIST_MARKER, " ")
-    texts = pc.replace_substring_regex(texts, _TAG, " ")
+    # A tag starts with '<' and an entity with '&': only the texts holding one are scanned for them
+    # (5% of the make_corpus chat rows, 7% of their bytes; nine passes over every text were 0.3 s
+    # per 20k rows).
+    markup = pc.fill_null(pc.or_(_literal.contains(texts, "<"), _literal.contains(texts, "&")), False)
+    if not pc.any(markup).as_py():
+        return texts
+    return pc.replace_with_mask(texts, markup, strip_markup(texts.filter(markup)))
+
+
+def strip_markup(texts: pa.Array, strip_tags=None) -> pa.Array:
+    """Tags out, entities decoded, tags out again (see clean_texts). `strip_tags`: the `_TAG` pass
+    (the compiled one by default; tests pass the RE2 one)."""
+    strip_tags = strip_tags or _strip_tags
+    texts = strip_tags(texts)
     for entity, char in _ENTITIES:
         texts = _literal.replace(texts, entity, char)
     texts = pc.replace_substring_regex(texts, _ENTITY, " ")
-    return pc.replace_substring_regex(texts, _TAG, " ")
+    return strip_tags(texts)
+
+
+def _strip_tags(texts: pa.Array) -> pa.Array:
+    """`replace_substring_regex(texts, _TAG, " ")` in one byte scan: RE2 runs the counted repeat
+    {0,1000} as an NFA, ~40 ns per byte (0.25 s per 20k chat rows for the two passes)."""
+    data, offsets = utf8_buffers(texts)
+    out = np.empty(max(len(data), 1), np.uint8)
+    out_offsets = np.zeros(len(offsets), np.int64)
+    _strip_tags_kernel(data, offsets, out, out_offsets)
+    stripped = pa.LargeStringArray.from_buffers(
+        len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
+    ).cast(texts.type)
+    return pc.if_else(pc.is_null(texts), pa.scalar(None, texts.type), stripped) if texts.null_count else stripped
+
+
+@numba.njit(cache=True, nogil=True)
+def _strip_tags_kernel(data, offsets, out, out_offsets):
+    k = 0
+    for d in range(offsets.shape[0] - 1):
+        i, end = offsets[d], offsets[d + 1]
+        while i < end:
+            c = data[i]
+            if c == 60:  # '<': a tag is </?[a-zA-Z][^<>]{0,1000}> (1000 characters, not bytes)
+                j = i + 1
+                if j + 1 < end and data[j] == 47 and 97 <= (data[j + 1] | 32) <= 122:
+                    j += 1  # '/' then a letter
+                if j < end and 97 <= (data[j] | 32) <= 122:
+                    j += 1
+                    chars = 0
+                    while j < end and data[j] != 60 and data[j] != 62 and chars <= 1000:
+                        chars += (data[j] & 0xC0) != 0x80  # a character starts at every non-continuation byte
+                        j += 1
+                    if j < end and data[j] == 62 and chars <= 1000:
+                        out[k] = 32
+                        k += 1
+                        i = j + 1
+                        continue
+            out[k] = c
+            k += 1
+            i += 1
+        out_offsets[d + 1] = k
 
 
 @numba.njit(inline="always")

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
@@ -81,6 +82,42 @@ def test_signatures_are_datasketchs(mode, ngram):
         m = MinHash(num_perm=64, seed=7, hashfunc=_minhash.shingle_hash)
         m.update_batch(sh)
         assert np.array_equal(m.hashvalues, sig[i]), (mode, ngram, i)
+
+
+def test_markup_is_stripped_only_where_a_tag_or_entity_can_be():
+    """clean_texts scans only the texts holding '<' or '&' for tags and entities: the same result as
+    every pass on every text (nulls, texts without markup, markup after decoding, and all-plain input)."""
+    texts = [" ".join(t for _, t in conv(r)) for r in SHAREGPT[:200]]
+    texts += [
+        "<b>bold</b> &amp; 1. more",
+        "&lt;a href=x&gt;link&lt;/a&gt;",
+        "a < b and c > d",
+        "AT&T",
+        None,
+        "",
+        "plain",
+    ]
+    lowered = pc.replace_substring_regex(pc.utf8_lower(pa.array(texts)), _minhash._LIST_MARKER, " ")
+    re2_tags = lambda x: pc.replace_substring_regex(x, _minhash._TAG, " ")  # noqa: E731
+    assert _minhash.clean_texts(pa.array(texts)).equals(_minhash.strip_markup(lowered, re2_tags))
+    plain = pa.array(["No markup here", "1. a list item"])
+    assert _minhash.clean_texts(plain).to_pylist() == ["no markup here", " a list item"]
+
+
+def test_the_compiled_tag_pass_is_the_tag_regexs():
+    """_strip_tags equals RE2's `_TAG` replacement: closing tags, '<' in prose, unclosed tags, '<>'
+    inside, and the 1,000-character bound counted in characters (multi-byte ones too)."""
+    rng = np.random.default_rng(9)
+    pieces = ["<", ">", "</", "<a", "<B ", "</p>", "< b>", "<1>", "a", " ", "é", "中", "😀", "&lt;", "/", "\n"]
+    texts = ["".join(rng.choice(pieces, rng.integers(0, 40))) for _ in range(5000)]
+    for n in (999, 1000, 1001):
+        for filler in ("x", "é", "中"):
+            texts += [f"<a{filler * n}>", f"</b{filler * n}> tail", f"x <p{filler * n}"]
+    arr = pa.array(texts + [None, ""])
+    expected = pc.replace_substring_regex(arr, _minhash._TAG, " ")
+    assert _minhash._strip_tags(arr).equals(expected)
+    assert _minhash._strip_tags(arr.cast(pa.large_string())).equals(expected.cast(pa.large_string()))
+    assert expected.to_pylist().count(" ") >= 6  # the bound was reached both ways
 
 
 def test_known_lsh_shapes_are_datasketchs_optimum():
