@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import any_non_ascii, arrow_spaces, ascii_classes, fmix64, utf8_buffers
+from curate.kernels import arrow_spaces, ascii_classes, fmix64, utf8_buffers
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
 SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
@@ -43,35 +43,6 @@ def _code(word: str) -> int:
 
 STOP_CODES = np.array([_code(w) for w in STOP_WORDS], np.int64)
 STOP_MAX = max(len(w) for w in STOP_WORDS)
-
-
-@numba.njit(cache=True, nogil=True)
-def _ascii_word_shapes(data, offsets, classes, stop_codes, stop_max, non_ascii, symbol, bare_len, has_letter, stop):
-    for w in range(offsets.shape[0] - 1):
-        a, b = offsets[w], offsets[w + 1]
-        if any_non_ascii(data, a, b):
-            non_ascii[w] = True
-            continue
-        first, last, letters, code = -1, -1, 0, 0
-        for i in range(a, b):
-            c = data[i]
-            k = classes[c]
-            if k != 3:  # SYMBOL
-                if first < 0:
-                    first = i
-                last = i
-            if k == 1:  # LETTER
-                letters += 1
-                if letters <= stop_max:
-                    code = code * 32 + ((c | 32) - 96)
-        symbol[w] = first < 0 and b > a
-        bare_len[w] = 0 if first < 0 else last - first + 1
-        has_letter[w] = letters > 0
-        stop[w] = -1
-        if letters <= stop_max:
-            for j in range(stop_codes.shape[0]):
-                if stop_codes[j] == code:
-                    stop[w] = j
 
 
 @numba.njit(cache=True, nogil=True)
@@ -101,34 +72,36 @@ class WordShapes:
 
 
 def word_shapes(words: pa.Array) -> WordShapes:
-    """Shapes of non-empty words (a flat string array without nulls)."""
+    """Shapes of non-empty words (a flat string array without nulls, no whitespace in a word)."""
     n = len(words)
     data, offsets = utf8_buffers(words)
     non_ascii = np.zeros(n, bool)
+    found = _new_words(n)  # an ASCII word is one word of _ascii_words
+    m = _ascii_words(data, offsets, _byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
+    assert m <= n, "a word holds whitespace"
+    at, shapes = found[0][:m], WordShapes(*found[1:5])
     out = WordShapes(np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1, np.int64))
-    _ascii_word_shapes(
-        data,
-        offsets,
-        ascii_classes(),
-        STOP_CODES,
-        STOP_MAX,
-        non_ascii,
-        out.symbol,
-        out.bare_len,
-        out.has_letter,
-        out.stop,
-    )
+    for field in WordShapes.__dataclass_fields__:
+        getattr(out, field)[at] = getattr(shapes, field)[:m]
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
-        sub = words.take(pa.array(rest, pa.int64()))
-        ref = word_shapes_re2(sub)
-        out.symbol[rest], out.bare_len[rest], out.has_letter[rest], out.stop[rest] = (
-            ref.symbol,
-            ref.bare_len,
-            ref.has_letter,
-            ref.stop,
-        )
+        ref = word_shapes_re2(words.take(pa.array(rest, pa.int64())))
+        for field in WordShapes.__dataclass_fields__:
+            getattr(out, field)[rest] = getattr(ref, field)
     return out
+
+
+def _new_words(cap: int) -> tuple[np.ndarray, ...]:
+    """_ascii_words' output arrays for `cap` words: text, symbol, bare_len, has_letter, stop, hash, length."""
+    return (
+        np.empty(cap, np.int64),
+        np.empty(cap, bool),
+        np.empty(cap, np.int64),
+        np.empty(cap, bool),
+        np.empty(cap, np.int64),
+        np.empty(cap, np.uint64),
+        np.empty(cap, np.int64),
+    )
 
 
 @dataclass
@@ -152,33 +125,13 @@ def words_of(texts: pa.Array) -> Words:
     non_ascii = np.zeros(n, bool)
     cap = len(data) // 5 + 16  # chat prose averages 6+ bytes per word and space; a rerun if short
     while True:
-        text, length = np.empty(cap, np.int64), np.empty(cap, np.int64)
-        shapes = WordShapes(np.empty(cap, bool), np.empty(cap, np.int64), np.empty(cap, bool), np.empty(cap, np.int64))
-        word_hash = np.empty(cap, np.uint64)
-        m = _ascii_words(
-            data,
-            offsets,
-            _byte_kinds(),
-            STOP_CODES,
-            STOP_MAX,
-            non_ascii,
-            text,
-            shapes.symbol,
-            shapes.bare_len,
-            shapes.has_letter,
-            shapes.stop,
-            word_hash,
-            length,
-        )
+        found = _new_words(cap)
+        m = _ascii_words(data, offsets, _byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
         if m <= cap:
             break
         cap = m
-    words = Words(
-        text[:m],
-        WordShapes(shapes.symbol[:m], shapes.bare_len[:m], shapes.has_letter[:m], shapes.stop[:m]),
-        word_hash[:m],
-        length[:m].astype(np.float64),
-    )
+    text, symbol, bare_len, has_letter, stop, word_hash, length = (a[:m] for a in found)
+    words = Words(text, WordShapes(symbol, bare_len, has_letter, stop), word_hash, length.astype(np.float64))
     rest = np.nonzero(non_ascii)[0]
     if not len(rest):
         return words
@@ -239,7 +192,8 @@ def _ascii_words(
 ):
     """Describe the words of the ASCII texts (flag the others); returns how many there are, which
     may exceed the arrays' size: then only the count is right. A word is a maximal run of bytes
-    that are not SPLIT; its shape as in _ascii_word_shapes."""
+    that are not SPLIT; its shape: all SYMBOL bytes or not, the bytes between its first and last non-SYMBOL ones,
+    whether it has a LETTER, and its Gopher stop word (the letters' 5-bit code)."""
     cap = text.shape[0]
     n = 0
     for d in range(offsets.shape[0] - 1):
