@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 
 import pytest
 
@@ -161,3 +162,41 @@ def test_fenced_turns_skipped_only_when_no_fix_changes_their_prose(params, monke
     assert fast.counters == slow.counters
     skipped = ~step._prose_may_change(rows_table(convs).column("messages").combine_chunks().flatten().field("content"))
     assert 100 < skipped.sum() < len(convs) - 100
+
+
+@pytest.mark.parametrize("params", [{}, {"control_chars": False}, {"trailing_whitespace": False, "nfc": False}])
+def test_each_arrow_fix_runs_only_where_it_can_change_a_turn_with_the_same_result(params):
+    """_arrow_fixes picks the turns for each pass by a byte scan; every pass on every turn gives the
+    same texts and counts, on fuzzed turns (controls that hide blank runs and trailing spaces, C1
+    controls, invisibles, decomposed accents) and on real ones."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from curate.steps import normalize
+
+    rng = np.random.default_rng(4)
+    pieces = ["a", "b ", " ", "\t", "\n", "\r", "\r\n", "\x00", "\x0b", "\x7f", "\x85", "\x9f", "\xa0", "\u200b",
+              "\ufeff", "\u00ad", "e\u0301", "é", "中", " \n", "\n \n", "\t\n\n"]  # fmt: skip
+    fuzzed = ["".join(rng.choice(pieces, rng.integers(0, 25))) for _ in range(5000)]
+    real = [m["value"] for row in json.loads((SHARED_DATA / "instructions" / "sharegpt92k_cleaned_sample.json").read_text())
+            for m in row["conversations"]]  # fmt: skip
+    arr = pa.array(fuzzed + real + [None, ""])
+    p = NormalizeParams(**params)
+    step = Normalize(p, StepContext(rules_dir=REPO / "curate" / "rules"))
+    got_counts: Counter = Counter()
+    got = step._arrow_fixes(arr, got_counts)
+    expected, counts = arr, {}
+    for enabled, name, fn in (
+        (p.control_chars, "control_chars", lambda a: pc.replace_substring_regex(a, normalize._CONTROL, "")),
+        (p.invisible_chars, "invisible_chars", lambda a: pc.replace_substring_regex(a, normalize._INVISIBLE, "")),
+        (p.trailing_whitespace, "trailing_whitespace", lambda a: pc.replace_substring_regex(a, normalize._TRAILING, "\\1")),
+        (p.blank_lines, "blank_lines", lambda a: pc.replace_substring_regex(a, normalize._BLANK_RUN, "\n\n")),
+        (p.nfc, "nfc", lambda a: pc.utf8_normalize(a, "NFC")),
+    ):  # fmt: skip
+        if enabled:
+            new = fn(expected)
+            counts[f"turns_fixed:{name}"] = pc.sum(pc.not_equal(new, expected).cast(pa.int64())).as_py() or 0
+            expected = new
+    assert got.equals(expected) and dict(got_counts) == counts
+    assert all(counts.values())  # every pass changed some turn here
