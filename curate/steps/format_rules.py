@@ -134,7 +134,9 @@ class FormatRules(MapStep):
         body_idx = np.nonzero(body)[0]
         if p.non_alternating != "keep" and len(body_idx) > 1:
             a, b = body_idx[:-1], body_idx[1:]
-            side = np.array([SIDE.get(r, 0) for r in role], np.int8) if len(role) else np.zeros(0, np.int8)
+            side = np.zeros(len(role), np.int8)  # SIDE.get(role, 0), per turn
+            for name, value in SIDE.items():
+                side[role == name] = value
             same = (row[a] == row[b]) & (side[a] == side[b]) & ~is_tool[a] & ~is_tool[b] & ~calls[a] & ~calls[b]
             merged = np.zeros(len(role), bool)
             merged[b[same]] = True  # the later of two turns of one side in a row: merged or rejected
