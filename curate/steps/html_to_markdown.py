@@ -35,6 +35,7 @@ from pydantic import Field
 
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of, with_texts
+from curate.steps import _literal
 from curate.steps.base import MapStep, Params, StepOutput, set_column
 
 _ELEMENTS = (
@@ -366,8 +367,13 @@ def looks_like_html(texts: pa.Array) -> np.ndarray:
     """Per text: holds markup (see _STRUCTURAL) outside Markdown code. Vectorised, with Python only for
     the few texts that also contain code fences or inline code."""
     texts = pc.fill_null(texts, "")
-    candidate = pc.match_substring_regex(texts, _STRUCTURAL).to_numpy(zero_copy_only=False)
-    has_code = pc.match_substring_regex(texts, "`").to_numpy(zero_copy_only=False)
+    # every match of _STRUCTURAL holds a '<': only the texts with one (5% of make_corpus's turns) are
+    # searched for it (0.08 s per 20k rows)
+    candidate = _literal.contains(texts, "<").to_numpy(zero_copy_only=False)
+    if candidate.any():
+        lt = np.nonzero(candidate)[0]
+        candidate[lt] = pc.match_substring_regex(texts.take(pa.array(lt)), _STRUCTURAL).to_numpy(zero_copy_only=False)
+    has_code = _literal.contains(texts, "`").to_numpy(zero_copy_only=False)
     out = candidate.copy()
     for i in np.nonzero(candidate & has_code)[0]:
         text = texts[int(i)].as_py()
