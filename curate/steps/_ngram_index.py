@@ -19,11 +19,13 @@ MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan(data, offsets, write, out_hash, out_start, out_end, out_numeric, doc_tokens):
-    """Count (write=False) or hash and place (write=True) the tokens of every text; returns the count.
+def _scan(data, offsets, out_hash, out_start, out_end, out_numeric, doc_tokens):
+    """Hash and place the tokens of every text while they fit in the arrays; returns how many there
+    are (more than the arrays hold: only that count is right).
 
-    One function for both passes, with the separator test written inline: as a helper function
-    (numba's inline="always" or a plain njit call) the loop ran 4x slower."""
+    The separator test is written inline: as a helper function (numba's inline="always" or a plain
+    njit call) the loop ran 4x slower."""
+    cap = out_hash.shape[0]
     n = 0
     for d in range(offsets.shape[0] - 1):
         i, end = offsets[d], offsets[d + 1]
@@ -46,7 +48,7 @@ def _scan(data, offsets, write, out_hash, out_start, out_end, out_numeric, doc_t
                     w = 2  # Latin-1 punctuation and symbols
             if w:
                 if start >= 0:
-                    if write:
+                    if n < cap:
                         out_hash[n] = fmix64(h)
                         out_start[n] = start - offsets[d]
                         out_end[n] = i - offsets[d]
@@ -59,15 +61,13 @@ def _scan(data, offsets, write, out_hash, out_start, out_end, out_numeric, doc_t
                     start = i
                     h = np.uint64(0xCBF29CE484222325)
                     numeric = True
-                if write:
-                    if 0x41 <= c <= 0x5A:
-                        c += 32
-                    if not (0x30 <= c <= 0x39):
-                        numeric = False
-                    h = (h ^ np.uint64(c)) * np.uint64(0x100000001B3)
+                if 0x41 <= c <= 0x5A:
+                    c += 32
+                if not (0x30 <= c <= 0x39):
+                    numeric = False
+                h = (h ^ np.uint64(c)) * np.uint64(0x100000001B3)
                 i += 1
-        if write:
-            doc_tokens[d] = n - first
+        doc_tokens[d] = n - first
     return n
 
 
@@ -77,15 +77,19 @@ class Tokens:
     def __init__(self, texts: pa.Array):
         data, offsets = utf8_buffers(texts)
         n = len(offsets) - 1
-        none_u, none_i, none_b = np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.bool_)
-        # exact count first, so memory is 25 bytes per token, not per byte
-        cap = _scan(data, offsets, False, none_u, none_i, none_i, none_b, none_i)
-        self.hash = np.empty(cap, np.uint64)
-        self.start = np.empty(cap, np.int64)
-        self.end = np.empty(cap, np.int64)
-        self.numeric = np.empty(cap, np.bool_)
-        counts = np.zeros(n, np.int64)
-        m = _scan(data, offsets, True, self.hash, self.start, self.end, self.numeric, counts)
+        # Room for one token per 4 bytes (chat text has one per 5-6): 6 bytes of arrays per byte of
+        # text, not 25; a text denser than that is scanned again with the exact count.
+        cap = len(data) // 4 + 16
+        while True:
+            self.hash = np.empty(cap, np.uint64)
+            self.start = np.empty(cap, np.int64)
+            self.end = np.empty(cap, np.int64)
+            self.numeric = np.empty(cap, np.bool_)
+            counts = np.zeros(n, np.int64)
+            m = _scan(data, offsets, self.hash, self.start, self.end, self.numeric, counts)
+            if m <= cap:
+                break
+            cap = m
         self.hash, self.start, self.end, self.numeric = self.hash[:m], self.start[:m], self.end[:m], self.numeric[:m]
         self.doc = np.repeat(np.arange(n), counts)
         self.counts = counts

@@ -7,10 +7,11 @@ import csv
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from curate.errors import UserError
-from curate.steps._ngram_index import BitFilter
+from curate.steps._ngram_index import BitFilter, Tokens
 from curate.steps.base import StepContext
 from curate.steps.decontaminate import Decontaminate, DecontaminateParams, EvalSource
 from tests.helpers import (
@@ -56,6 +57,14 @@ def test_bit_filter_passes_every_present_hash():
     assert np.isin(present, queries[got]).all()
     assert len(got) < 3000 + 200_000 * 0.06  # 3,000 of 65,536 bits set: ~4.5% of absent hashes pass
     assert len(f.candidates(np.zeros(0, np.uint64))) == 0
+
+
+def test_tokens_of_text_denser_than_the_first_guess():
+    """_ngram_index.Tokens guesses one token per 4 bytes and scans again when a batch holds more."""
+    tok = Tokens(pa.array(["a " * 1000 + "B", "x,y", None, ""]))
+    assert list(tok.counts) == [1001, 2, 0, 0]
+    assert tok.start[1000] == 2000 and tok.end[1000] == 2001 and tok.start[1001] == 0 and tok.end[1002 - 1] == 1
+    assert len(set(tok.hash[:1000].tolist())) == 1 and tok.hash[1000] != tok.hash[0]
 
 
 def test_every_contaminated_alpaca_eval_prompt_is_caught():
