@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -497,9 +498,9 @@ class Decontaminate(MapStep):
                     offset = (starts[gpos[first_at]] - tok.first[uk[:, 0]]) - idx.gram_pos[idx_pos[first_at]]
                     by_pair = np.argsort(pair_of.ravel(), kind="stable")
                     bounds = np.searchsorted(pair_of.ravel()[by_pair], np.arange(len(pair) + 1))
-                    for k in np.nonzero(retyped)[0]:
-                        offsets = offset[by_pair[bounds[k] : bounds[k + 1]]]
-                        aligned = self._aligned_share(tok, int(pair[k, 0]), int(pair[k, 1]), offsets)
+                    which = np.nonzero(retyped)[0]
+                    shares = self._aligned_shares(tok, pair[which], offset[by_pair], bounds[which], bounds[which + 1])
+                    for k, aligned in zip(which, shares):
                         if aligned >= p.min_aligned:
                             ok[k], score[k] = True, aligned
                             retyped_hits.add((int(pair[k, 0]), int(pair[k, 1])))
@@ -542,25 +543,35 @@ class Decontaminate(MapStep):
                     k += 1
         return self._decide(table, n, t, turn_ids, texts, tok, hits, partial, retyped_hits)
 
-    def _aligned_share(self, tok: Tokens, d: int, it: int, offsets: np.ndarray) -> float:
-        """Share of item `it`'s words found in turn `d` at the most common n-gram offset (a word may
-        sit one place off: an inserted or dropped word)."""
+    def _aligned_shares(self, tok: Tokens, pairs: np.ndarray, offsets: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+        """For each (turn, item) pair: the share of the item's words found in the turn at the most
+        common of its n-gram offsets (offsets[lo:hi]; a word may sit one place off: an inserted or
+        dropped word). Which words are found is one compiled pass over all pairs; the shares are
+        numpy's sums over those, as before that pass existed (so the same floats)."""
         idx = self.index
-        values, counts = np.unique(offsets, return_counts=True)
-        off = int(values[np.argmax(counts)])
-        own = slice(idx.token_first[it], idx.token_first[it] + idx.token_count[it])  # the item's tokens
-        item = idx.token_hash[own]
-        turn = tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
-        at = np.arange(len(item)) + off
-        found = np.zeros(len(item), bool)
-        for shift in (0, -1, 1):
-            j = at + shift
-            inside = (j >= 0) & (j < len(turn))
-            found[inside] |= turn[j[inside]] == item[inside]
-        w = idx.token_weight[own]
-        # the mean of the plain and the rarity-weighted share: a changed stem word ("following") costs
-        # little, a changed name ("Bretton") more, and a stem shared with other content words fails
-        return float((found.mean() + (w * found).sum() / max(w.sum(), 1e-9)) / 2)
+        first, count = idx.token_first[pairs[:, 1]], idx.token_count[pairs[:, 1]]
+        at = np.concatenate([[0], np.cumsum(count)])
+        found = np.zeros(at[-1], np.bool_)
+        _align(
+            tok.hash,
+            tok.first[pairs[:, 0]],
+            tok.counts[pairs[:, 0]],
+            idx.token_hash,
+            first,
+            count,
+            offsets,
+            lo,
+            hi,
+            at,
+            found,
+        )
+        shares = []
+        for k in range(len(pairs)):
+            f, w = found[at[k] : at[k + 1]], idx.token_weight[first[k] : first[k] + count[k]]
+            # the mean of the plain and the rarity-weighted share: a changed stem word ("following") costs
+            # little, a changed name ("Bretton") more, and a stem shared with other content words fails
+            shares.append(float((f.mean() + (w * f).sum() / max(w.sum(), 1e-9)) / 2))
+        return shares
 
     def _decide(self, table, n, t, turn_ids, texts, tok, hits, partial, retyped_hits) -> StepOutput:
         p, idx = self.params, self.index
@@ -613,3 +624,23 @@ class Decontaminate(MapStep):
         for c, typ in self.columns.items():
             out = set_column(out, c, pa.array(cols[c], typ))
         return StepOutput(out, reason=reason, detail=detail, span=span, turn=turn, counters=counters)
+
+
+@numba.njit(cache=True, nogil=True)
+def _align(turn_hash, turn_first, turn_count, item_hash, item_first, item_count, offsets, lo, hi, at, found):
+    """For each pair k: the offset most of its n-grams share (the smallest of the most common), and
+    for each word i of the item whether the turn has it at i + offset, one place before or after."""
+    for k in range(lo.shape[0]):
+        offs = np.sort(offsets[lo[k] : hi[k]])
+        best, best_n, run = offs[0], 0, 0
+        for j in range(offs.shape[0]):
+            run = run + 1 if j > 0 and offs[j] == offs[j - 1] else 1
+            if run > best_n:
+                best, best_n = offs[j], run
+        t0, tn, i0 = turn_first[k], turn_count[k], item_first[k]
+        for i in range(item_count[k]):
+            for shift in (0, -1, 1):
+                j = i + best + shift
+                if 0 <= j < tn and turn_hash[t0 + j] == item_hash[i0 + i]:
+                    found[at[k] + i] = True
+                    break

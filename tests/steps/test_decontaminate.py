@@ -67,6 +67,40 @@ def test_tokens_of_text_denser_than_the_first_guess():
     assert len(set(tok.hash[:1000].tolist())) == 1 and tok.hash[1000] != tok.hash[0]
 
 
+def test_aligned_shares_are_the_per_pair_numpy_computation(default_step):
+    """Decontaminate._aligned_shares (one compiled pass for all pairs) against the per-pair numpy code
+    it replaced: the most common offset (ties: the smallest), words found one place off, the floats."""
+    idx = default_step.index
+    rng = np.random.default_rng(8)
+    items = rng.choice(np.nonzero(idx.token_count >= 8)[0], 300)
+    texts = []
+    for it in items:  # a turn holding the item's words with some changed, inserted or dropped
+        words = [f"w{h}" for h in idx.token_hash[idx.token_first[it] : idx.token_first[it] + idx.token_count[it]]]
+        for _ in range(rng.integers(0, 4)):
+            k = rng.integers(0, len(words))
+            words[k : k + 1] = [[], ["zz"], [words[k], "yy"]][rng.integers(0, 3)]
+        texts.append(" ".join(["pre"] * int(rng.integers(0, 5)) + words))
+    tok = Tokens(pa.array(texts))
+    tok.hash = np.array([int(t[1:]) if t.startswith("w") else 7 for t in " ".join(texts).split()], np.uint64)
+    pairs = np.stack([np.arange(len(items)), items], axis=1)
+    offsets = [rng.integers(-3, 6, rng.integers(1, 9)) for _ in items]
+    bounds = np.concatenate([[0], np.cumsum([len(o) for o in offsets])])
+    got = default_step._aligned_shares(tok, pairs, np.concatenate(offsets), bounds[:-1], bounds[1:])
+    for k, (d, it) in enumerate(pairs):
+        values, counts = np.unique(offsets[k], return_counts=True)
+        off = int(values[np.argmax(counts)])
+        own = slice(idx.token_first[it], idx.token_first[it] + idx.token_count[it])
+        item, turn = idx.token_hash[own], tok.hash[tok.first[d] : tok.first[d] + tok.counts[d]]
+        at, found = np.arange(len(item)) + off, np.zeros(len(item), bool)
+        for shift in (0, -1, 1):
+            j = at + shift
+            inside = (j >= 0) & (j < len(turn))
+            found[inside] |= turn[j[inside]] == item[inside]
+        w = idx.token_weight[own]
+        assert got[k] == float((found.mean() + (w * found).sum() / max(w.sum(), 1e-9)) / 2), k
+    assert 0 < np.mean(np.array(got) == 1.0) < 1
+
+
 def test_every_contaminated_alpaca_eval_prompt_is_caught():
     rows = json.loads((SHARED_DATA / "contaminated" / "alpaca_eval_outputs_mistral-7b-instruct-v0.2.json").read_text())
     s = step(eval_sets=[EvalSource(name="alpaca_eval", path=ALPACA_EVAL)])
