@@ -77,9 +77,17 @@ class AiBoilerplate(MapStep):
         flags: list[set[str]] = [set() for _ in range(n)]
         counters: Counter = Counter()
         texts = t.text
+        # One RE2 pass with every list finds the few turns any list matches (three passes over every
+        # turn were 0.25 s per 20k rows, the one 0.09 s); each list then runs on those alone.
+        anywhere = "|".join(f"(?:{regex})" for *_, regex in self._lists)
+        candidates = np.nonzero(
+            pc.fill_null(pc.match_substring_regex(texts, anywhere), False).to_numpy(zero_copy_only=False)
+        )[0]
+        some = texts.take(pa.array(candidates, pa.int64()))
         for name, action, roles, regex in self._lists:
-            in_role = np.isin(t.role, roles)
-            hit = pc.match_substring_regex(texts, regex).fill_null(False).to_numpy(zero_copy_only=False) & in_role
+            hit = np.zeros(len(texts), bool)
+            hit[candidates] = pc.fill_null(pc.match_substring_regex(some, regex), False).to_numpy(zero_copy_only=False)
+            hit &= np.isin(t.role, roles)
             for i in np.nonzero(hit)[0]:
                 r = int(t.row[i])
                 counters[f"matched:{name}"] += 1
