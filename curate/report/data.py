@@ -114,7 +114,8 @@ def _files(run_dir: Path, sub: str) -> list[Path]:
 def _batches(files: list[Path], wanted: list[str]):
     for f in files:
         pf = pq.ParquetFile(f)
-        cols = [c for c in wanted if c in pf.schema_arrow.names]
+        names = set(pf.schema_arrow.names)  # built anew on every access: once per file
+        cols = [c for c in wanted if c in names]
         if not cols:
             continue
         yield from pf.iter_batches(batch_size=BATCH, columns=cols)
