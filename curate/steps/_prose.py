@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import LETTER, any_non_ascii, arrow_spaces, ascii_classes, ascii_space_counts, utf8_buffers
+from curate.kernels import LETTER, arrow_spaces, ascii_classes, ascii_space_counts, utf8_buffers
 from curate.steps import _literal
 
 # Fenced blocks (``` or ~~~); an unclosed fence runs to the end of the turn.
@@ -412,6 +412,14 @@ def letter_count(texts: pa.Array) -> np.ndarray:
     return pc.utf8_length(pc.replace_substring_regex(texts, r"\PL+", "")).to_numpy().astype(np.int64)
 
 
+@cache
+def _one_line_kinds() -> np.ndarray:
+    kinds = (ascii_classes() == LETTER).astype(np.uint8)
+    kinds[arrow_spaces()] = 2
+    kinds[128:] = 3
+    return kinds
+
+
 def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(`one_line(texts)`, `letter_count(texts)`) in one byte scan for ASCII texts; texts with any
     non-ASCII byte take those two (the reference) instead. The Arrow split, join and trim plus the
@@ -422,7 +430,7 @@ def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     out_offsets = np.zeros(n + 1, np.int64)
     letters = np.zeros(n, np.int64)
     non_ascii = np.zeros(n, bool)
-    _ascii_one_line(data, offsets, arrow_spaces(), ascii_classes() == LETTER, out, out_offsets, letters, non_ascii)
+    _ascii_one_line(data, offsets, _one_line_kinds(), out, out_offsets, letters, non_ascii)
     lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]]))
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
@@ -433,19 +441,22 @@ def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _ascii_one_line(data, offsets, space, letter, out, out_offsets, letters, non_ascii):
+def _ascii_one_line(data, offsets, kind, out, out_offsets, letters, non_ascii):
+    """kind: per byte 0 other, 1 letter, 2 Arrow whitespace, 3 non-ASCII (one table: one lookup a byte)."""
     o = 0
     for d in range(offsets.shape[0] - 1):
+        start = o
         out_offsets[d] = o
-        a, b = offsets[d], offsets[d + 1]
-        if any_non_ascii(data, a, b):
-            non_ascii[d] = True
-            continue
         gap, n = False, 0  # gap: whitespace seen since the last word (written only before a next one)
-        for i in range(a, b):
+        for i in range(offsets[d], offsets[d + 1]):
             c = data[i]
-            if space[c]:
-                gap = o > out_offsets[d]
+            k = kind[c]
+            if k == 2:
+                gap = o > start
+            elif k == 3:
+                non_ascii[d] = True  # the reference takes this text: drop what was written
+                o = start
+                break
             else:
                 if gap:
                     out[o] = 32
@@ -453,6 +464,6 @@ def _ascii_one_line(data, offsets, space, letter, out, out_offsets, letters, non
                     gap = False
                 out[o] = c
                 o += 1
-                n += letter[c]
+                n += k
         letters[d] = n
     out_offsets[offsets.shape[0] - 1] = o
