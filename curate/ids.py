@@ -21,16 +21,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.kernels import fmix64, utf8_buffers
+from curate.kernels import FNV_OFFSET, FNV_PRIME, fmix64, utf8_buffers
 from curate.writers import write_jsonl, write_parquet_atomic
 
 
 @numba.njit(cache=True, nogil=True)
 def _hash_strings(data, offsets, out):
     for r in range(offsets.shape[0] - 1):
-        h = np.uint64(0xCBF29CE484222325)  # FNV-1a, finalised
+        h = FNV_OFFSET  # FNV-1a, finalised
         for i in range(offsets[r], offsets[r + 1]):
-            h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
+            h = (h ^ np.uint64(data[i])) * FNV_PRIME
         out[r] = fmix64(h ^ np.uint64(offsets[r + 1] - offsets[r]))
 
 

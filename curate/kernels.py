@@ -26,7 +26,34 @@ def utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+def string_array(out: np.ndarray, out_offsets: np.ndarray, as_type=None, nulls_of: pa.Array | None = None) -> pa.Array:
+    """The texts a byte scan wrote, out[out_offsets[i]:out_offsets[i + 1]], as a large_string array
+    (or `as_type`); with `nulls_of`, null where that array is."""
+    import pyarrow.compute as pc
+
+    n = len(out_offsets) - 1
+    texts = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]]))
+    if as_type is not None:
+        texts = texts.cast(as_type)
+    if nulls_of is not None and nulls_of.null_count:
+        texts = pc.if_else(pc.is_null(nulls_of), pa.scalar(None, texts.type), texts)
+    return texts
+
+
 OTHER, LETTER, DIGIT, SYMBOL, SPACE = 0, 1, 2, 3, 4
+# FNV-1a (64-bit): h = (h ^ byte) * FNV_PRIME from FNV_OFFSET; the byte scans hash with it.
+FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
+
+
+def ascii_matching(pattern: str) -> np.ndarray:
+    """bool[256]: the ASCII bytes that RE2's `pattern` matches as a whole one-character text (bytes
+    >= 128, parts of non-ASCII characters, never): a byte scan's class, asked of RE2 itself."""
+    import pyarrow.compute as pc
+
+    chars = pa.array([chr(i) for i in range(128)])
+    table = np.zeros(256, np.bool_)
+    table[:128] = pc.match_substring_regex(chars, f"^(?:{pattern})$").to_pylist()
+    return table
 
 
 @cache
@@ -35,12 +62,9 @@ def ascii_classes() -> np.ndarray:
     LETTER `\\pL`, DIGIT `\\pN`, SYMBOL `[\\p{P}\\p{S}]`, SPACE `\\s` ([\\t\\n\\f\\r ]); bytes >= 128
     (parts of non-ASCII characters) are OTHER. Built on first use (Arrow imports pandas on its first
     string conversion: not a cost for importing this module)."""
-    import pyarrow.compute as pc
-
-    chars = pa.array([chr(i) for i in range(128)])
     table = np.full(256, OTHER, np.uint8)
-    for cls, pattern in ((SYMBOL, r"^[\p{P}\p{S}]$"), (DIGIT, r"^\pN$"), (LETTER, r"^\pL$"), (SPACE, r"^\s$")):
-        table[:128][np.array(pc.match_substring_regex(chars, pattern).to_pylist())] = cls
+    for cls, pattern in ((SYMBOL, r"[\p{P}\p{S}]"), (DIGIT, r"\pN"), (LETTER, r"\pL"), (SPACE, r"\s")):
+        table[ascii_matching(pattern)] = cls
     return table
 
 
@@ -54,6 +78,20 @@ def arrow_spaces() -> np.ndarray:
     table = np.zeros(256, np.bool_)
     table[:128] = [len(parts) == 2 for parts in split]
     return table
+
+
+# The kinds of byte_kinds(): a byte's RE2 class (above) or one of these.
+SPLIT, NON_ASCII = 5, 6
+
+
+@cache
+def byte_kinds() -> np.ndarray:
+    """One table for scans that split words as utf8_split_whitespace does: SPLIT for Arrow's
+    whitespace bytes, NON_ASCII for bytes >= 128, else the byte's RE2 class (ascii_classes)."""
+    kinds = ascii_classes().copy()
+    kinds[arrow_spaces()] = SPLIT
+    kinds[128:] = NON_ASCII
+    return kinds
 
 
 @numba.njit(inline="always")

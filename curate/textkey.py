@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import fmix64, utf8_buffers
+from curate.kernels import FNV_OFFSET, FNV_PRIME, fmix64, utf8_buffers
 from curate.schema import turns_of, visible_texts
 
 TurnSelection = Literal["all", "user", "first_pair"]
@@ -88,10 +88,9 @@ def _space_len(data, i, end):
 @numba.njit(cache=True, nogil=True)
 def _hash_rows(data, offsets, normalise, hashes, has_text):
     """FNV-1a over each row's bytes (whitespace runs -> one space, none at turn ends), then fmix64."""
-    P = np.uint64(0x100000001B3)
     SEP = 0x1E
     for r in range(offsets.shape[0] - 1):
-        h = np.uint64(0xCBF29CE484222325)
+        h = FNV_OFFSET
         i, end = offsets[r], offsets[r + 1]
         pending_space = False  # a whitespace run inside a turn, emitted before the next character
         at_turn_start = True
@@ -99,7 +98,7 @@ def _hash_rows(data, offsets, normalise, hashes, has_text):
         while i < end:
             c = data[i]
             if 0x21 <= c <= 0x7E and not pending_space:  # the common case: a visible ASCII byte
-                h = (h ^ np.uint64(c)) * P
+                h = (h ^ np.uint64(c)) * FNV_PRIME
                 at_turn_start = False
                 seen = True
                 i += 1
@@ -115,11 +114,11 @@ def _hash_rows(data, offsets, normalise, hashes, has_text):
                 at_turn_start = True
             else:
                 if pending_space:
-                    h = (h ^ np.uint64(32)) * P
+                    h = (h ^ np.uint64(32)) * FNV_PRIME
                     pending_space = False
                 at_turn_start = False
                 seen = True
-            h = (h ^ np.uint64(c)) * P
+            h = (h ^ np.uint64(c)) * FNV_PRIME
             i += 1
         has_text[r] = seen
         hashes[r] = fmix64(h)

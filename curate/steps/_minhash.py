@@ -27,10 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import fmix64, utf8_buffers
+from curate.kernels import FNV_PRIME, fmix64, string_array, utf8_buffers
 from curate.steps import _literal
 
-_P = np.uint64(0x100000001B3)  # the FNV-1a 64-bit prime: odd, good bit spread under multiplication
 _MASK64 = (1 << 64) - 1
 
 # Tags (a letter or / right after <, so "a < b" in prose survives) and character entities.
@@ -60,7 +59,7 @@ def shingle_hash(shingle: bytes) -> int:
     """The 32-bit hash of one shingle; pass it to datasketch as `hashfunc` to get our signatures."""
     h = 0
     for c in shingle:
-        h = (h * 0x100000001B3 + c) & _MASK64
+        h = (h * int(FNV_PRIME) + c) & _MASK64
     return _fmix64_py(h) & 0xFFFFFFFF
 
 
@@ -138,10 +137,7 @@ def _strip_tags(texts: pa.Array) -> pa.Array:
     out = np.empty(max(len(data), 1), np.uint8)
     out_offsets = np.zeros(len(offsets), np.int64)
     _strip_tags_kernel(data, offsets, out, out_offsets)
-    stripped = pa.LargeStringArray.from_buffers(
-        len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
-    ).cast(texts.type)
-    return pc.if_else(pc.is_null(texts), pa.scalar(None, texts.type), stripped) if texts.null_count else stripped
+    return string_array(out, out_offsets, texts.type, nulls_of=texts)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -201,7 +197,7 @@ def _permute_min(h32, a, b, sig):
 @numba.njit(cache=True, nogil=True)
 def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
     """Fill sig[d] (initialised to 2^32-1) and n_shingles[d] for every document d."""
-    P = np.uint64(0x100000001B3)
+    P = FNV_PRIME  # odd, with a good bit spread under multiplication
     SPACE = np.uint64(32)
     n_docs = offsets.shape[0] - 1
     # Ring buffers over the last `ngram` units: the unit's hash and P^(its byte length).
@@ -284,7 +280,7 @@ def _signatures(data, offsets, ngram, char_mode, a, b, sig, n_shingles):
 def _emit(ring_h, ring_p, count, ngram, a, b, sig_row, spaced):
     """The shingle of the last `ngram` units: tokens joined by single spaces (spaced) or
     characters concatenated."""
-    P = np.uint64(0x100000001B3)
+    P = FNV_PRIME  # odd, with a good bit spread under multiplication
     first = count - ngram
     h = ring_h[first % ngram]
     for j in range(1, ngram):

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curate.kernels import fmix64, utf8_buffers
+from curate.kernels import FNV_OFFSET, FNV_PRIME, fmix64, utf8_buffers
 
 MULT = np.uint64(0x9E3779B97F4A7C15)
 
@@ -31,7 +31,7 @@ def _scan(data, offsets, out_hash, out_start, out_end, out_numeric, doc_tokens):
         i, end = offsets[d], offsets[d + 1]
         first = n
         start = -1  # where the current token began; -1 between tokens
-        h = np.uint64(0xCBF29CE484222325)
+        h = FNV_OFFSET
         numeric = True
         while i <= end:
             w = 1  # the end of the text closes the last token
@@ -59,13 +59,13 @@ def _scan(data, offsets, out_hash, out_start, out_end, out_numeric, doc_tokens):
             else:
                 if start < 0:
                     start = i
-                    h = np.uint64(0xCBF29CE484222325)
+                    h = FNV_OFFSET
                     numeric = True
                 if 0x41 <= c <= 0x5A:
                     c += 32
                 if not (0x30 <= c <= 0x39):
                     numeric = False
-                h = (h ^ np.uint64(c)) * np.uint64(0x100000001B3)
+                h = (h ^ np.uint64(c)) * FNV_PRIME
                 i += 1
         doc_tokens[d] = n - first
     return n

@@ -14,7 +14,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import LETTER, arrow_spaces, ascii_classes, ascii_space_counts, utf8_buffers
+from curate.kernels import (
+    LETTER,
+    NON_ASCII,
+    SPLIT,
+    ascii_matching,
+    ascii_space_counts,
+    byte_kinds,
+    string_array,
+    utf8_buffers,
+)
 from curate.steps import _literal
 
 # Fenced blocks (``` or ~~~); an unclosed fence runs to the end of the turn.
@@ -50,8 +59,7 @@ def strip_code(texts: pa.Array, max_chars: int | None = None) -> tuple[pa.Array,
     out_offsets = np.zeros(n + 1, np.int64)
     had_code = np.zeros(n, np.bool_)
     _strip_code(data, offsets, _byte_classes(), out, out_offsets, had_code)
-    stripped = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]]))
-    texts = stripped.cast(pa.string())  # the reference's type
+    texts = string_array(out, out_offsets, pa.string())  # the reference's type
     if max_chars is not None:
         texts = pc.utf8_slice_codeunits(texts, 0, max_chars)
     return texts, had_code
@@ -109,10 +117,9 @@ def _byte_classes() -> np.ndarray:
     """The flags of each byte, asked of RE2 itself so that the kernel and the reference agree
     (RE2's \\s is [\\t\\n\\f\\r ], without \\v). A non-ASCII character is \\S, not \\w, not
     [[:punct:]] and not a symbol in RE2: its bytes have only _CHAR, on its first byte."""
-    chars = pa.array([chr(i) for i in range(128)])
     table = np.zeros(256, np.uint8)
     for flag, cls in ((_SYMBOL, _CODE_SYMBOLS), (_SPACE, r"\s"), (_WORD, r"\w"), (_PUNCT, r"[[:punct:]]")):
-        table[:128] |= flag * np.array(pc.match_substring_regex(chars, f"^{cls}$").to_pylist(), np.uint8)
+        table |= flag * ascii_matching(cls).astype(np.uint8)
     table[:128] |= np.where(table[:128] & _SPACE, 0, _CHAR).astype(np.uint8)
     table[0xC0:] |= _CHAR
     table[list(b":w")] |= _URL_1
@@ -412,14 +419,6 @@ def letter_count(texts: pa.Array) -> np.ndarray:
     return pc.utf8_length(pc.replace_substring_regex(texts, r"\PL+", "")).to_numpy().astype(np.int64)
 
 
-@cache
-def _one_line_kinds() -> np.ndarray:
-    kinds = (ascii_classes() == LETTER).astype(np.uint8)
-    kinds[arrow_spaces()] = 2
-    kinds[128:] = 3
-    return kinds
-
-
 def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(`one_line(texts)`, `letter_count(texts)`) in one byte scan for ASCII texts; texts with any
     non-ASCII byte take those two (the reference) instead. The Arrow split, join and trim plus the
@@ -430,8 +429,8 @@ def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     out_offsets = np.zeros(n + 1, np.int64)
     letters = np.zeros(n, np.int64)
     non_ascii = np.zeros(n, bool)
-    _ascii_one_line(data, offsets, _one_line_kinds(), out, out_offsets, letters, non_ascii)
-    lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]]))
+    _ascii_one_line(data, offsets, byte_kinds(), out, out_offsets, letters, non_ascii)
+    lines = string_array(out, out_offsets)
     rest = np.nonzero(non_ascii)[0]
     if len(rest):
         ref = one_line(texts.take(pa.array(rest, pa.int64())))
@@ -442,7 +441,7 @@ def one_line_letters(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
 
 @numba.njit(cache=True, nogil=True)
 def _ascii_one_line(data, offsets, kind, out, out_offsets, letters, non_ascii):
-    """kind: per byte 0 other, 1 letter, 2 Arrow whitespace, 3 non-ASCII (one table: one lookup a byte)."""
+    """kind: kernels.byte_kinds() (one table: one lookup a byte)."""
     o = 0
     for d in range(offsets.shape[0] - 1):
         start = o
@@ -451,9 +450,9 @@ def _ascii_one_line(data, offsets, kind, out, out_offsets, letters, non_ascii):
         for i in range(offsets[d], offsets[d + 1]):
             c = data[i]
             k = kind[c]
-            if k == 2:
+            if k == SPLIT:
                 gap = o > start
-            elif k == 3:
+            elif k == NON_ASCII:
                 non_ascii[d] = True  # the reference takes this text: drop what was written
                 o = start
                 break
@@ -464,6 +463,6 @@ def _ascii_one_line(data, offsets, kind, out, out_offsets, letters, non_ascii):
                     gap = False
                 out[o] = c
                 o += 1
-                n += k
+                n += k == LETTER
         letters[d] = n
     out_offsets[offsets.shape[0] - 1] = o

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from curate.kernels import fmix64, utf8_buffers
+from curate.kernels import FNV_OFFSET, FNV_PRIME, fmix64, utf8_buffers
 
 DENSE = (
     "log_chars",
@@ -48,19 +48,18 @@ def _tokens(data, start, end, out):
     """Token hashes of data[start:end] into out; returns the count."""
     n = 0
     i = start
-    P = np.uint64(0x100000001B3)
     while i < end:
         c = data[i]
         is_word = (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c >= 128
         if is_word:
-            h = np.uint64(0xCBF29CE484222325)
+            h = FNV_OFFSET
             while i < end:
                 c = data[i]
                 if 65 <= c <= 90:
                     c += 32
                 elif not ((48 <= c <= 57) or (97 <= c <= 122) or c >= 128):
                     break
-                h = (h ^ np.uint64(c)) * P
+                h = (h ^ np.uint64(c)) * FNV_PRIME
                 i += 1
             out[n] = fmix64(h)
             n += 1

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import SPACE, arrow_spaces, ascii_classes, utf8_buffers
+from curate.kernels import SPACE, arrow_spaces, ascii_classes, ascii_matching, string_array, utf8_buffers
 
 MAX_CHARS = 2000
 PUNCTUATION = b".!?,;:()\"'*"  # each becomes its own token
@@ -45,7 +45,7 @@ def prepare(texts: pa.Array, lexicon: str | None = None) -> pa.Array:
     out = np.empty(int(2 * heads.sum()) + n * len(_TOKEN), np.uint8)  # a byte gives at most two
     out_offsets = np.zeros(n + 1, np.int64)
     _prepare_ascii(data, offsets, MAX_CHARS, _byte_table(), _word_table(words), _TOKEN, out, out_offsets, rest)
-    prepared = pa.LargeStringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]]))
+    prepared = string_array(out, out_offsets)
     if rest.any():
         ref = _prepare_reference(texts.take(pa.array(np.nonzero(rest)[0])), lexicon)
         prepared = pc.replace_with_mask(prepared, pa.array(rest), ref.cast(pa.large_string()))
@@ -101,10 +101,7 @@ def _space_out(texts: pa.Array) -> pa.Array:
     out = np.empty(3 * int(offsets[-1] - offsets[0]) + 1, np.uint8)
     out_offsets = np.zeros(len(offsets), np.int64)
     _space_out_kernel(data, offsets, _IS_PUNCT, ascii_classes() == SPACE, out, out_offsets)  # RE2's \s
-    spaced = pa.LargeStringArray.from_buffers(
-        len(texts), pa.py_buffer(out_offsets), pa.py_buffer(out[: out_offsets[-1]])
-    ).cast(pa.string())
-    return pc.if_else(pc.is_null(texts), pa.scalar(None, pa.string()), spaced) if texts.null_count else spaced
+    return string_array(out, out_offsets, pa.string(), nulls_of=texts)
 
 
 _TOKEN = np.frombuffer((" " + LEXICON_TOKEN).encode(), np.uint8)
@@ -134,8 +131,7 @@ def _byte_table() -> np.ndarray:
     chars = pa.array([chr(i) for i in range(128)])
     byte = np.arange(256)
     kept = ascii_classes() != SPACE
-    word = np.zeros(256, np.bool_)
-    word[:128] = pc.match_substring_regex(chars, r"^\w$").to_pylist()
+    word = ascii_matching(r"\w")
     lower = byte.copy()
     lower[:128] = list("".join(pc.utf8_lower(chars).to_pylist()).encode())
     own = (

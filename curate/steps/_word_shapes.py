@@ -17,14 +17,24 @@ path, which is also the reference.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.kernels import arrow_spaces, ascii_classes, fmix64, utf8_buffers
+from curate.kernels import (
+    FNV_OFFSET,
+    FNV_PRIME,
+    LETTER,
+    NON_ASCII,
+    SPLIT,
+    SYMBOL,
+    ascii_classes,
+    byte_kinds,
+    fmix64,
+    utf8_buffers,
+)
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher A.1
 SYMBOL_WORD = r"^[\p{P}\p{S}]+$"
@@ -77,7 +87,7 @@ def word_shapes(words: pa.Array) -> WordShapes:
     data, offsets = utf8_buffers(words)
     non_ascii = np.zeros(n, bool)
     found = _new_words(n)  # an ASCII word is one word of _ascii_words
-    m = _ascii_words(data, offsets, _byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
+    m = _ascii_words(data, offsets, byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
     assert m <= n, "a word holds whitespace"
     at, shapes = found[0][:m], WordShapes(*found[1:5])
     out = WordShapes(np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1, np.int64))
@@ -126,7 +136,7 @@ def words_of(texts: pa.Array) -> Words:
     cap = len(data) // 5 + 16  # chat prose averages 6+ bytes per word and space; a rerun if short
     while True:
         found = _new_words(cap)
-        m = _ascii_words(data, offsets, _byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
+        m = _ascii_words(data, offsets, byte_kinds(), STOP_CODES, STOP_MAX, non_ascii, *found)
         if m <= cap:
             break
         cap = m
@@ -159,24 +169,11 @@ def word_hashes(words: pa.Array) -> np.ndarray:
     return out
 
 
-@cache
-def _byte_kinds() -> np.ndarray:
-    """One table for the word scan: SPLIT for the bytes Arrow's split separates words at, NON_ASCII
-    for bytes >= 128, else the byte's RE2 class (kernels.ascii_classes)."""
-    kinds = ascii_classes().copy()
-    kinds[arrow_spaces()] = SPLIT
-    kinds[128:] = NON_ASCII
-    return kinds
-
-
-SPLIT, NON_ASCII = 5, 6
-
-
 @numba.njit(inline="always")
 def _fnv1a(data, a, b):
-    h = np.uint64(0xCBF29CE484222325)
+    h = FNV_OFFSET
     for i in range(a, b):
-        h = (h ^ np.uint64(data[i])) * np.uint64(0x100000001B3)
+        h = (h ^ np.uint64(data[i])) * FNV_PRIME
     return fmix64(h)
 
 
@@ -202,32 +199,32 @@ def _ascii_words(
         i = a
         while i < b:
             k = kinds[data[i]]
-            if k == 5:  # SPLIT
+            if k == SPLIT:
                 i += 1
                 continue
-            if k == 6:  # NON_ASCII: the whole text goes to Arrow
+            if k == NON_ASCII:  # the whole text goes to Arrow
                 break
             first, last, letters, code = -1, -1, 0, 0
-            hv = np.uint64(0xCBF29CE484222325)
+            hv = FNV_OFFSET  # _fnv1a, as the word is read
             start = i
             while True:
                 c = data[i]
-                if k != 3:  # SYMBOL
+                if k != SYMBOL:
                     if first < 0:
                         first = i
                     last = i
-                if k == 1:  # LETTER
+                if k == LETTER:
                     letters += 1
                     if letters <= stop_max:
                         code = code * 32 + ((c | 32) - 96)
-                hv = (hv ^ np.uint64(c)) * np.uint64(0x100000001B3)
+                hv = (hv ^ np.uint64(c)) * FNV_PRIME
                 i += 1
                 if i == b:
                     break
                 k = kinds[data[i]]
-                if k >= 5:
+                if k == SPLIT or k == NON_ASCII:
                     break
-            if k == 6:
+            if k == NON_ASCII:
                 break
             if n < cap:
                 text[n] = d
@@ -242,7 +239,7 @@ def _ascii_words(
                 h[n] = fmix64(hv)
                 ln[n] = i - start
             n += 1
-        if i < b and kinds[data[i]] == 6:
+        if i < b and kinds[data[i]] == NON_ASCII:
             non_ascii[d] = True
             n = n0
     return n

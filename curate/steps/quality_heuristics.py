@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.errors import UserError
-from curate.kernels import SPACE, arrow_spaces, ascii_classes, fmix64, utf8_buffers
+from curate.kernels import FNV_OFFSET, FNV_PRIME, SPACE, arrow_spaces, ascii_classes, fmix64, utf8_buffers
 from curate.registry import register
 from curate.schema import Part, parts_param, turns_of
 from curate.steps import _literal
@@ -110,7 +110,7 @@ _HEADING = r"(?m)^[ \t]*#{1,6}(?:[ \t]|$)"
 _BULLET = r"^\s*(?:[•‣◦]|[-*](?:\s|$))"
 _ELLIPSIS_END = r"(?:\.\.\.|…)\s*$"
 _DIGIT_RUN = re.compile(r"([0-9])\1+")
-_HASH_MULT = np.uint64(0x100000001B3)  # FNV prime: n-gram rolling hash modulo 2**64
+_HASH_MULT = FNV_PRIME  # FNV prime: n-gram rolling hash modulo 2**64
 
 
 PRESETS = ("chat", "gopher")
@@ -456,17 +456,16 @@ def _duplicate_parts(prose: pa.Array, measured: np.ndarray) -> dict[str, tuple[n
 @numba.njit(inline="always")
 def _part_hash(data, s, e):
     # FNV-1a in four interleaved lanes (a dependent multiply per byte was most of the pass), mixed
-    p = np.uint64(0x100000001B3)
-    h0 = h1 = h2 = h3 = np.uint64(0xCBF29CE484222325)
+    h0 = h1 = h2 = h3 = FNV_OFFSET
     k = s
     while k + 4 <= e:
-        h0 = (h0 ^ np.uint64(data[k])) * p
-        h1 = (h1 ^ np.uint64(data[k + 1])) * p
-        h2 = (h2 ^ np.uint64(data[k + 2])) * p
-        h3 = (h3 ^ np.uint64(data[k + 3])) * p
+        h0 = (h0 ^ np.uint64(data[k])) * FNV_PRIME
+        h1 = (h1 ^ np.uint64(data[k + 1])) * FNV_PRIME
+        h2 = (h2 ^ np.uint64(data[k + 2])) * FNV_PRIME
+        h3 = (h3 ^ np.uint64(data[k + 3])) * FNV_PRIME
         k += 4
     while k < e:  # the last 1-3 bytes, into the lanes in order
-        h0, h1, h2, h3 = h1, h2, h3, (h0 ^ np.uint64(data[k])) * p
+        h0, h1, h2, h3 = h1, h2, h3, (h0 ^ np.uint64(data[k])) * FNV_PRIME
         k += 1
     return fmix64(h0 ^ fmix64(h1 ^ fmix64(h2 ^ fmix64(h3 ^ np.uint64(e - s)))))
 
